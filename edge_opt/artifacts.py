@@ -1,0 +1,197 @@
+"""Artifacts: immutable folders holding one model file and its ``manifest.json``.
+
+The id is a hash of what made the artifact (parent id, pass, canonical config, target,
+tool versions), so the same inputs give the same id and lineage can be walked through
+``parent`` ids. A folder appears only once complete: it is written under a temporary
+name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edge_opt.errors import ModelLoadError
+from edge_opt.fileio import write_json_atomic
+
+MANIFEST = "manifest.json"
+_TOOLS = ("edge-opt", "tensorflow", "tf-keras", "tf2onnx", "onnx", "openvino", "ai-edge-litert")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.manifest["id"]
+
+    @property
+    def format(self) -> str:
+        return self.manifest["format"]
+
+    @property
+    def precision(self) -> str:
+        return self.manifest["precision"]
+
+    @property
+    def parent(self) -> str | None:
+        return self.manifest.get("parent")
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / self.manifest["model_file"]
+
+    def summary(self) -> dict[str, Any]:
+        """The artifact fields every measurement record carries."""
+        m = self.manifest
+        return {
+            "id": m["id"],
+            "path": str(self.model_path),
+            "format": m["format"],
+            "precision": m["precision"],
+            "target": m.get("target"),
+            "pass": m["pass"],
+            "parent": m.get("parent"),
+            "label": m.get("label", m["pass"]),
+        }
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {}
+    for name in _TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def canonical(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def artifact_id(parent: str | None, pass_name: str, config: dict[str, Any], target: str | None, tools: dict) -> str:
+    blob = canonical({"parent": parent, "pass": pass_name, "config": config, "target": target, "tools": tools})
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def gzip_size(paths: list[Path]) -> int:
+    """Size of the files gzipped at level 9: what a download or OTA update costs."""
+    total = 0
+    for path in paths:
+        total += len(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
+    return total
+
+
+class ArtifactWriter:
+    """Stage an artifact's files in a temporary folder, then publish it atomically.
+
+    Usage: ``with ArtifactWriter(root, ...) as w: w.stage / "model.tflite" ...; w.publish()``.
+    When an artifact with the same id exists already, ``existing`` is set and nothing is
+    rebuilt.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        parent: Artifact | None,
+        pass_name: str,
+        config: dict[str, Any],
+        target: str | None,
+        fmt: str,
+        precision: str,
+        model_file: str,
+        label: str | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.tools = tool_versions()
+        self.id = artifact_id(parent.id if parent else None, pass_name, config, target, self.tools)
+        self.final = self.root / self.id
+        self.existing = load_artifact(self.final) if (self.final / MANIFEST).is_file() else None
+        self._meta = {
+            "id": self.id,
+            "parent": parent.id if parent else None,
+            "pass": pass_name,
+            "label": label or pass_name,
+            "config": config,
+            "target": target,
+            "format": fmt,
+            "precision": precision,
+            "model_file": model_file,
+        }
+        self.notes: dict[str, Any] = {}
+        self.stage: Path | None = None
+
+    def __enter__(self) -> ArtifactWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.id}.", dir=self.root))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.stage is not None and self.stage.exists():
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+    def publish(self) -> Artifact:
+        assert self.stage is not None
+        files = sorted(p for p in self.stage.iterdir() if p.is_file())
+        if not (self.stage / self._meta["model_file"]).is_file():
+            raise RuntimeError(f"pass {self._meta['pass']} wrote no {self._meta['model_file']}")
+        manifest = {
+            **self._meta,
+            "files": {p.name: sha256_file(p) for p in files},
+            "size_bytes": {"raw": sum(p.stat().st_size for p in files), "gzip": gzip_size(files)},
+            "tool_versions": self.tools,
+            "notes": self.notes,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(self.stage / MANIFEST, manifest)
+        for p in files:
+            os.chmod(p, 0o444)  # immutable by convention, read-only in fact
+        try:
+            os.replace(self.stage, self.final)
+        except OSError:  # a concurrent writer published the same id first
+            if not (self.final / MANIFEST).is_file():
+                raise
+        self.stage = None
+        return load_artifact(self.final)
+
+
+def load_artifact(folder: str | Path) -> Artifact:
+    folder = Path(folder)
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder}: not an artifact (no {MANIFEST})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: corrupt manifest: {exc.msg} at line {exc.lineno}") from None
+    return Artifact(folder, manifest)
+
+
+def verify(artifact: Artifact) -> list[str]:
+    """Files whose hash no longer matches the manifest (an empty list means intact)."""
+    return [
+        name
+        for name, digest in artifact.manifest["files"].items()
+        if not (artifact.folder / name).is_file() or sha256_file(artifact.folder / name) != digest
+    ]

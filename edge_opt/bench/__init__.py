@@ -1,0 +1,1 @@
+"""The benchmark harness: measurements in isolated child processes, and their statistics."""

@@ -1,0 +1,108 @@
+"""The parent side of the harness: start a worker per measurement and read its result.
+
+Like MLPerf LoadGen's split, the harness owns timing, statistics and memory; the system
+under test is a Backend that only loads and runs the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.bench.stats import summarize
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    min_runs: int = 50
+    min_time_s: float = 1.0
+    warmup_runs: int = 10
+    max_runs: int = 1_000_000
+    max_time_s: float = 60.0
+    timeout_s: float = 600.0  # the whole child: load, timing, predictions
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class WorkerResult:
+    """What one child measured; ``predictions`` only when data was given."""
+
+    status: str  # ok | failed | skipped
+    error: str | None
+    raw: dict
+    predictions: np.ndarray | None = None
+    exit_code: int | None = None  # the edge-opt exit code the child's error maps to
+
+    @property
+    def latency_ms(self) -> dict | None:
+        samples = self.raw.get("samples_ms")
+        return summarize(samples) if samples else None
+
+
+def measure(
+    model: str | Path | None,
+    runtime: str,
+    *,
+    threads: int = 1,
+    device: str = "cpu",
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    default_batch: int | None = None,
+    data: np.ndarray | None = None,
+    options: HarnessOptions = HarnessOptions(),
+) -> WorkerResult:
+    """Measure one (model, runtime, threads) in a fresh process; never raises for a crash."""
+    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
+        tmp = Path(tmp)
+        spec = {
+            "model": str(model) if model is not None else None,
+            "runtime": runtime,
+            "device": device,
+            "threads": threads,
+            "shapes": {k: list(v) for k, v in (shapes or {}).items()},
+            "default_batch": default_batch,
+            **options.to_dict(),
+        }
+        if data is not None:
+            np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
+            spec["data"] = str(tmp / "data.npy")
+            spec["predictions_out"] = str(tmp / "pred.npy")
+        (tmp / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        result_path = tmp / "result.json"
+        cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
+        try:
+            proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, timeout=options.timeout_s)
+        except subprocess.TimeoutExpired:
+            return WorkerResult("failed", f"timed out after {options.timeout_s:.0f} s", {})
+        if proc.returncode < 0:
+            sig = signal.Signals(-proc.returncode).name
+            return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(proc.stderr)})
+        if proc.returncode != 0 or not result_path.is_file():
+            return WorkerResult("failed", f"worker exited with code {proc.returncode}: {_tail(proc.stderr, 1)}", {"stderr_tail": _tail(proc.stderr)})
+        raw = json.loads(result_path.read_text(encoding="utf-8"))
+        predictions = None
+        if raw.get("status") == "ok" and data is not None:
+            predictions = np.load(tmp / "pred.npy")
+        return WorkerResult(raw["status"], raw.get("error"), raw, predictions, raw.get("exit_code"))
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The child sees the same modules as the parent (an editable install, a plug-in backend).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])

@@ -1,0 +1,177 @@
+"""The child side of the harness: one (model, runtime, threads) measurement per process.
+
+Run as ``python -m edge_opt.bench.worker SPEC.json RESULT.json``. A fresh process per
+measurement keeps runtimes from sharing caches, thread pools and allocator state, makes
+the memory figures the model's own, and contains native crashes (the parent sees the
+signal). Nothing here computes metrics: predictions are saved for the parent.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from edge_opt.errors import BadInputError, EdgeOptError, first_line
+from edge_opt.fileio import write_json_atomic
+
+
+def _mb(n_bytes: float) -> float:
+    return n_bytes / (1024 * 1024)
+
+
+def _memory() -> tuple[float, float]:
+    """(RSS, USS) of this process now, in MiB."""
+    import psutil
+
+    info = psutil.Process().memory_full_info()
+    return _mb(info.rss), _mb(info.uss)
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM is reset by exec; ru_maxrss is not on Linux (it would report the parent's peak).
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # not Linux: the best figure available
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -> dict | None:
+    """Static input shapes to run with, from the model, ``--shape`` and a default batch."""
+    user_shapes = dict(user_shapes or {})
+    if len(specs) == 1 and "" in user_shapes:  # an unnamed --shape applies to the only input
+        user_shapes[specs[0].name] = user_shapes.pop("")
+    unknown = set(user_shapes) - {s.name for s in specs}
+    if unknown:
+        names = ", ".join(s.name for s in specs)
+        raise BadInputError(f"--shape names unknown input {sorted(unknown)[0]!r}; the model's inputs: {names}")
+    resolved, changed = {}, False
+    for spec in specs:
+        shape = user_shapes.get(spec.name)
+        if shape is not None:
+            shape = tuple(int(d) for d in shape)
+            if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape)):
+                raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}")
+            if any(d < 1 for d in shape):
+                raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} must have positive dimensions")
+            changed |= shape != spec.shape
+        elif spec.dynamic:
+            shape = list(spec.shape)
+            if default_batch and shape[0] < 0:
+                shape[0] = default_batch
+            if any(d < 0 for d in shape):
+                raise BadInputError(
+                    f"input '{spec.name}' has a dynamic shape {_fmt(spec.shape)}; "
+                    f"pass --shape {spec.name}:{_fmt(tuple(1 if d < 0 else d for d in spec.shape))}"
+                )
+            shape, changed = tuple(shape), True
+        else:
+            shape = spec.shape
+        resolved[spec.name] = shape
+    return resolved if changed else None
+
+
+def _fmt(shape) -> str:
+    return ",".join("?" if d < 0 else str(d) for d in shape)
+
+
+def run(spec: dict) -> dict:
+    from edge_opt.runtimes import get_backend_class
+    from edge_opt.runtimes.base import random_inputs
+
+    cls = get_backend_class(spec["runtime"])
+    reason = cls.unavailable(spec.get("device", "cpu"))
+    if reason:
+        return {"status": "skipped", "error": reason}
+    cls.import_runtime()
+    gc.collect()
+    baseline_rss, baseline_uss = _memory()
+
+    backend = cls(threads=spec.get("threads", 1), device=spec.get("device", "cpu"))
+    t0 = time.perf_counter()
+    backend.load(spec["model"])
+    load_ms = (time.perf_counter() - t0) * 1e3
+    shapes = resolve_shapes(backend.inputs(), spec.get("shapes"), spec.get("default_batch"))
+    if shapes:
+        backend = cls(threads=spec.get("threads", 1), device=spec.get("device", "cpu"))
+        t0 = time.perf_counter()
+        backend.load(spec["model"], shapes)
+        load_ms = (time.perf_counter() - t0) * 1e3
+    specs = backend.inputs()
+    backend.bind(random_inputs(specs, seed=spec.get("seed", 0)))
+
+    invoke = backend.invoke
+    clock = time.perf_counter_ns
+    t0 = clock()
+    invoke()
+    cold_ms = (clock() - t0) / 1e6
+    for _ in range(spec.get("warmup_runs", 10)):
+        invoke()
+
+    min_runs, min_ns = spec.get("min_runs", 50), spec.get("min_time_s", 1.0) * 1e9
+    max_runs, max_ns = spec.get("max_runs", 1_000_000), spec.get("max_time_s", 60.0) * 1e9
+    samples: list[int] = []
+    append = samples.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside the loop would be charged to the model
+    try:
+        start = clock()
+        while True:
+            t = clock()
+            invoke()
+            append(clock() - t)
+            elapsed = clock() - start
+            if (len(samples) >= min_runs and elapsed >= min_ns) or len(samples) >= max_runs or elapsed >= max_ns:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    peak_rss = _peak_rss_mb()
+    _, uss_now = _memory()
+    result = {
+        "status": "ok",
+        "error": None,
+        "runtime": backend.info(),
+        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs],
+        "load_ms": load_ms,
+        "cold_start_ms": cold_ms,
+        "samples_ms": [s / 1e6 for s in samples],
+        "memory_mb": {"peak_rss": peak_rss, "peak_uss": uss_now, "baseline_rss": baseline_rss, "baseline_uss": baseline_uss},
+    }
+    if spec.get("data"):
+        x = np.load(spec["data"])
+        t0 = time.perf_counter()
+        y = backend.predict(x)
+        result["predict_ms"] = (time.perf_counter() - t0) * 1e3
+        np.save(spec["predictions_out"], y)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = argv[1], argv[2]
+    with open(spec_path, encoding="utf-8") as fh:
+        spec = json.load(fh)
+    try:
+        result = run(spec)
+    except EdgeOptError as exc:
+        result = {"status": "failed", "error": str(exc), "error_kind": type(exc).__name__, "exit_code": exc.exit_code}
+    except Exception as exc:  # a runtime's own error: recorded, the run goes on
+        traceback.print_exc()
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {first_line(exc)}", "error_kind": "internal"}
+    write_json_atomic(result_path, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,46 @@
+"""Passes turn one artifact into another. Registered by name; modules imported lazily.
+
+The registry's metadata (input formats, output format, one-line description) is readable
+without importing a pass module, so config validation stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from edge_opt.errors import ConfigError
+from edge_opt.passes.base import Pass, PassContext
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    target: str  # module:Class
+    inputs: tuple[str, ...]
+    output: str
+    description: str
+
+
+REGISTRY: dict[str, PassInfo] = {
+    "tflite": PassInfo(
+        "edge_opt.passes.convert:TFLitePass",
+        ("keras",),
+        "tflite",
+        "Keras → LiteRT flatbuffer: fp32, fp16, dynamic-range or full-integer int8 (float or int8 I/O)",
+    ),
+    "onnx": PassInfo("edge_opt.passes.convert:OnnxPass", ("keras",), "onnx", "Keras → ONNX with tf2onnx"),
+    "openvino": PassInfo(
+        "edge_opt.passes.convert:OpenVINOPass", ("onnx",), "openvino", "ONNX → OpenVINO IR (.xml + .bin), fp32 or fp16"
+    ),
+}
+
+
+def get_pass(name: str) -> Pass:
+    info = REGISTRY.get(name)
+    if info is None:
+        raise ConfigError(f"unknown pass '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    module, _, cls = info.target.partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+__all__ = ["REGISTRY", "Pass", "PassContext", "PassInfo", "get_pass"]

@@ -1,0 +1,58 @@
+"""Runtimes (backends): load a model file and run it. They know nothing about metrics.
+
+Backends are registered by name and imported lazily, so listing them or validating a
+config never imports a runtime. A third-party backend can be named as ``module:Class``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edge_opt.errors import ConfigError
+from edge_opt.runtimes.base import Backend, TensorSpec
+from edge_opt.runtimes.formats import FORMATS, detect_format
+
+_REGISTRY = {
+    "litert": ("edge_opt.runtimes.litert:LiteRTBackend", ("tflite",)),
+    "onnxruntime": ("edge_opt.runtimes.onnxrt:OnnxRuntimeBackend", ("onnx",)),
+    "openvino": ("edge_opt.runtimes.openvino:OpenVINOBackend", ("openvino",)),
+    "keras": ("edge_opt.runtimes.keras:KerasBackend", ("keras",)),
+    "null": ("edge_opt.runtimes.null:NullBackend", FORMATS + ("none",)),
+}
+
+#: For each format, the runtime used when none is named.
+DEFAULT_RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino", "keras": "keras"}
+
+
+def runtime_names() -> list[str]:
+    return [n for n in _REGISTRY if n != "null"]
+
+
+def formats_of(name: str) -> tuple[str, ...]:
+    """Formats a runtime reads, without importing it."""
+    if name in _REGISTRY:
+        return _REGISTRY[name][1]
+    return get_backend_class(name).formats
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    target = _REGISTRY[name][0] if name in _REGISTRY else name
+    if ":" not in target:
+        raise ConfigError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
+    module, _, cls = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"runtime '{name}' cannot be imported: {exc}") from None
+
+
+__all__ = [
+    "Backend",
+    "TensorSpec",
+    "DEFAULT_RUNTIME",
+    "FORMATS",
+    "detect_format",
+    "formats_of",
+    "get_backend_class",
+    "runtime_names",
+]

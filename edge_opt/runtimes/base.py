@@ -1,0 +1,109 @@
+"""The Backend contract shared by every runtime.
+
+A backend loads one model file and runs it. The harness times ``invoke`` on inputs bound
+once with ``bind`` (as the vendors' tools do), and uses ``predict`` for accuracy and the
+trust checks: float features in, float outputs out, any batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]  # -1 marks a dynamic dimension
+    dtype: str  # numpy dtype name
+
+    @property
+    def dynamic(self) -> bool:
+        return any(d < 0 for d in self.shape)
+
+
+class Backend:
+    """Base class: subclasses set ``name`` and ``formats`` and implement the methods."""
+
+    name = "base"
+    formats: tuple[str, ...] = ()
+
+    def __init__(self, threads: int = 1, device: str = "cpu") -> None:
+        self.threads = threads
+        self.device = device
+
+    @classmethod
+    def import_runtime(cls) -> None:
+        """Import the runtime's native library (the harness measures memory after it)."""
+
+    @classmethod
+    def unavailable(cls, device: str) -> str | None:
+        """Why this runtime cannot run on ``device`` here, or None when it can."""
+        return None if device == "cpu" else f"{cls.name} has no '{device}' device support"
+
+    def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        raise NotImplementedError
+
+    def inputs(self) -> list[TensorSpec]:
+        raise NotImplementedError
+
+    def bind(self, feeds: list[np.ndarray]) -> None:
+        """Set the inputs (in the model's own dtypes) used by the next ``invoke`` calls."""
+        raise NotImplementedError
+
+    def invoke(self) -> None:
+        """Run once on the bound inputs. This is the timed call."""
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Float features in (batch first), float outputs of the first output out."""
+        raise NotImplementedError
+
+    def version(self) -> str:
+        return "unknown"
+
+    def info(self) -> dict:
+        return {"name": self.name, "version": self.version(), "threads": self.threads, "device": self.device}
+
+
+def quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    """Float → integer with the tensor's affine parameters (for int8 / uint8 I/O)."""
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(x, dtype=np.float32) / scale + zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+def random_inputs(specs: list[TensorSpec], seed: int = 0) -> list[np.ndarray]:
+    """Random inputs of each input's dtype and (static) shape."""
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for spec in specs:
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds.append(rng.random(spec.shape, dtype=np.float32).astype(dtype))
+        elif dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            lo, hi = max(info.min, -128), min(info.max, 127)
+            feeds.append(rng.integers(lo, hi + 1, size=spec.shape).astype(dtype))
+        elif dtype.kind == "b":
+            feeds.append(rng.integers(0, 2, size=spec.shape).astype(bool))
+        else:
+            raise TypeError(f"input '{spec.name}' has dtype {dtype}, which edge-opt cannot generate")
+    return feeds
+
+
+def batched(predict_one, x: np.ndarray, batch: int) -> np.ndarray:
+    """Run a fixed-batch model over ``x`` in chunks, padding the last chunk."""
+    outs = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        n = len(chunk)
+        if n < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+        outs.append(predict_one(chunk)[:n])
+    return np.concatenate(outs) if outs else np.empty((0,), dtype=np.float32)

@@ -1,0 +1,54 @@
+"""The float Keras model: the reference every artifact is compared with."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.runtimes.base import Backend, TensorSpec
+
+
+class KerasBackend(Backend):
+    name = "keras"
+    formats = ("keras",)
+
+    @classmethod
+    def import_runtime(cls) -> None:
+        from edge_opt._tf import keras
+
+        keras()
+
+    def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        from edge_opt._tf import keras, tf
+
+        tf().config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf().config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            self._model = keras().models.load_model(str(path), compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}") from None
+        self._shapes = dict(shapes or {})
+
+    def inputs(self) -> list[TensorSpec]:
+        specs = []
+        for t in self._model.inputs:
+            shape = self._shapes.get(t.name) or tuple(-1 if d is None else int(d) for d in t.shape)
+            specs.append(TensorSpec(t.name, tuple(shape), t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype)))
+        return specs
+
+    def bind(self, feeds: list[np.ndarray]) -> None:
+        from edge_opt._tf import tf
+
+        self._feeds = [tf().constant(f) for f in feeds]
+        self._feeds = self._feeds[0] if len(self._feeds) == 1 else self._feeds
+
+    def invoke(self) -> None:
+        self._model(self._feeds, training=False)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.predict(x, batch_size=1024, verbose=0), dtype=np.float32)
+
+    def version(self) -> str:
+        from importlib import metadata
+
+        return metadata.version("tf-keras")
