@@ -85,9 +85,15 @@ def measure(
             return WorkerResult("failed", f"timed out after {options.timeout_s:.0f} s", {})
         if proc.returncode < 0:
             sig = signal.Signals(-proc.returncode).name
-            return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(proc.stderr)})
+            return WorkerResult(
+                "failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(proc.stderr)}
+            )
         if proc.returncode != 0 or not result_path.is_file():
-            return WorkerResult("failed", f"worker exited with code {proc.returncode}: {_tail(proc.stderr, 1)}", {"stderr_tail": _tail(proc.stderr)})
+            return WorkerResult(
+                "failed",
+                f"worker exited with code {proc.returncode}: {_tail(proc.stderr, 1)}",
+                {"stderr_tail": _tail(proc.stderr)},
+            )
         raw = json.loads(result_path.read_text(encoding="utf-8"))
         predictions = None
         if raw.get("status") == "ok" and data is not None:

@@ -60,8 +60,10 @@ def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -
         shape = user_shapes.get(spec.name)
         if shape is not None:
             shape = tuple(int(d) for d in shape)
-            if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape)):
-                raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}")
+            if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape, strict=False)):
+                raise BadInputError(
+                    f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}"
+                )
             if any(d < 1 for d in shape):
                 raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} must have positive dimensions")
             changed |= shape != spec.shape
@@ -147,7 +149,12 @@ def run(spec: dict) -> dict:
         "load_ms": load_ms,
         "cold_start_ms": cold_ms,
         "samples_ms": [s / 1e6 for s in samples],
-        "memory_mb": {"peak_rss": peak_rss, "peak_uss": uss_now, "baseline_rss": baseline_rss, "baseline_uss": baseline_uss},
+        "memory_mb": {
+            "peak_rss": peak_rss,
+            "peak_uss": uss_now,
+            "baseline_rss": baseline_rss,
+            "baseline_uss": baseline_uss,
+        },
     }
     if spec.get("data"):
         x = np.load(spec["data"])

@@ -63,11 +63,11 @@ class LiteRTBackend(Backend):
         return [TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._in]
 
     def bind(self, feeds: list[np.ndarray]) -> None:
-        for detail, feed in zip(self._in, feeds):
+        for detail, feed in zip(self._in, feeds, strict=False):
             if tuple(feed.shape) != tuple(detail["shape"]):
                 self._resize(detail["index"], feed.shape)
                 self._refresh()
-        for detail, feed in zip(self._in, feeds):
+        for detail, feed in zip(self._in, feeds, strict=False):
             self._interp.set_tensor(detail["index"], feed)
         self._invoke = self._interp.invoke
 
@@ -99,4 +99,3 @@ class LiteRTBackend(Backend):
     def info(self) -> dict:
         delegate = "edgetpu" if self.device == "edgetpu" else "xnnpack"
         return {**super().info(), "delegate": delegate}
-

@@ -76,7 +76,7 @@ class OnnxRuntimeBackend(Backend):
     def bind(self, feeds: list[np.ndarray]) -> None:
         # IO binding keeps the per-call overhead of sess.run's dict handling out of the timing.
         self._binding = self._sess.io_binding()
-        for spec, feed in zip(self._sess.get_inputs(), feeds):
+        for spec, feed in zip(self._sess.get_inputs(), feeds, strict=False):
             self._binding.bind_cpu_input(spec.name, np.ascontiguousarray(feed))
         for name in self._outputs:
             self._binding.bind_output(name)
@@ -101,4 +101,3 @@ class OnnxRuntimeBackend(Backend):
 
     def info(self) -> dict:
         return {**super().info(), "providers": self._providers()}
-

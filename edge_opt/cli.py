@@ -1,0 +1,316 @@
+"""The ``edge-opt`` command line. Heavy modules are imported inside each command.
+
+Exit codes: 0 ok, 1 gate failed, 2 bad input or config, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from edge_opt.errors import EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+
+app = typer.Typer(
+    name="edge-opt",
+    help="Optimize ML models for edge targets and prove, with measurements, that each artifact is fit to ship.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _handled(fn):
+    """EdgeOptError → one line on stderr and its exit code; anything else → exit 3. No traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EdgeOptError as exc:
+            print(f"edge-opt: error: {exc}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 3
+            if os.environ.get("EDGE_OPT_DEBUG"):
+                raise
+            print(
+                f"edge-opt: internal error: {type(exc).__name__}: {first_line(exc)} "
+                "(set EDGE_OPT_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Logs and CI get the full table instead of an 80-column squeeze.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+@app.command()
+@_handled
+def run(
+    suite: str = typer.Argument(None, help="Suite YAML (default: benchmarks/default.yaml) or a suite name."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for the run folder and history.sqlite."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """The main job: train, convert for every target profile, measure, report.
+
+    Writes OUT/<run-id>/results.json (every measurement, with provenance), samples.npz
+    (raw latency samples), report.md and report.json, artifacts/ (each with its
+    manifest), and appends to OUT/history.sqlite.
+    """
+    from edge_opt.runner import plan_steps, run_suite
+    from edge_opt.suite import load_suite
+    from edge_opt.targets import load_profile
+
+    spec = load_suite(suite)
+    profiles = [load_profile(name) for name in spec.targets]
+    total = plan_steps(spec, profiles)
+    console = _console()
+    options = {"suite": suite or "default", "out": str(out)}
+    with _native_logs_to(out / "native.log") as restore_console:
+        console = restore_console(console)
+        if quiet:
+            result = run_suite(spec, out, options=options)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=True) as bar:
+                task = bar.add_task("starting", total=total)
+                steps = {"n": 0}
+
+                def progress(desc: str) -> None:
+                    if steps["n"]:
+                        bar.advance(task)
+                    steps["n"] += 1
+                    bar.update(task, description=desc)
+
+                result = run_suite(spec, out, progress=progress, options=options)
+    _print_table(console, result.results)
+    console.print(f"\nRun folder: {result.run_dir}  ({result.results['duration_s']} s)")
+    console.print(f"Report: {result.run_dir / 'report.md'}")
+
+
+@app.command()
+@_handled
+def bench(
+    model: Path = typer.Argument(..., help="A .tflite, .onnx or OpenVINO .xml file (any origin)."),
+    runtime: str = typer.Option(
+        None, "--runtime", "-r", help="litert | onnxruntime | openvino | keras (default: by format)."
+    ),
+    threads: int = typer.Option(1, "--threads", "-t", min=1, help="Threads for the runtime."),
+    shape: list[str] = typer.Option(
+        None, "--shape", help="Input shape, NAME:1,3,224,224 or 1,3,224,224; repeat per input."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu | gpu | edgetpu."),
+    runs: int = typer.Option(50, "--runs", min=1, help="Minimum timed runs."),
+    min_time: float = typer.Option(1.0, "--min-time", min=0, help="Minimum seconds of timed runs."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Warm-up runs before timing."),
+    json_out: Path = typer.Option(None, "--json", help="Write the measurement record here."),
+) -> None:
+    """Benchmark one model file on random inputs of its input dtype, in a fresh process."""
+    from edge_opt.artifacts import gzip_size, sha256_file
+    from edge_opt.bench.harness import HarnessOptions, measure
+    from edge_opt.fileio import write_json_atomic
+    from edge_opt.provenance import provenance
+    from edge_opt.records import build_record
+    from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, formats_of
+
+    fmt = detect_format(model)
+    runtime = runtime or DEFAULT_RUNTIME[fmt]
+    if fmt not in formats_of(runtime):
+        raise BadInputError(f"runtime '{runtime}' does not read {fmt} files ({model})")
+    shapes = parse_shapes(shape or [])
+    options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup)
+    files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
+    artifact = {
+        "id": sha256_file(model)[:16],
+        "path": str(model.resolve()),
+        "format": fmt,
+        "precision": "unknown",
+        "target": None,
+        "pass": None,
+        "parent": None,
+        "label": model.name,
+    }
+    with _console(stderr=True).status(f"measuring {model.name} on {runtime}, {threads} thread(s)"):
+        result = measure(model, runtime, threads=threads, device=device, shapes=shapes, options=options)
+    size = {"raw": sum(f.stat().st_size for f in files), "gzip": gzip_size(files)}
+    if result.status == "failed" and (result.exit_code == 2 or result.raw.get("signal")):
+        # The user's file or option is at fault, or the runtime died on it.
+        raise BadInputError(
+            result.error
+            if not result.raw.get("signal")
+            else f"{model}: {runtime} {result.error} while loading or running it (corrupt model?)"
+        )
+    record = build_record(
+        artifact=artifact, runtime=runtime, device=device, threads=threads, size_bytes=size, result=result
+    )
+    record["provenance"] = provenance({"command": "bench", "harness": options.to_dict()})
+    console = _console()
+    _print_table(console, {"measurements": [record]})
+    if result.status == "ok":
+        lat = record["latency_ms"]
+        console.print(
+            f"p50 {lat['p50']:.4f} ms (95% CI {lat['median_ci'][0]:.4f}–{lat['median_ci'][1]:.4f}), "
+            f"p99 {lat['p99']:.4f} ms, n={lat['n']}, outliers {lat['outliers']}, "
+            f"cold {record['cold_start_ms']:.3f} ms, peak USS {record['memory_mb']['peak_uss']:.1f} MiB"
+        )
+    if json_out:
+        write_json_atomic(json_out, record)
+    if result.status == "failed":
+        raise EdgeOptError(f"measurement failed: {result.error}")
+    if result.status == "skipped":
+        raise BadInputError(f"not measured: {result.error}")
+
+
+@app.command()
+@_handled
+def gate(
+    run_dir: Path = typer.Argument(..., help="A run folder (holding results.json)."),
+    budgets: Path = typer.Option(None, "--budgets", "-b", help="Budgets YAML; default: each target profile's budgets."),
+    allow_skipped: bool = typer.Option(
+        False, "--allow-skipped", help="Skipped measurements (no device here) do not fail."
+    ),
+    json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
+) -> None:
+    """Check a run against budgets; exit 0 when every check passes, 1 when one fails."""
+    from rich.table import Table
+
+    from edge_opt.fileio import write_json_atomic
+    from edge_opt.gate import evaluate, load_budgets
+    from edge_opt.store import load_run
+
+    results = load_run(run_dir)
+    checks = load_budgets(budgets) if budgets else None
+    report = evaluate(results, checks, allow_skipped=allow_skipped)
+    table = Table(title=f"gate · {results.get('run_id', run_dir)}")
+    for col in ("target", "measurement", "check", "verdict", "reason"):
+        table.add_column(col)
+    style = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
+    for r in report.rows:
+        table.add_row(r.target, r.record, r.check, f"[{style[r.verdict]}]{r.verdict}[/]", r.message)
+    console = _console()
+    console.print(table)
+    if json_out:
+        write_json_atomic(json_out, report.to_dict())
+    console.print("[green]VALID: all budgets met[/]" if report.passed else "[bold red]INVALID: a budget is not met[/]")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_handled
+def report(run_dir: Path = typer.Argument(..., help="A run folder (holding results.json).")) -> None:
+    """Print the comparison table of a finished run (report.md holds the same)."""
+    from edge_opt.store import load_run
+
+    _print_table(_console(), load_run(run_dir))
+
+
+@app.command()
+@_handled
+def targets(name: str = typer.Argument(None, help="Show one profile in full (a name or a YAML path).")) -> None:
+    """List the target profiles, or validate and show one."""
+    import yaml
+
+    from edge_opt.targets import available_profiles, load_profile
+
+    console = _console()
+    if name:
+        console.print(yaml.safe_dump(load_profile(name).to_dict(), sort_keys=False), end="")
+        return
+    for profile_name in available_profiles():
+        p = load_profile(profile_name)
+        runtimes = ", ".join(f"{r.runtime}/{r.device}" for r in p.runtimes)
+        console.print(f"{p.name:8} {p.precision:5} threads {p.threads}  runtimes {runtimes}  · {p.description}")
+
+
+def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    """``NAME:1,3,224,224`` or ``1x3x224x224`` (for the only input) → {name: shape}."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, _, dims = spec.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            raise BadInputError(f"--shape {spec!r}: dimensions must be integers, e.g. input:1,108") from None
+        if not shape or any(d < 1 for d in shape):
+            raise BadInputError(f"--shape {spec!r}: needs positive dimensions, e.g. input:1,108")
+        shapes[name] = shape
+    return shapes
+
+
+def _print_table(console, results: dict) -> None:
+    from rich.table import Table
+
+    from edge_opt.report import COLUMNS, row
+
+    table = Table(title=f"edge-opt · {results.get('run_id', 'bench')}", show_lines=False)
+    for col in COLUMNS:
+        table.add_column(
+            col, overflow="fold", justify="right" if col.endswith(("ms", "MB", "KB", "acc", "accuracy")) else "left"
+        )
+    for rec in results["measurements"]:
+        cells = row(rec)
+        if rec["status"] != "ok":
+            cells[-1] = f"[yellow]{cells[-1]}[/]" if rec["status"] == "skipped" else f"[red]{cells[-1]}[/]"
+        table.add_row(*cells)
+    console.print(table)
+
+
+class _native_logs_to:
+    """Send native libraries' fd-level chatter (TensorFlow, converters) to a log file.
+
+    The console is re-pointed at a duplicate of the original stdout, so progress and
+    tables still reach the terminal. Python-level errors are printed after restoring.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved = (os.dup(1), os.dup(2))
+        self._log = open(self.path, "ab")
+        os.dup2(self._log.fileno(), 1)
+        os.dup2(self._log.fileno(), 2)
+        self._term = os.fdopen(os.dup(self._saved[0]), "w", buffering=1, encoding="utf-8", errors="replace")
+
+        def restore_console(console):
+            console.file = self._term
+            return console
+
+        return restore_console
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for fd in self._saved:
+            os.close(fd)
+        self._log.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

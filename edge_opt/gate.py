@@ -1,0 +1,230 @@
+"""The release gate: budgets on size, latency, memory and accuracy, checked against a run.
+
+A budget is a compact check string, ``<metric> <op> <value>[unit]`` (``latency.p90 <= 5ms``).
+Target profiles carry default budgets; ``load_budgets`` reads a YAML file that overrides them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_opt.config import read_yaml
+from edge_opt.errors import ConfigError
+
+# Unit tables per kind: unit -> factor to the record's unit (bytes, ms, MiB, fraction).
+# The first entry is the default when a check gives no unit.
+_UNITS: dict[str, dict[str, float]] = {
+    "size": {"B": 1, "KB": 1e3, "MB": 1e6, "KiB": 1024, "MiB": 1024**2},
+    "time": {"ms": 1, "us": 1e-3, "µs": 1e-3, "s": 1e3},
+    # Records hold memory in MiB; "MB" is accepted as the same unit, as tools commonly mean it.
+    "memory": {"MiB": 1, "MB": 1},
+    "fraction": {"": 1, "%": 0.01},  # for accuracy.drop, % means percentage points
+}
+_LATENCY = ("p50", "p90", "p95", "p99", "mean", "max")
+# metric -> (path in the record, kind)
+METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "size.raw": (("size_bytes", "raw"), "size"),
+    "size.gzip": (("size_bytes", "gzip"), "size"),
+    **{f"latency.{s}": (("latency_ms", s), "time") for s in _LATENCY},
+    "load_ms": (("load_ms",), "time"),
+    "cold_start_ms": (("cold_start_ms",), "time"),
+    "memory.peak_rss": (("memory_mb", "peak_rss"), "memory"),
+    "memory.peak_uss": (("memory_mb", "peak_uss"), "memory"),
+    "accuracy": (("accuracy",), "fraction"),
+    "accuracy.drop": (("accuracy_drop",), "fraction"),
+}
+# Applied to sign(actual - threshold), so that unit-conversion noise (1.1% = 0.011000000000000001)
+# counts as equal: inclusive at the boundary for <= and >=, exclusive for < and >.
+_OPS = {"<=": (-1, 0), "<": (-1,), ">=": (1, 0), ">": (1,)}
+_NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
+_SPEC = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>%|[A-Za-zµ]+)?\s*$"
+)
+_FORM = "expected '<metric> <op> <value>[unit]' with op one of <=, <, >=, > (e.g. 'latency.p90 <= 5ms')"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool | None  # None: skipped
+    actual: float | None  # in the record's unit
+    message: str
+
+
+@dataclass(frozen=True)
+class Check:
+    spec: str
+    metric: str
+    op: str
+    value: float  # threshold in the record's unit (bytes, ms, MiB, fraction)
+    unit: str  # the unit the spec was written in, used for display
+
+    @classmethod
+    def parse(cls, spec: Any) -> Check:
+        if not isinstance(spec, str):
+            raise ConfigError(f"bad check {spec!r}: must be a string; {_FORM}")
+        m = _SPEC.match(spec)
+        if not m:
+            raise ConfigError(f"bad check {spec!r}: {_FORM}")
+        metric, op, num, unit = m["metric"], m["op"], float(m["num"]), m["unit"] or ""
+        if metric not in METRICS:
+            raise ConfigError(f"bad check {spec!r}: unknown metric '{metric}'; allowed: {', '.join(METRICS)}")
+        kind = METRICS[metric][1]
+        units = _UNITS[kind]
+        unit = unit or next(iter(units))
+        if unit not in units:
+            allowed = ", ".join(u or "(none)" for u in units)
+            raise ConfigError(f"bad check {spec!r}: unit '{unit}' not allowed for {metric}; allowed: {allowed}")
+        value = num / 100 if unit == "%" else num * units[unit]
+        low = -1.0 if metric == "accuracy.drop" else 0.0
+        if not math.isfinite(value) or value < low or (kind == "fraction" and value > 1):
+            bound = f"between {low:g} and 1 (or {low * 100:g}% and 100%)" if kind == "fraction" else ">= 0"
+            raise ConfigError(f"bad check {spec!r}: value for {metric} must be {bound}")
+        return cls(spec=spec.strip(), metric=metric, op=op, value=value, unit=unit)
+
+    def _show(self, x: float, other: float) -> str:
+        """``x`` in the spec's unit, with enough digits to differ from ``other`` when it does."""
+        scale = _UNITS[METRICS[self.metric][1]][self.unit]
+        for digits in (4, 6, 10):
+            text, other_text = f"{x / scale:.{digits}g}", f"{other / scale:.{digits}g}"
+            if text != other_text or math.isclose(x, other, rel_tol=1e-9, abs_tol=1e-12):
+                break
+        sep = "" if self.unit in ("", "%") else " "
+        return f"{text}{sep}{self.unit}"
+
+    def evaluate(self, record: dict[str, Any]) -> CheckResult:
+        status = record.get("status")
+        reason = record.get("error") or "no reason given"
+        if status == "skipped":
+            return CheckResult(None, None, f"{self.spec}: SKIP (skipped: {reason})")
+        if status != "ok":
+            why = f"measurement failed: {reason}" if status == "failed" else f"unknown status {status!r}"
+            return CheckResult(False, None, f"{self.spec}: FAIL ({why})")
+        actual: Any = record
+        for key in METRICS[self.metric][0]:
+            actual = actual.get(key) if isinstance(actual, dict) else None
+        if actual is None:
+            return CheckResult(False, None, f"{self.spec}: FAIL ({self.metric} not measured for this record)")
+        if isinstance(actual, bool) or not isinstance(actual, int | float) or math.isnan(actual):
+            return CheckResult(False, None, f"{self.spec}: FAIL ({self.metric} is not a number: {actual!r})")
+        actual = float(actual)
+        close = math.isclose(actual, self.value, rel_tol=1e-9, abs_tol=1e-12)
+        passed = (0 if close else (1 if actual > self.value else -1)) in _OPS[self.op]
+        op, verdict = (self.op, "pass") if passed else (_NEGATED[self.op], "FAIL")
+        shown = f"{self._show(actual, self.value)} {op} {self._show(self.value, actual)}"
+        return CheckResult(passed, actual, f"{self.metric} = {shown}: {verdict}")
+
+
+@dataclass(frozen=True)
+class GateRow:
+    target: str
+    check: str  # the check spec; "(all)" for a row about the whole target
+    record: str  # e.g. "tflite-int8 · litert · 1 thread"; "" when there is no record
+    verdict: str  # PASS / FAIL / SKIP
+    message: str
+    record_id: str | None = None
+    actual: float | None = None
+
+
+@dataclass
+class GateReport:
+    rows: list[GateRow] = field(default_factory=list)
+    allow_skipped: bool = False
+
+    @property
+    def passed(self) -> bool:
+        ok = {"PASS", "SKIP"} if self.allow_skipped else {"PASS"}
+        return bool(self.rows) and all(r.verdict in ok for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {v: sum(r.verdict == v for r in self.rows) for v in ("PASS", "FAIL", "SKIP")}
+        return {
+            "passed": self.passed,
+            "allow_skipped": self.allow_skipped,
+            "counts": counts,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def load_budgets(path: str | Path) -> dict[str, list[Check]]:
+    """Read ``{target: [check, ...]}`` from YAML, optionally wrapped in a top-level ``budgets:`` key."""
+    data = read_yaml(path)
+    prefix = ""
+    if "budgets" in data:
+        if len(data) != 1 or not isinstance(data["budgets"], dict):
+            raise ConfigError(f"{path}: field 'budgets': expected the only top-level key, mapping targets to checks")
+        data, prefix = data["budgets"], "budgets."
+    budgets = {}
+    for target, specs in data.items():
+        if not isinstance(target, str):
+            raise ConfigError(f"{path}: field '{prefix}{target}': target names must be strings")
+        budgets[target] = _checks(specs, path, f"{prefix}{target}")
+    return budgets
+
+
+def _checks(specs: Any, source: str | Path, where: str) -> list[Check]:
+    if not isinstance(specs, list):
+        got = type(specs).__name__
+        raise ConfigError(f"{source}: field '{where}': expected a list of checks like 'latency.p90 <= 5ms', got {got}")
+    checks = []
+    for i, spec in enumerate(specs):
+        try:
+            checks.append(Check.parse(spec))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: field '{where}.{i}': {exc}") from None
+    return checks
+
+
+def record_label(record: dict[str, Any]) -> str:
+    art, rt = record.get("artifact") or {}, record.get("runtime") or {}
+    runtime = rt.get("name") or "?"
+    if rt.get("device") not in (None, "cpu"):
+        runtime += f"/{rt['device']}"
+    threads = rt.get("threads")
+    parts = [art.get("label") or art.get("pass") or record.get("id") or "?", runtime]
+    if threads is not None:
+        parts.append(f"{threads} thread" + ("" if threads == 1 else "s"))
+    return " · ".join(parts)
+
+
+def evaluate(
+    results: dict[str, Any], budgets: dict[str, list[Check]] | None = None, allow_skipped: bool = False
+) -> GateReport:
+    """Evaluate each target's checks on every record of that target (not the float reference).
+
+    ``budgets=None`` uses the profiles' own ``budgets`` from ``results["targets"]``. A failed
+    record fails every check; a skipped one gives SKIP, which fails the gate unless
+    ``allow_skipped``. A budgeted target with no records, and an empty gate, are FAILs.
+    """
+    targets = results.get("targets") or {}
+    records = [r for r in results.get("measurements") or [] if r.get("target") is not None]
+    if budgets is None:
+        budgets = {
+            name: _checks((profile or {}).get("budgets") or [], "results", f"targets.{name}.budgets")
+            for name, profile in targets.items()
+        }
+    report = GateReport(allow_skipped=allow_skipped)
+    for name, checks in budgets.items():
+        if not checks:
+            continue
+        mine = [r for r in records if r.get("target") == name]
+        if not mine:
+            if name in targets:
+                why = f"no measurements for target {name} in this run"
+            else:
+                why = f"target {name} is not in this run (run targets: {', '.join(targets) or 'none'})"
+            report.rows.append(GateRow(name, "(all)", "", "FAIL", why))
+            continue
+        for record in mine:
+            label = record_label(record)
+            for check in checks:
+                res = check.evaluate(record)
+                verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[res.passed]
+                report.rows.append(GateRow(name, check.spec, label, verdict, res.message, record.get("id"), res.actual))
+    if not report.rows:
+        report.rows.append(GateRow("(none)", "(all)", "", "FAIL", "no budgets to check: no target has any checks"))
+    return report

@@ -1,0 +1,56 @@
+"""The measurement record: one (artifact, runtime, threads) result, as results.json holds it.
+
+Every field is always present; a failed or skipped measurement has ``None`` figures and
+says why in ``error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from edge_opt.bench.harness import WorkerResult
+
+STATUSES = ("ok", "failed", "skipped")
+
+
+def record_id(artifact_id: str, runtime: str, device: str, threads: int) -> str:
+    return hashlib.sha256(f"{artifact_id}|{runtime}|{device}|{threads}".encode()).hexdigest()[:12]
+
+
+def build_record(
+    *,
+    artifact: dict[str, Any],
+    runtime: str,
+    device: str,
+    threads: int,
+    size_bytes: dict[str, int] | None,
+    result: WorkerResult | None = None,
+    status: str | None = None,
+    error: str | None = None,
+    task: str | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    raw = result.raw if result else {}
+    status = status or (result.status if result else "failed")
+    error = error if error is not None else (result.error if result else None)
+    info = raw.get("runtime") or {"name": runtime, "version": None, "threads": threads, "device": device}
+    return {
+        "id": record_id(artifact["id"], runtime, device, threads),
+        "task": task,
+        "target": artifact.get("target"),
+        "artifact": artifact,
+        "runtime": {**info, "note": note},
+        "status": status,
+        "error": error,
+        "latency_ms": result.latency_ms if result and status == "ok" else None,
+        "load_ms": raw.get("load_ms"),
+        "cold_start_ms": raw.get("cold_start_ms"),
+        "memory_mb": raw.get("memory_mb"),
+        "size_bytes": size_bytes,
+        "accuracy": None,
+        "accuracy_drop": None,
+        "agreement": None,
+        "inputs": raw.get("inputs"),
+        "latency_samples_ms": raw.get("samples_ms"),
+    }

@@ -1,0 +1,139 @@
+"""Reports of a run: Markdown for people, JSON for tools, and rows for the terminal table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = (
+    "target",
+    "artifact",
+    "runtime",
+    "thr",
+    "p50 ms",
+    "p90 ms",
+    "load ms",
+    "peak RSS MB",
+    "size KB",
+    "gzip KB",
+    "accuracy",
+    "Δ acc",
+    "status",
+)
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def row(rec: dict[str, Any]) -> list[str]:
+    """One measurement as the table cells of COLUMNS."""
+    lat, mem, size = rec.get("latency_ms") or {}, rec.get("memory_mb") or {}, rec.get("size_bytes") or {}
+    rt, art = rec["runtime"], rec["artifact"]
+    runtime = rt.get("name", "-") if rt.get("device", "cpu") in ("cpu", "-") else f"{rt['name']} ({rt['device']})"
+    status = rec["status"] if rec["status"] == "ok" else f"{rec['status']}: {rec.get('error') or ''}"
+    drop = rec.get("accuracy_drop")
+    return [
+        rec.get("target") or ("reference" if art.get("pass") == "train" else "–"),
+        f"{art.get('label', art['pass'])}",
+        runtime,
+        str(rt.get("threads", "")) if rt.get("threads") else "–",
+        _f(lat.get("p50"), ".4f"),
+        _f(lat.get("p90"), ".4f"),
+        _f(rec.get("load_ms"), ".1f"),
+        _f(mem.get("peak_rss"), ".0f"),
+        _f(size["raw"] / 1024 if size.get("raw") is not None else None, ".1f"),
+        _f(size["gzip"] / 1024 if size.get("gzip") is not None else None, ".1f"),
+        _f(rec.get("accuracy"), ".4f"),
+        "–" if drop is None else f"{-drop * 100 + 0.0:+.2f} pt",
+        status + (f" ({rt['note']})" if rt.get("note") and rec["status"] == "ok" else ""),
+    ]
+
+
+def best_per_target(results: dict) -> dict[str, dict]:
+    """The fastest measured (p50) record per target, among those that ran."""
+    best: dict[str, dict] = {}
+    for rec in results["measurements"]:
+        target, lat = rec.get("target"), rec.get("latency_ms")
+        if target is None or rec["status"] != "ok" or not lat:
+            continue
+        if target not in best or lat["p50"] < best[target]["latency_ms"]["p50"]:
+            best[target] = rec
+    return best
+
+
+def render_markdown(results: dict) -> str:
+    prov = results.get("provenance", {})
+    machine = prov.get("machine", {})
+    versions = prov.get("versions", {})
+    lines = [
+        f"# edge-opt run {results['run_id']}",
+        "",
+        f"Suite **{results['suite']['name']}** · {results.get('created', '')} · {results.get('duration_s', '?')} s · "
+        f"{machine.get('cpu', '?')} ({machine.get('cores_logical', '?')} logical cores) · commit {str(prov.get('commit'))[:10]}",
+        "",
+        "Runtimes: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
+        "",
+        "Latency is one sample per call on inputs bound once, in a fresh process per row; "
+        "Δ acc is against the float Keras model on the same test rows.",
+        "",
+    ]
+    tasks = sorted({r.get("task") or "" for r in results["measurements"]})
+    for task in tasks:
+        lines += [f"## {task}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        for rec in results["measurements"]:
+            if (rec.get("task") or "") == task:
+                lines.append("| " + " | ".join(c.replace("|", "/") for c in row(rec)) + " |")
+        lines.append("")
+    best = best_per_target(results)
+    if best:
+        lines += ["## Fastest measured artifact per target", ""]
+        for target, rec in best.items():
+            lines.append(
+                f"- **{target}**: {rec['artifact']['label']} on {rec['runtime']['name']}, "
+                f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms"
+            )
+        lines.append("")
+    skipped = [r for r in results["measurements"] if r["status"] != "ok"]
+    if skipped:
+        lines += ["## Not measured", ""]
+        for rec in skipped:
+            lines.append(
+                f"- {rec.get('target')}: {rec['artifact'].get('label')} on {rec['runtime'].get('name')}"
+                f" ({rec['runtime'].get('device')}): **{rec['status']}**: {rec.get('error')}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_json(results: dict) -> dict:
+    """A compact summary: the table rows as objects, and the fastest artifact per target."""
+    keys = ("task", "target", "status", "error", "accuracy", "accuracy_drop", "agreement", "load_ms", "cold_start_ms")
+    rows = []
+    for rec in results["measurements"]:
+        lat = rec.get("latency_ms") or {}
+        rows.append(
+            {
+                **{k: rec.get(k) for k in keys},
+                "artifact": rec["artifact"].get("label"),
+                "artifact_id": rec["artifact"]["id"],
+                "format": rec["artifact"]["format"],
+                "precision": rec["artifact"]["precision"],
+                "runtime": rec["runtime"].get("name"),
+                "device": rec["runtime"].get("device"),
+                "threads": rec["runtime"].get("threads"),
+                "p50_ms": lat.get("p50"),
+                "p90_ms": lat.get("p90"),
+                "peak_rss_mb": (rec.get("memory_mb") or {}).get("peak_rss"),
+                "size_bytes": rec.get("size_bytes"),
+            }
+        )
+    best = {
+        t: {
+            "artifact": r["artifact"]["label"],
+            "runtime": r["runtime"]["name"],
+            "threads": r["runtime"]["threads"],
+            "p50_ms": r["latency_ms"]["p50"],
+        }
+        for t, r in best_per_target(results).items()
+    }
+    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "fastest_per_target": best}

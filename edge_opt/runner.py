@@ -1,0 +1,235 @@
+"""``edge-opt run``: train, convert per target profile, measure, store, report.
+
+One failing pipeline or measurement is recorded and the run goes on. The run is staged in
+``OUT/.partial-<run-id>/`` and renamed to ``OUT/<run-id>/`` once complete, so a killed
+run never leaves something that looks like a finished result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.artifacts import Artifact
+from edge_opt.bench.harness import HarnessOptions, measure
+from edge_opt.errors import EdgeOptError, first_line
+from edge_opt.records import build_record
+from edge_opt.runtimes import formats_of
+from edge_opt.suite import Suite, TaskConfig
+from edge_opt.targets import TargetProfile, load_profile
+
+Progress = Callable[[str], None]  # called before each step with a description
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: dict
+
+
+def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
+    """How many progress steps a run takes (train + reference + passes + measurements)."""
+    steps = 0
+    for _task in suite.tasks:
+        steps += 2
+        for profile in profiles:
+            for pipeline in profile.pipelines:
+                steps += 1
+                fmt = _output_format(pipeline[-1].pass_)
+                steps += sum(len(profile.threads) for rs in profile.runtimes if fmt in formats_of(rs.runtime))
+    return steps
+
+
+def _output_format(pass_name: str) -> str:
+    from edge_opt.passes import REGISTRY
+
+    info = REGISTRY.get(pass_name)
+    return info.output if info else "?"
+
+
+def run_suite(
+    suite: Suite, out: Path, *, progress: Progress = lambda _: None, options: dict | None = None
+) -> RunResult:
+    from edge_opt.provenance import provenance
+
+    profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{suite.name}"
+    out = Path(out)
+    stage = out / f".partial-{run_id}"
+    stage.mkdir(parents=True, exist_ok=False)
+    started = time.perf_counter()
+    harness = HarnessOptions(**suite.harness.model_dump())
+    records: list[dict] = []
+    try:
+        for task in suite.tasks:
+            records += _run_task(task, suite, profiles, stage, harness, progress)
+        results = {
+            "schema": "edge-opt/results/1",
+            "run_id": run_id,
+            "suite": suite.model_dump(mode="json"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_s": round(time.perf_counter() - started, 1),
+            "provenance": provenance({**(options or {}), "harness": harness.to_dict()}),
+            "targets": {p.name: p.to_dict() for p in profiles},
+            "measurements": records,
+        }
+        for rec in records:  # paths relative to the run folder, which is renamed below
+            if rec["artifact"]["path"]:
+                rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
+        from edge_opt.store import write_run
+
+        write_run(stage, results)
+        final = out / run_id
+        os.replace(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    from edge_opt.store import append_history
+
+    append_history(out / "history.sqlite", results)
+    return RunResult(final, results)
+
+
+def _run_task(
+    task: TaskConfig, suite: Suite, profiles, stage: Path, harness: HarnessOptions, progress: Progress
+) -> list[dict]:
+    from edge_opt.datasets import load_dataset
+    from edge_opt.models import train_artifact
+    from edge_opt.passes import PassContext, get_pass
+
+    data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
+    x_test, y_test = data.x_test, data.y_test
+    if task.test_rows:
+        x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
+    artifacts_dir = stage / "artifacts"
+
+    progress(f"{task.name}: training the float model")
+    root = train_artifact(
+        task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config={"train_rows": task.train_rows}
+    )
+    progress(f"{task.name}: measuring the float model (keras)")
+    reference = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
+    ref_pred = _labels(reference.pop("_predictions"), data.n_classes)
+    _score(reference, ref_pred, y_test, None, None)
+    records = [reference]
+    ref_acc = reference["accuracy"]
+
+    calibration = data.calibration(min(task.calibration_rows, len(data.x_train)), seed=suite.seed)
+    seen: dict[tuple, dict] = {}
+    for profile in profiles:
+        ctx = PassContext(target=profile.name, calibration=calibration, calibration_source=f"{data.name} train split")
+        for pipeline in profile.pipelines:
+            names = " → ".join(step.pass_ for step in pipeline)
+            progress(f"{task.name}: {profile.name}: {names}")
+            artifact: Artifact | None = root
+            try:
+                for step in pipeline:
+                    artifact = get_pass(step.pass_).apply(artifact, step.config, artifacts_dir, ctx)
+            except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the run goes on
+                msg = str(exc) if isinstance(exc, EdgeOptError) else f"{type(exc).__name__}: {first_line(exc)}"
+                records.append(_pipeline_failure(task.name, profile.name, names, msg))
+                continue
+            runtimes = [rs for rs in profile.runtimes if artifact.format in formats_of(rs.runtime)]
+            if not runtimes:
+                records.append(
+                    build_record(
+                        artifact=artifact.summary(),
+                        runtime="-",
+                        device="-",
+                        threads=0,
+                        size_bytes=artifact.manifest["size_bytes"],
+                        status="skipped",
+                        task=task.name,
+                        error=f"no runtime of target '{profile.name}' reads {artifact.format}",
+                    )
+                )
+            for rs in runtimes:
+                for threads in profile.threads:
+                    progress(
+                        f"{task.name}: {profile.name}: {artifact.manifest['label']} on {rs.runtime}/{rs.device}, {threads} thread(s)"
+                    )
+                    key = (artifact.id, rs.runtime, rs.device, threads)
+                    if key not in seen:
+                        rec = _measure(artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note)
+                        pred = rec.pop("_predictions")
+                        _score(
+                            rec, _labels(pred, data.n_classes) if pred is not None else None, y_test, ref_acc, ref_pred
+                        )
+                        seen[key] = rec
+                    records.append(seen[key])
+    return records
+
+
+def _measure(
+    artifact: Artifact,
+    runtime: str,
+    device: str,
+    threads: int,
+    x: np.ndarray,
+    harness: HarnessOptions,
+    task: str,
+    note: str,
+) -> dict:
+    result = measure(
+        artifact.model_path, runtime, threads=threads, device=device, default_batch=1, data=x, options=harness
+    )
+    rec = build_record(
+        artifact=artifact.summary(),
+        runtime=runtime,
+        device=device,
+        threads=threads,
+        size_bytes=artifact.manifest["size_bytes"],
+        result=result,
+        task=task,
+        note=note,
+    )
+    rec["_predictions"] = result.predictions
+    return rec
+
+
+def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:
+    from edge_opt.models import predicted_labels
+
+    return None if outputs is None else predicted_labels(outputs, n_classes)
+
+
+def _score(
+    rec: dict, pred: np.ndarray | None, y: np.ndarray, ref_acc: float | None, ref_pred: np.ndarray | None
+) -> None:
+    if pred is None or rec["status"] != "ok":
+        return
+    rec["accuracy"] = float(np.mean(pred == y))
+    if ref_acc is not None:
+        rec["accuracy_drop"] = ref_acc - rec["accuracy"]
+    if ref_pred is not None:
+        rec["agreement"] = float(np.mean(pred == ref_pred))
+
+
+def _pipeline_failure(task: str, target: str, names: str, msg: str) -> dict:
+    artifact = {
+        "id": f"failed:{target}:{names}",
+        "path": "",
+        "format": "-",
+        "precision": "-",
+        "target": target,
+        "pass": names,
+        "parent": None,
+        "label": names,
+    }
+    return build_record(
+        artifact=artifact,
+        runtime="-",
+        device="-",
+        threads=0,
+        size_bytes=None,
+        status="failed",
+        error=f"pipeline {names} failed: {msg}",
+        task=task,
+    )

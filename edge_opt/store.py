@@ -1,0 +1,117 @@
+"""The result store: a run folder (results.json, samples.npz, reports) and a SQLite history.
+
+Raw latency samples go to ``samples.npz`` (one array per record id) so results.json stays
+readable; records name their array in ``samples``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.errors import BadInputError
+from edge_opt.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+
+RESULTS = "results.json"
+SAMPLES = "samples.npz"
+
+
+def write_run(run_dir: Path, results: dict) -> None:
+    from edge_opt.report import render_json, render_markdown
+
+    samples = {}
+    for rec in results["measurements"]:
+        values = rec.pop("latency_samples_ms", None)
+        if values:
+            samples[rec["id"]] = np.asarray(values, dtype=np.float64)
+            rec["samples"] = f"{SAMPLES}#{rec['id']}"
+        else:
+            rec["samples"] = None
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **samples)
+    write_bytes_atomic(run_dir / SAMPLES, buf.getvalue())
+    write_json_atomic(run_dir / RESULTS, results)
+    write_text_atomic(run_dir / "report.md", render_markdown(results))
+    write_json_atomic(run_dir / "report.json", render_json(results))
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """Read a run's results.json (a run folder or the file itself)."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / RESULTS
+    if not path.is_file():
+        raise BadInputError(f"{run_dir}: no {RESULTS} here (is it a finished run folder?)")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: corrupt results file: {exc}") from None
+    if not isinstance(results, dict) or "measurements" not in results:
+        raise BadInputError(f"{path}: not an edge-opt results file (no 'measurements')")
+    return results
+
+
+def load_samples(run_dir: str | Path, record: dict) -> np.ndarray | None:
+    ref = record.get("samples")
+    if not ref:
+        return None
+    file, _, key = ref.partition("#")
+    with np.load(Path(run_dir) / file) as npz:
+        return npz[key]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id TEXT, created TEXT, suite TEXT, commit_sha TEXT, machine TEXT,
+    task TEXT, target TEXT, artifact_id TEXT, label TEXT, format TEXT, precision TEXT,
+    runtime TEXT, runtime_version TEXT, device TEXT, threads INTEGER, status TEXT,
+    p50_ms REAL, p90_ms REAL, p99_ms REAL, load_ms REAL, peak_rss_mb REAL,
+    size_raw INTEGER, size_gzip INTEGER, accuracy REAL, accuracy_drop REAL, error TEXT
+)"""
+
+
+def append_history(db: Path, results: dict) -> None:
+    """One row per measurement, for trends across runs and machines."""
+    prov = results.get("provenance", {})
+    machine = prov.get("machine", {}).get("cpu")
+    rows = []
+    for r in results["measurements"]:
+        lat, mem, size = r.get("latency_ms") or {}, r.get("memory_mb") or {}, r.get("size_bytes") or {}
+        rt, art = r["runtime"], r["artifact"]
+        rows.append(
+            (
+                results["run_id"],
+                results.get("created"),
+                results["suite"]["name"],
+                prov.get("commit"),
+                machine,
+                r.get("task"),
+                r.get("target"),
+                art["id"],
+                art.get("label"),
+                art["format"],
+                art["precision"],
+                rt.get("name"),
+                rt.get("version"),
+                rt.get("device"),
+                rt.get("threads"),
+                r["status"],
+                lat.get("p50"),
+                lat.get("p90"),
+                lat.get("p99"),
+                r.get("load_ms"),
+                mem.get("peak_rss"),
+                size.get("raw"),
+                size.get("gzip"),
+                r.get("accuracy"),
+                r.get("accuracy_drop"),
+                r.get("error"),
+            )
+        )
+    with sqlite3.connect(db) as con:  # a transaction: all rows of the run or none
+        con.execute(_SCHEMA)
+        con.executemany(f"INSERT INTO measurements VALUES ({','.join('?' * 26)})", rows)

@@ -1,0 +1,61 @@
+"""Suites: what ``edge-opt run`` does, from ``benchmarks/*.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_opt.config import load_model
+from edge_opt.errors import ConfigError
+from edge_opt.models import ModelConfig
+
+_REPO_BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    dataset: Literal["adult", "digits"]
+    train_rows: int | None = Field(default=None, ge=100)  # subsample for quick suites
+    test_rows: int | None = Field(default=None, ge=10)
+    calibration_rows: int = Field(default=256, ge=1)
+    model: ModelConfig = ModelConfig()
+
+
+class HarnessConfig(_Strict):
+    min_runs: int = Field(default=50, ge=1)
+    min_time_s: float = Field(default=1.0, ge=0)
+    warmup_runs: int = Field(default=10, ge=0)
+    max_time_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+class Suite(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    tasks: list[TaskConfig] = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)
+    harness: HarnessConfig = HarnessConfig()
+
+
+def default_suite_path() -> Path:
+    return _REPO_BENCHMARKS / "default.yaml"
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    path = Path(path) if path else default_suite_path()
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        candidate = _REPO_BENCHMARKS / f"{path}.yaml"
+        if candidate.is_file():
+            path = candidate
+    suite = load_model(Suite, path)
+    names = [t.name for t in suite.tasks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: field 'tasks': task names must be unique, got {names}")
+    return suite

@@ -1,0 +1,344 @@
+"""The release gate: check parsing, evaluation on hand-made records, budget files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_opt.config import read_yaml
+from edge_opt.errors import EXIT_BAD_INPUT, ConfigError
+from edge_opt.gate import Check, evaluate, load_budgets, record_label
+
+TARGETS = Path(__file__).resolve().parents[1] / "targets"
+
+
+def _record(target="cpu", status="ok", error=None, label="tflite-int8", runtime="litert", threads=1, **figures):
+    rec = {
+        "id": f"{label}-{runtime}-{threads}",
+        "target": target,
+        "status": status,
+        "error": error,
+        "artifact": {"id": "a1", "label": label, "pass": "tflite", "target": target},
+        "runtime": {"name": runtime, "version": "1", "threads": threads, "device": "cpu", "note": ""},
+        "latency_ms": None,
+        "load_ms": None,
+        "cold_start_ms": None,
+        "memory_mb": None,
+        "size_bytes": None,
+        "accuracy": None,
+        "accuracy_drop": None,
+        "agreement": None,
+    }
+    rec.update(figures)
+    return rec
+
+
+GOOD = dict(
+    latency_ms={"p50": 0.01, "p90": 0.012, "p95": 0.013, "p99": 0.02, "mean": 0.011, "max": 0.05},
+    load_ms=3.0,
+    cold_start_ms=4.5,
+    memory_mb={"peak_rss": 300.0, "peak_uss": 250.0},
+    size_bytes={"raw": 500_000, "gzip": 400_000},
+    accuracy=0.91,
+    accuracy_drop=0.004,
+)
+
+
+def _results(*records, budgets=None, targets=("cpu",)):
+    profiles = {t: {"name": t, "budgets": list(budgets or [])} for t in targets}
+    reference = _record(target=None, label="float", runtime="keras", accuracy=0.914)
+    return {"run_id": "r1", "targets": profiles, "measurements": [reference, *records]}
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, metric, op, value",
+    [
+        ("size.raw <= 8MB", "size.raw", "<=", 8_000_000),
+        ("size.raw <= 8 MiB", "size.raw", "<=", 8 * 1024**2),
+        ("size.gzip < 500KB", "size.gzip", "<", 500_000),
+        ("size.gzip < 2KiB", "size.gzip", "<", 2048),
+        ("size.raw <= 1000B", "size.raw", "<=", 1000),
+        ("size.raw <= 1000", "size.raw", "<=", 1000),
+        ("latency.p50 < 500us", "latency.p50", "<", 0.5),
+        ("latency.p90 <= 5ms", "latency.p90", "<=", 5.0),
+        ("latency.p95 <= 0.25s", "latency.p95", "<=", 250.0),
+        ("latency.p99>=1ms", "latency.p99", ">=", 1.0),
+        ("latency.mean > 0.5", "latency.mean", ">", 0.5),
+        ("latency.max <= 1e1 ms", "latency.max", "<=", 10.0),
+        ("load_ms <= 2s", "load_ms", "<=", 2000.0),
+        ("cold_start_ms < 300ms", "cold_start_ms", "<", 300.0),
+        ("memory.peak_rss <= 1024MB", "memory.peak_rss", "<=", 1024.0),
+        ("memory.peak_uss <= 512MiB", "memory.peak_uss", "<=", 512.0),
+        ("accuracy >= 0.9", "accuracy", ">=", 0.9),
+        ("accuracy >= 90%", "accuracy", ">=", 0.9),
+        ("accuracy.drop <= 0.01", "accuracy.drop", "<=", 0.01),
+        ("accuracy.drop <= 1%", "accuracy.drop", "<=", 0.01),
+        ("  accuracy.drop <= 0.5 %  ", "accuracy.drop", "<=", 0.005),
+    ],
+)
+def test_parse(spec, metric, op, value):
+    check = Check.parse(spec)
+    assert (check.metric, check.op) == (metric, op)
+    assert check.value == pytest.approx(value)
+    assert check.spec == spec.strip()
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("latency.p90 == 5ms", "op one of <=, <, >=, >"),
+        ("latency.p90 5ms", "<metric> <op> <value>[unit]"),
+        ("latency.p90 <= fast", "<metric> <op> <value>[unit]"),
+        ("", "<metric> <op> <value>[unit]"),
+        ("latency.p91 <= 5ms", "unknown metric 'latency.p91'; allowed: size.raw"),
+        ("latency.p90 <= 5MB", "unit 'MB' not allowed for latency.p90; allowed: ms, us"),
+        ("size.raw <= 8GB", "unit 'GB' not allowed for size.raw; allowed: B, KB, MB, KiB, MiB"),
+        ("memory.peak_rss <= 1KB", "unit 'KB' not allowed for memory.peak_rss"),
+        ("accuracy >= 90", "between 0 and 1 (or 0% and 100%)"),
+        ("accuracy.drop <= 200%", "between -1 and 1"),
+        ("size.raw <= -1B", "must be >= 0"),
+        ("latency.p90 <= 5ms ms", "<metric> <op> <value>[unit]"),
+    ],
+)
+def test_bad_spec(spec, says):
+    with pytest.raises(ConfigError) as exc:
+        Check.parse(spec)
+    assert f"bad check {spec!r}" in str(exc.value)
+    assert says in str(exc.value)
+    assert exc.value.exit_code == EXIT_BAD_INPUT
+
+
+def test_spec_must_be_a_string():
+    with pytest.raises(ConfigError, match="must be a string"):
+        Check.parse(5)
+
+
+# --- evaluating one record --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, passed, message",
+    [
+        ("latency.p90 <= 5ms", True, "latency.p90 = 0.012 ms <= 5 ms: pass"),
+        ("latency.p90 <= 10us", False, "latency.p90 = 12 us > 10 us: FAIL"),
+        ("latency.p90 < 12us", False, "latency.p90 = 12 us >= 12 us: FAIL"),  # boundary, despite unit noise
+        ("latency.p90 <= 12us", True, "latency.p90 = 12 us <= 12 us: pass"),
+        ("size.raw <= 1MB", True, "size.raw = 0.5 MB <= 1 MB: pass"),
+        ("size.gzip <= 300KB", False, "size.gzip = 400 KB > 300 KB: FAIL"),
+        ("memory.peak_rss <= 256MB", False, "memory.peak_rss = 300 MB > 256 MB: FAIL"),
+        ("memory.peak_uss <= 256MiB", True, "memory.peak_uss = 250 MiB <= 256 MiB: pass"),
+        ("accuracy >= 90%", True, "accuracy = 91% >= 90%: pass"),
+        ("accuracy > 0.95", False, "accuracy = 0.91 <= 0.95: FAIL"),
+        ("accuracy.drop <= 1%", True, "accuracy.drop = 0.4% <= 1%: pass"),
+        ("accuracy.drop < 0.003", False, "accuracy.drop = 0.004 >= 0.003: FAIL"),
+        ("load_ms <= 2s", True, "load_ms = 0.003 s <= 2 s: pass"),
+        ("cold_start_ms >= 5ms", False, "cold_start_ms = 4.5 ms < 5 ms: FAIL"),
+    ],
+)
+def test_evaluate_record(spec, passed, message):
+    result = Check.parse(spec).evaluate(_record(**GOOD))
+    assert result.passed is passed
+    assert result.message == message
+    assert result.actual is not None
+
+
+def test_close_values_show_enough_digits():
+    result = Check.parse("latency.p90 <= 5ms").evaluate(_record(latency_ms={"p90": 5.0004}))
+    assert result.passed is False
+    assert result.message == "latency.p90 = 5.0004 ms > 5 ms: FAIL"
+
+
+def test_failed_record_fails_with_its_error():
+    rec = _record(status="failed", error="onnxruntime: segfault in worker")
+    result = Check.parse("latency.p90 <= 5ms").evaluate(rec)
+    assert result.passed is False and result.actual is None
+    assert result.message == "latency.p90 <= 5ms: FAIL (measurement failed: onnxruntime: segfault in worker)"
+
+
+def test_skipped_record_skips_with_its_error():
+    result = Check.parse("latency.p90 <= 2ms").evaluate(_record(status="skipped", error="no GPU on this machine"))
+    assert result.passed is None
+    assert result.message == "latency.p90 <= 2ms: SKIP (skipped: no GPU on this machine)"
+
+
+@pytest.mark.parametrize(
+    "figures",
+    [{}, {"latency_ms": {"p50": 1.0}}, {"latency_ms": {"p90": None}}, {"latency_ms": "n/a"}],
+)
+def test_missing_metric_is_a_fail_with_reason(figures):
+    result = Check.parse("latency.p90 <= 5ms").evaluate(_record(**figures))
+    assert result.passed is False
+    assert result.message == "latency.p90 <= 5ms: FAIL (latency.p90 not measured for this record)"
+
+
+def test_non_number_metric_is_a_fail():
+    result = Check.parse("accuracy >= 0.9").evaluate(_record(accuracy="high"))
+    assert result.passed is False
+    assert "accuracy is not a number: 'high'" in result.message
+
+
+def test_record_label():
+    assert record_label(_record(label="tflite-int8", runtime="litert", threads=1)) == "tflite-int8 · litert · 1 thread"
+    rec = _record(label="onnx-fp32", runtime="onnxruntime", threads=2)
+    assert record_label(rec) == "onnx-fp32 · onnxruntime · 2 threads"
+    rec["runtime"]["device"] = "edgetpu"
+    assert record_label(rec) == "onnx-fp32 · onnxruntime/edgetpu · 2 threads"
+
+
+# --- the gate over a run ----------------------------------------------------------------
+
+
+def test_gate_passes_and_fails_per_record():
+    fast = _record(label="tflite-int8", **GOOD)
+    slow = _record(label="tflite-fp32", **{**GOOD, "latency_ms": {"p90": 7.5}})
+    budgets = {"cpu": [Check.parse("latency.p90 <= 5ms"), Check.parse("accuracy.drop <= 1%")]}
+    report = evaluate(_results(fast, slow), budgets)
+    assert [(r.record, r.check, r.verdict) for r in report.rows] == [
+        ("tflite-int8 · litert · 1 thread", "latency.p90 <= 5ms", "PASS"),
+        ("tflite-int8 · litert · 1 thread", "accuracy.drop <= 1%", "PASS"),
+        ("tflite-fp32 · litert · 1 thread", "latency.p90 <= 5ms", "FAIL"),
+        ("tflite-fp32 · litert · 1 thread", "accuracy.drop <= 1%", "PASS"),
+    ]
+    assert report.rows[2].message == "latency.p90 = 7.5 ms > 5 ms: FAIL"
+    assert report.passed is False
+    assert evaluate(_results(fast), budgets).passed is True
+
+
+def test_float_reference_is_not_gated():
+    budgets = {"cpu": [Check.parse("latency.p90 <= 5ms")]}
+    report = evaluate(_results(_record(**GOOD)), budgets)
+    assert len(report.rows) == 1 and report.passed
+
+
+def test_failed_record_fails_the_gate():
+    report = evaluate(_results(_record(status="failed", error="boom")), {"cpu": [Check.parse("size.raw <= 1MB")]})
+    assert [r.verdict for r in report.rows] == ["FAIL"]
+    assert "boom" in report.rows[0].message
+    assert report.passed is False
+
+
+def test_skipped_passes_only_when_allowed():
+    results = _results(_record(target="gpu", status="skipped", error="no GPU"), targets=("gpu",))
+    budgets = {"gpu": [Check.parse("latency.p90 <= 2ms"), Check.parse("accuracy.drop <= 0.01")]}
+    strict = evaluate(results, budgets)
+    assert [r.verdict for r in strict.rows] == ["SKIP", "SKIP"]
+    assert strict.passed is False
+    assert evaluate(results, budgets, allow_skipped=True).passed is True
+
+
+def test_skip_does_not_hide_a_fail():
+    results = _results(_record(status="skipped", error="no GPU"), _record(label="x", **{**GOOD, "load_ms": 9e9}))
+    assert evaluate(results, {"cpu": [Check.parse("load_ms <= 1s")]}, allow_skipped=True).passed is False
+
+
+def test_target_without_records_fails():
+    report = evaluate(_results(targets=("cpu",)), {"cpu": [Check.parse("latency.p90 <= 5ms")]})
+    assert [(r.target, r.verdict, r.message) for r in report.rows] == [
+        ("cpu", "FAIL", "no measurements for target cpu in this run")
+    ]
+    assert report.passed is False
+
+
+def test_target_not_in_run_fails():
+    report = evaluate(_results(_record(**GOOD)), {"mobile": [Check.parse("size.raw <= 1MB")]})
+    assert report.rows[0].verdict == "FAIL"
+    assert report.rows[0].message == "target mobile is not in this run (run targets: cpu)"
+    assert report.passed is False
+
+
+def test_targets_without_budgets_are_not_gated():
+    results = _results(_record(**GOOD), _record(target="gpu", **GOOD), targets=("cpu", "gpu"))
+    report = evaluate(results, {"cpu": [Check.parse("latency.p90 <= 5ms")], "gpu": []})
+    assert {r.target for r in report.rows} == {"cpu"} and report.passed
+
+
+def test_empty_gate_fails():
+    report = evaluate(_results(_record(**GOOD)), {})
+    assert report.passed is False
+    assert "no budgets to check" in report.rows[0].message
+
+
+def test_default_budgets_come_from_the_profiles():
+    results = _results(_record(**GOOD), budgets=["latency.p90 <= 5ms", "memory.peak_rss <= 256MB"])
+    report = evaluate(results)
+    assert [(r.check, r.verdict) for r in report.rows] == [
+        ("latency.p90 <= 5ms", "PASS"),
+        ("memory.peak_rss <= 256MB", "FAIL"),
+    ]
+
+
+@pytest.mark.parametrize("profile", sorted(TARGETS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_profile_budgets_parse(profile):
+    assert [Check.parse(spec) for spec in read_yaml(profile).get("budgets", [])]
+
+
+def test_bad_default_budget_names_the_profile_field():
+    with pytest.raises(ConfigError, match=r"field 'targets\.cpu\.budgets\.0': bad check 'latency <= 5ms'"):
+        evaluate(_results(_record(**GOOD), budgets=["latency <= 5ms"]))
+
+
+def test_report_to_dict_is_json():
+    report = evaluate(_results(_record(**GOOD)), {"cpu": [Check.parse("latency.p90 <= 5ms")]})
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["passed"] is True
+    assert data["counts"] == {"PASS": 1, "FAIL": 0, "SKIP": 0}
+    assert data["rows"][0] == {
+        "target": "cpu",
+        "check": "latency.p90 <= 5ms",
+        "record": "tflite-int8 · litert · 1 thread",
+        "verdict": "PASS",
+        "message": "latency.p90 = 0.012 ms <= 5 ms: pass",
+        "record_id": "tflite-int8-litert-1",
+        "actual": 0.012,
+    }
+
+
+# --- budget files -----------------------------------------------------------------------
+
+
+def test_load_budgets(tmp_path):
+    path = tmp_path / "budgets.yaml"
+    path.write_text("cpu:\n  - latency.p90 <= 5ms   # tight\n  - accuracy.drop <= 1%\nmobile: []\n")
+    budgets = load_budgets(path)
+    assert [c.spec for c in budgets["cpu"]] == ["latency.p90 <= 5ms", "accuracy.drop <= 1%"]
+    assert budgets["mobile"] == []
+
+
+def test_load_budgets_wrapped(tmp_path):
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  edgetpu: ['size.raw <= 8MB']\n")
+    assert load_budgets(path)["edgetpu"][0].value == 8_000_000
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("cpu: [latency.p90 <= 5ms\n", "malformed YAML"),
+        ("- latency.p90 <= 5ms\n", "expected a mapping at the top level"),
+        ("cpu: latency.p90 <= 5ms\n", "field 'cpu': expected a list of checks"),
+        ("cpu:\n", "field 'cpu': expected a list of checks"),
+        ("cpu: ['latency.p90 <= 5ms', 'latency.p90 ~ 5ms']\n", "field 'cpu.1': bad check 'latency.p90 ~ 5ms'"),
+        ("cpu: [{latency.p90: 5ms}]\n", "field 'cpu.0': bad check"),
+        ("budgets:\n  cpu: ['speed <= 5ms']\n", "field 'budgets.cpu.0': bad check 'speed <= 5ms': unknown metric"),
+        ("budgets: ['latency.p90 <= 5ms']\n", "field 'budgets'"),
+        ("budgets: {}\ncpu: []\n", "field 'budgets'"),
+        ("1: ['latency.p90 <= 5ms']\n", "target names must be strings"),
+    ],
+)
+def test_load_budgets_errors_name_the_file(tmp_path, text, says):
+    path = tmp_path / "budgets.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_budgets(path)
+    assert str(exc.value).startswith(str(path))
+    assert says in str(exc.value)
+
+
+def test_load_budgets_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_budgets(tmp_path / "nope.yaml")
