@@ -36,7 +36,9 @@ def validate(model: type[M], data: dict, source: str | Path) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # An unknown field explains a "missing" one (a typo), so name it first.
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

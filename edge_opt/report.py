@@ -69,7 +69,8 @@ def render_markdown(results: dict) -> str:
         f"# edge-opt run {results['run_id']}",
         "",
         f"Suite **{results['suite']['name']}** · {results.get('created', '')} · {results.get('duration_s', '?')} s · "
-        f"{machine.get('cpu', '?')} ({machine.get('cores_logical', '?')} logical cores) · commit {str(prov.get('commit'))[:10]}",
+        f"{machine.get('cpu', '?')} ({machine.get('cores_logical', '?')} logical cores) · "
+        f"commit {str(prov.get('commit'))[:10]}",
         "",
         "Runtimes: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
         "",

@@ -153,7 +153,8 @@ def _run_task(
             for rs in runtimes:
                 for threads in profile.threads:
                     progress(
-                        f"{task.name}: {profile.name}: {artifact.manifest['label']} on {rs.runtime}/{rs.device}, {threads} thread(s)"
+                        f"{task.name}: {profile.name}: {artifact.manifest['label']} "
+                        f"on {rs.runtime}/{rs.device}, {threads} thread(s)"
                     )
                     key = (artifact.id, rs.runtime, rs.device, threads)
                     if key not in seen:

@@ -47,7 +47,8 @@ class Pass:
         cfg = self.config(config)
         if artifact.format not in self.inputs:
             raise UnsupportedTargetError(
-                f"pass '{self.name}' takes {'/'.join(self.inputs)} input, not {artifact.format} (artifact {artifact.id})"
+                f"pass '{self.name}' takes {'/'.join(self.inputs)} input, "
+                f"not {artifact.format} (artifact {artifact.id})"
             )
         return self.run(artifact, cfg, Path(out_dir), ctx)
 

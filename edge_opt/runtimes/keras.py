@@ -21,8 +21,11 @@ class KerasBackend(Backend):
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         from edge_opt._tf import keras, tf
 
-        tf().config.threading.set_intra_op_parallelism_threads(self.threads)
-        tf().config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf().config.threading.set_intra_op_parallelism_threads(self.threads)
+            tf().config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already started in this process (not in a worker)
+            pass
         try:
             self._model = keras().models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for a bad file

@@ -1,0 +1,103 @@
+"""`edge-opt run` end to end on the quick suite, then `report` and `gate` on its result."""
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.conftest import run_cli
+
+RECORD_KEYS = {
+    "artifact",
+    "runtime",
+    "latency_ms",
+    "load_ms",
+    "cold_start_ms",
+    "memory_mb",
+    "size_bytes",
+    "accuracy",
+    "status",
+    "error",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    proc = run_cli("run", "benchmarks/quick.yaml", "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return out, run_dir, proc
+
+
+def test_run_writes_results_reports_and_history(quick_run):
+    out, run_dir, proc = quick_run
+    for name in ("results.json", "report.md", "report.json", "samples.npz"):
+        assert (run_dir / name).is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".partial")]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results["targets"]) == {"cpu", "gpu", "edgetpu", "mobile"}
+    prov = results["provenance"]
+    assert prov["python"] and prov["versions"]["ai-edge-litert"] and prov["machine"]["cpu"]
+    recs = results["measurements"]
+    for rec in recs:
+        assert RECORD_KEYS <= set(rec)
+        assert rec["status"] in ("ok", "failed", "skipped")
+    assert not [r for r in recs if r["status"] == "failed"], [r["error"] for r in recs if r["status"] == "failed"]
+    ok = {(r["target"], r["artifact"]["format"], r["runtime"]["name"]) for r in recs if r["status"] == "ok"}
+    assert {
+        ("cpu", "tflite", "litert"),
+        ("cpu", "onnx", "onnxruntime"),
+        ("cpu", "openvino", "openvino"),
+        ("mobile", "tflite", "litert"),
+        ("edgetpu", "tflite", "litert"),
+        (None, "keras", "keras"),
+    } <= ok
+    # No GPU and no EdgeTPU here: recorded as skipped with the reason, never run on the CPU instead.
+    gpu = [r for r in recs if r["target"] == "gpu"]
+    assert gpu and all(r["status"] == "skipped" and r["error"] for r in gpu)
+    tpu = [r for r in recs if r["runtime"]["device"] == "edgetpu"]
+    assert tpu and all(r["status"] == "skipped" and "EdgeTPU" in r["error"] for r in tpu)
+    int8 = next(r for r in recs if r["target"] == "edgetpu" and r["status"] == "ok")
+    assert int8["artifact"]["precision"] == "int8" and int8["accuracy_drop"] is not None
+    assert all((run_dir / r["artifact"]["path"]).is_file() for r in recs if r["artifact"]["path"])
+    with sqlite3.connect(out / "history.sqlite") as con:
+        assert con.execute("select count(*) from measurements").fetchone()[0] == len(recs)
+    report = (run_dir / "report.md").read_text()
+    assert "| cpu | tflite-fp32 | litert |" in report and "skipped" in report
+    assert "tflite-int8" in proc.stdout  # the summary table reached the terminal
+
+
+def test_report_command_reprints_the_table(quick_run):
+    _, run_dir, _ = quick_run
+    proc = run_cli("report", str(run_dir))
+    assert proc.returncode == 0 and "openvino-fp32" in proc.stdout
+
+
+def test_gate_passes_on_generous_budgets(quick_run, tmp_path):
+    _, run_dir, _ = quick_run
+    budgets = tmp_path / "ok.yaml"
+    budgets.write_text(
+        "cpu:\n  - latency.p90 <= 1s\n  - size.raw <= 10MB\n  - accuracy.drop <= 5%\n"
+        "mobile:\n  - memory.peak_rss <= 4096MB\n"
+    )
+    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets), "--json", str(tmp_path / "gate.json"))
+    assert proc.returncode == 0, proc.stdout
+    verdicts = json.loads((tmp_path / "gate.json").read_text())
+    assert verdicts["passed"] and verdicts["counts"]["PASS"] > 0 and verdicts["counts"]["FAIL"] == 0
+
+
+def test_gate_fails_on_a_budget_that_cannot_be_met(quick_run, tmp_path):
+    _, run_dir, _ = quick_run
+    budgets = tmp_path / "tight.yaml"
+    budgets.write_text("cpu:\n  - latency.p90 <= 1us\n  - size.raw <= 10MB\n")
+    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout and "PASS" in proc.stdout and "INVALID" in proc.stdout
+
+
+def test_gate_with_profile_budgets_fails_on_skipped_gpu_unless_allowed(quick_run):
+    _, run_dir, _ = quick_run
+    assert run_cli("gate", str(run_dir)).returncode == 1
+    proc = run_cli("gate", str(run_dir), "--allow-skipped")
+    assert proc.returncode == 0, proc.stdout

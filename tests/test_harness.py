@@ -1,0 +1,70 @@
+"""The harness on real runtimes, each measurement in its own child process."""
+
+import numpy as np
+import pytest
+
+from edge_opt.bench.harness import HarnessOptions, measure
+
+FAST = HarnessOptions(min_runs=20, min_time_s=0.05, warmup_runs=2)
+
+
+@pytest.mark.parametrize(
+    ("key", "runtime"),
+    [("tflite", "litert"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("tflite_int8", "litert")],
+)
+def test_measures_each_runtime(tiny_artifacts, adult_small, key, runtime):
+    x = adult_small.x_test[:200]
+    res = measure(tiny_artifacts[key].model_path, runtime, default_batch=1, data=x, options=FAST)
+    assert res.status == "ok", res.error
+    lat = res.latency_ms
+    assert lat["n"] >= 20 and len(res.raw["samples_ms"]) == lat["n"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+    assert lat["median_ci"][0] <= lat["p50"] <= lat["median_ci"][1]
+    assert res.raw["load_ms"] > 0 and res.raw["cold_start_ms"] > 0
+    mem = res.raw["memory_mb"]
+    assert mem["peak_rss"] >= mem["baseline_rss"] > 0 and mem["peak_uss"] > 0
+    assert res.raw["runtime"]["name"] == runtime and res.raw["runtime"]["threads"] == 1
+    assert res.predictions.shape[0] == 200
+    assert np.all((res.predictions >= 0) & (res.predictions <= 1))
+
+
+def test_threads_are_passed_to_the_runtime(tiny_artifacts):
+    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", threads=2, default_batch=1, options=FAST)
+    assert res.status == "ok" and res.raw["runtime"]["threads"] == 2
+
+
+def test_minimum_time_is_honoured(tiny_artifacts):
+    res = measure(tiny_artifacts["tflite"].model_path, "litert", options=HarnessOptions(min_runs=5, min_time_s=0.3))
+    # Calls take microseconds, so five runs alone would take far less than 0.3 s.
+    assert res.latency_ms["n"] > 1000
+
+
+def test_null_backend_measures_harness_overhead():
+    res = measure(None, "null", shapes={"x": (1, 4)}, options=FAST)
+    assert res.status == "ok"
+    assert res.latency_ms["p50"] < 0.01  # well under 10 µs per call: the timing loop is lean
+
+
+def test_a_crashing_backend_is_contained():
+    res = measure(None, "tests.plugins.crashy:CrashBackend", shapes={"x": (1, 4)}, options=FAST)
+    assert res.status == "failed"
+    assert "SIGSEGV" in res.error and res.raw["signal"] == "SIGSEGV"
+
+
+def test_missing_device_is_skipped_not_run_on_cpu(tiny_artifacts):
+    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", device="gpu", default_batch=1, options=FAST)
+    assert res.status == "skipped"
+    assert "GPU" in res.error and "samples_ms" not in res.raw
+
+
+def test_dynamic_shape_needs_a_shape(tiny_artifacts):
+    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", options=FAST)
+    assert res.status == "failed" and res.exit_code == 2
+    assert "dynamic shape" in res.error and "--shape" in res.error
+    ok = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", shapes={"": (3, 108)}, options=FAST)
+    assert ok.status == "ok" and ok.raw["inputs"][0]["shape"] == [3, 108]
+
+
+def test_wrong_shape_is_bad_input(tiny_artifacts):
+    res = measure(tiny_artifacts["openvino"].model_path, "openvino", shapes={"": (1, 7)}, options=FAST)
+    assert res.status == "failed" and res.exit_code == 2 and "does not fit" in res.error
