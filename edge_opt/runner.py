@@ -124,7 +124,13 @@ def _run_task(
     calibration = data.calibration(min(task.calibration_rows, len(data.x_train)), seed=suite.seed)
     seen: dict[tuple, dict] = {}
     for profile in profiles:
-        ctx = PassContext(target=profile.name, calibration=calibration, calibration_source=f"{data.name} train split")
+        ctx = PassContext(
+            target=profile.name,
+            calibration=calibration,
+            calibration_source=f"{data.name} train split",
+            data=data,
+            seed=suite.seed,
+        )
         for pipeline in profile.pipelines:
             names = " → ".join(step.pass_ for step in pipeline)
             progress(f"{task.name}: {profile.name}: {names}")

@@ -1,7 +1,8 @@
 """Passes turn one artifact into another. Registered by name; modules imported lazily.
 
-The registry's metadata (input formats, output format, one-line description) is readable
-without importing a pass module, so config validation stays cheap.
+The registry's metadata (input formats, output format, the targets it serves, a one-line
+description) is readable without importing a pass module, so config validation and
+``supports`` checks stay cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class PassInfo:
     inputs: tuple[str, ...]
     output: str
     description: str
+    targets: tuple[str, ...] | None = None  # target profiles it serves; None: any
 
 
 REGISTRY: dict[str, PassInfo] = {
@@ -43,4 +45,14 @@ def get_pass(name: str) -> Pass:
     return getattr(importlib.import_module(module), cls)()
 
 
-__all__ = ["REGISTRY", "Pass", "PassContext", "PassInfo", "get_pass"]
+def supports(name: str, target: str | None) -> str | None:
+    """Why pass ``name`` cannot serve ``target``, or None when it can."""
+    info = REGISTRY.get(name)
+    if info is None:
+        return f"unknown pass '{name}'"
+    if target is not None and info.targets is not None and target not in info.targets:
+        return f"pass '{name}' serves targets {', '.join(info.targets)}, not '{target}'"
+    return None
+
+
+__all__ = ["REGISTRY", "Pass", "PassContext", "PassInfo", "get_pass", "supports"]

@@ -11,15 +11,23 @@ from pydantic import BaseModel, ConfigDict
 
 from edge_opt.artifacts import Artifact
 from edge_opt.config import validate
+from edge_opt.datasets import Dataset
 
 
 @dataclass
 class PassContext:
-    """What a pass may need besides its input: calibration data and the target's name."""
+    """What a pass may need besides its input artifact.
+
+    ``data`` (train/val splits with labels) is there for passes that train (pruning, QAT,
+    clustering, distillation, PCA fitting); a pass that needs it and finds None raises
+    UnsupportedTargetError saying so. ``seed`` makes training passes reproducible.
+    """
 
     target: str | None = None
     calibration: np.ndarray | None = None  # rows of the training split, float32
     calibration_source: str = "none"
+    data: Dataset | None = None
+    seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,59 @@
+"""The evaluation data every trust check takes: features, labels, slices, valid ranges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_opt.datasets import Dataset
+from edge_opt.errors import BadInputError
+
+
+@dataclass(frozen=True, eq=False)
+class EvalData:
+    x: np.ndarray  # float32, batch first, the model's input layout
+    y: np.ndarray  # int64 class indices
+    feature_names: list[str]
+    n_classes: int
+    slices: dict[str, np.ndarray] = field(default_factory=dict)  # column -> per-row group label
+    # Which flattened features an attack may perturb (tabular: continuous columns only;
+    # images: every pixel), and their valid range, taken from the training split.
+    perturbable: np.ndarray | None = None  # bool mask over flattened features
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.x) == 0:
+            raise BadInputError("evaluation data is empty")
+        if len(self.x) != len(self.y):
+            raise BadInputError(f"evaluation data has {len(self.x)} rows of features but {len(self.y)} labels")
+        for name, col in self.slices.items():
+            if len(col) != len(self.x):
+                raise BadInputError(f"slice column '{name}' has {len(col)} rows, features have {len(self.x)}")
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.x.shape[1:]))
+
+    def head(self, rows: int) -> EvalData:
+        """The first ``rows`` rows (a fixed, reproducible subset)."""
+        return EvalData(
+            self.x[:rows], self.y[:rows], self.feature_names, self.n_classes,
+            {k: v[:rows] for k, v in self.slices.items()}, self.perturbable, self.lower, self.upper,
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, split: str = "test", rows: int | None = None) -> EvalData:
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        slices = getattr(ds, f"slices_{split}")
+        flat_train = ds.x_train.reshape(len(ds.x_train), -1)
+        if ds.name == "adult":  # one-hot columns are named "column=value"; the rest are continuous
+            perturbable = np.array(["=" not in n for n in ds.feature_names])
+        else:
+            perturbable = np.ones(flat_train.shape[1], dtype=bool)
+        data = cls(
+            x, y, list(ds.feature_names), ds.n_classes, dict(slices), perturbable,
+            flat_train.min(axis=0), flat_train.max(axis=0),
+        )
+        return data.head(rows) if rows else data
