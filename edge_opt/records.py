@@ -44,6 +44,7 @@ def build_record(
         "status": status,
         "error": error,
         "latency_ms": result.latency_ms if result and status == "ok" else None,
+        "wall_p50_ms": raw.get("wall_p50_ms"),
         "load_ms": raw.get("load_ms"),
         "cold_start_ms": raw.get("cold_start_ms"),
         "memory_mb": raw.get("memory_mb"),

@@ -28,6 +28,10 @@ class Backend:
 
     name = "base"
     formats: tuple[str, ...] = ()
+    #: "wall": the harness times each ``invoke`` with a monotonic clock. "runtime": the
+    #: runtime measures each inference itself (``last_latency_ms``), as its vendor's own
+    #: benchmark tool reports it, so Python call overhead stays out of the samples.
+    timer = "wall"
 
     def __init__(self, threads: int = 1, device: str = "cpu") -> None:
         self.threads = threads
@@ -60,11 +64,21 @@ class Backend:
         """Float features in (batch first), float outputs of the first output out."""
         raise NotImplementedError
 
+    def last_latency_ms(self) -> float:
+        """The runtime's own measure of the last ``invoke`` (only when ``timer == "runtime"``)."""
+        raise NotImplementedError
+
     def version(self) -> str:
         return "unknown"
 
     def info(self) -> dict:
-        return {"name": self.name, "version": self.version(), "threads": self.threads, "device": self.device}
+        return {
+            "name": self.name,
+            "version": self.version(),
+            "threads": self.threads,
+            "device": self.device,
+            "timer": self.timer,
+        }
 
 
 def quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
