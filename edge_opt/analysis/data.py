@@ -39,8 +39,14 @@ class EvalData:
     def head(self, rows: int) -> EvalData:
         """The first ``rows`` rows (a fixed, reproducible subset)."""
         return EvalData(
-            self.x[:rows], self.y[:rows], self.feature_names, self.n_classes,
-            {k: v[:rows] for k, v in self.slices.items()}, self.perturbable, self.lower, self.upper,
+            self.x[:rows],
+            self.y[:rows],
+            self.feature_names,
+            self.n_classes,
+            {k: v[:rows] for k, v in self.slices.items()},
+            self.perturbable,
+            self.lower,
+            self.upper,
         )
 
     @classmethod
@@ -53,7 +59,13 @@ class EvalData:
         else:
             perturbable = np.ones(flat_train.shape[1], dtype=bool)
         data = cls(
-            x, y, list(ds.feature_names), ds.n_classes, dict(slices), perturbable,
-            flat_train.min(axis=0), flat_train.max(axis=0),
+            x,
+            y,
+            list(ds.feature_names),
+            ds.n_classes,
+            dict(slices),
+            perturbable,
+            flat_train.min(axis=0),
+            flat_train.max(axis=0),
         )
         return data.head(rows) if rows else data
