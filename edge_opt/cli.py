@@ -185,9 +185,15 @@ def gate(
     allow_skipped: bool = typer.Option(
         False, "--allow-skipped", help="Skipped measurements (no device here) do not fail."
     ),
+    every: bool = typer.Option(False, "--every", help="Every measurement must meet the budgets, not just the chosen."),
     json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
 ) -> None:
-    """Check a run against budgets; exit 0 when every check passes, 1 when one fails."""
+    """Check a run against budgets; exit 0 when every check passes, 1 when one fails.
+
+    Per target, the chosen candidate (the fastest measured one that meets every budget) is
+    checked and the others are listed with the reason they lost. With --every, each
+    measurement of the target must pass.
+    """
     from rich.table import Table
 
     from edge_opt.fileio import write_json_atomic
@@ -196,7 +202,7 @@ def gate(
 
     results = load_run(run_dir)
     checks = load_budgets(budgets) if budgets else None
-    report = evaluate(results, checks, allow_skipped=allow_skipped)
+    report = evaluate(results, checks, allow_skipped=allow_skipped, every=every)
     table = Table(title=f"gate · {results.get('run_id', run_dir)}")
     for col in ("target", "measurement", "check", "verdict", "reason"):
         table.add_column(col)
@@ -205,6 +211,11 @@ def gate(
         table.add_row(r.target, r.record, r.check, f"[{style[r.verdict]}]{r.verdict}[/]", r.message)
     console = _console()
     console.print(table)
+    for target, sel in report.to_dict()["selections"].items():
+        chosen = sel["chosen"]
+        console.print(f"[bold]{target}[/]: chosen {chosen['label'] if chosen else 'none (no candidate fits)'}")
+        for rec in sel["rejected"]:
+            console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
         write_json_atomic(json_out, report.to_dict())
     console.print("[green]VALID: all budgets met[/]" if report.passed else "[bold red]INVALID: a budget is not met[/]")

@@ -131,9 +131,54 @@ class GateRow:
 
 
 @dataclass
+class Selection:
+    """The fastest measured candidate of a target that meets every budget, and why the others lost."""
+
+    target: str
+    chosen: dict[str, Any] | None
+    rejected: list[tuple[dict[str, Any], str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        chosen = self.chosen
+        return {
+            "chosen": None
+            if chosen is None
+            else {
+                "id": chosen.get("id"),
+                "label": record_label(chosen),
+                "p50_ms": (chosen.get("latency_ms") or {}).get("p50"),
+            },
+            "rejected": [{"id": r.get("id"), "label": record_label(r), "reason": why} for r, why in self.rejected],
+        }
+
+
+def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> Selection:
+    """Among a target's measured candidates, the fastest (median latency) that passes every check."""
+    fits, rejected = [], []
+    for rec in records:
+        if rec.get("status") != "ok" or not rec.get("latency_ms"):
+            rejected.append((rec, f"not measured: {rec.get('status')}: {rec.get('error') or 'no latency'}"))
+            continue
+        failed = [res.message for res in (c.evaluate(rec) for c in checks) if not res.passed]
+        if failed:
+            rejected.append((rec, "; ".join(failed)))
+        else:
+            fits.append(rec)
+    fits.sort(key=lambda r: r["latency_ms"]["p50"])
+    if fits:
+        best = fits[0]["latency_ms"]["p50"]
+        for rec in fits[1:]:
+            rejected.append(
+                (rec, f"meets the budgets but slower: p50 {rec['latency_ms']['p50']:.4g} ms vs {best:.4g} ms")
+            )
+    return Selection(target, fits[0] if fits else None, rejected)
+
+
+@dataclass
 class GateReport:
     rows: list[GateRow] = field(default_factory=list)
     allow_skipped: bool = False
+    selections: dict[str, Selection] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -147,6 +192,7 @@ class GateReport:
             "allow_skipped": self.allow_skipped,
             "counts": counts,
             "rows": [asdict(r) for r in self.rows],
+            "selections": {t: s.to_dict() for t, s in self.selections.items()},
         }
 
 
@@ -191,22 +237,34 @@ def record_label(record: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def evaluate(
-    results: dict[str, Any], budgets: dict[str, list[Check]] | None = None, allow_skipped: bool = False
-) -> GateReport:
-    """Evaluate each target's checks on every record of that target (not the float reference).
+def profile_budgets(results: dict[str, Any]) -> dict[str, list[Check]]:
+    """The budgets each target profile of a run carries."""
+    return {
+        name: _checks((profile or {}).get("budgets") or [], "results", f"targets.{name}.budgets")
+        for name, profile in (results.get("targets") or {}).items()
+    }
 
-    ``budgets=None`` uses the profiles' own ``budgets`` from ``results["targets"]``. A failed
-    record fails every check; a skipped one gives SKIP, which fails the gate unless
-    ``allow_skipped``. A budgeted target with no records, and an empty gate, are FAILs.
+
+def evaluate(
+    results: dict[str, Any],
+    budgets: dict[str, list[Check]] | None = None,
+    allow_skipped: bool = False,
+    every: bool = False,
+) -> GateReport:
+    """Evaluate each target's checks (not on the float reference).
+
+    By default a target passes when one of its candidates meets every check: the gate
+    reports the chosen one (the fastest that fits, see ``choose``) and why the others
+    lost. When none fits, or with ``every=True``, every record's checks are reported,
+    and with ``every=True`` each must pass. ``budgets=None`` uses the profiles' own
+    ``budgets``. A failed record fails every check; a skipped one gives SKIP, which
+    fails the gate unless ``allow_skipped``. A budgeted target with no records, and an
+    empty gate, are FAILs.
     """
     targets = results.get("targets") or {}
     records = [r for r in results.get("measurements") or [] if r.get("target") is not None]
     if budgets is None:
-        budgets = {
-            name: _checks((profile or {}).get("budgets") or [], "results", f"targets.{name}.budgets")
-            for name, profile in targets.items()
-        }
+        budgets = profile_budgets(results)
     report = GateReport(allow_skipped=allow_skipped)
     for name, checks in budgets.items():
         if not checks:
@@ -219,6 +277,10 @@ def evaluate(
                 why = f"target {name} is not in this run (run targets: {', '.join(targets) or 'none'})"
             report.rows.append(GateRow(name, "(all)", "", "FAIL", why))
             continue
+        if not every:
+            selection = report.selections[name] = choose(name, mine, checks)
+            if selection.chosen is not None:
+                mine = [selection.chosen]
         for record in mine:
             label = record_label(record)
             for check in checks:

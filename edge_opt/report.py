@@ -49,16 +49,16 @@ def row(rec: dict[str, Any]) -> list[str]:
     ]
 
 
-def best_per_target(results: dict) -> dict[str, dict]:
-    """The fastest measured (p50) record per target, among those that ran."""
-    best: dict[str, dict] = {}
-    for rec in results["measurements"]:
-        target, lat = rec.get("target"), rec.get("latency_ms")
-        if target is None or rec["status"] != "ok" or not lat:
-            continue
-        if target not in best or lat["p50"] < best[target]["latency_ms"]["p50"]:
-            best[target] = rec
-    return best
+def selections(results: dict) -> dict:
+    """Per target: the fastest measured candidate within the profile's budgets, and why others lost."""
+    from edge_opt.gate import choose, profile_budgets
+
+    budgets = profile_budgets(results)
+    out = {}
+    for target in results.get("targets") or {}:
+        mine = [r for r in results["measurements"] if r.get("target") == target]
+        out[target] = choose(target, mine, budgets.get(target, []))
+    return out
 
 
 def render_markdown(results: dict) -> str:
@@ -85,14 +85,27 @@ def render_markdown(results: dict) -> str:
             if (rec.get("task") or "") == task:
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in row(rec)) + " |")
         lines.append("")
-    best = best_per_target(results)
-    if best:
-        lines += ["## Fastest measured artifact per target", ""]
-        for target, rec in best.items():
-            lines.append(
-                f"- **{target}**: {rec['artifact']['label']} on {rec['runtime']['name']}, "
-                f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms"
-            )
+    from edge_opt.gate import record_label
+
+    chosen = selections(results)
+    if chosen:
+        lines += [
+            "## Chosen artifact per target",
+            "",
+            "The fastest measured candidate that meets every budget of its target profile.",
+            "",
+        ]
+        for target, sel in chosen.items():
+            if sel.chosen is None:
+                lines.append(f"- **{target}**: none fits its budgets")
+            else:
+                rec = sel.chosen
+                lines.append(
+                    f"- **{target}**: {rec['artifact']['label']} on {rec['runtime']['name']}, "
+                    f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms"
+                )
+            for rec, why in sel.rejected:
+                lines.append(f"  - rejected {record_label(rec)}: {why}")
         lines.append("")
     skipped = [r for r in results["measurements"] if r["status"] != "ok"]
     if skipped:
@@ -128,13 +141,5 @@ def render_json(results: dict) -> dict:
                 "size_bytes": rec.get("size_bytes"),
             }
         )
-    best = {
-        t: {
-            "artifact": r["artifact"]["label"],
-            "runtime": r["runtime"]["name"],
-            "threads": r["runtime"]["threads"],
-            "p50_ms": r["latency_ms"]["p50"],
-        }
-        for t, r in best_per_target(results).items()
-    }
-    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "fastest_per_target": best}
+    chosen = {t: s.to_dict() for t, s in selections(results).items()}
+    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "chosen_per_target": chosen}

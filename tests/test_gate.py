@@ -9,7 +9,7 @@ import pytest
 
 from edge_opt.config import read_yaml
 from edge_opt.errors import EXIT_BAD_INPUT, ConfigError
-from edge_opt.gate import Check, evaluate, load_budgets, record_label
+from edge_opt.gate import Check, choose, evaluate, load_budgets, record_label
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
@@ -197,7 +197,7 @@ def test_gate_passes_and_fails_per_record():
     fast = _record(label="tflite-int8", **GOOD)
     slow = _record(label="tflite-fp32", **{**GOOD, "latency_ms": {"p90": 7.5}})
     budgets = {"cpu": [Check.parse("latency.p90 <= 5ms"), Check.parse("accuracy.drop <= 1%")]}
-    report = evaluate(_results(fast, slow), budgets)
+    report = evaluate(_results(fast, slow), budgets, every=True)
     assert [(r.record, r.check, r.verdict) for r in report.rows] == [
         ("tflite-int8 · litert · 1 thread", "latency.p90 <= 5ms", "PASS"),
         ("tflite-int8 · litert · 1 thread", "accuracy.drop <= 1%", "PASS"),
@@ -207,6 +207,36 @@ def test_gate_passes_and_fails_per_record():
     assert report.rows[2].message == "latency.p90 = 7.5 ms > 5 ms: FAIL"
     assert report.passed is False
     assert evaluate(_results(fast), budgets).passed is True
+
+
+def test_gate_looks_at_the_chosen_candidate_first():
+    fast = _record(label="tflite-int8", **GOOD)
+    slow = _record(label="tflite-fp32", **{**GOOD, "latency_ms": {"p50": 6.0, "p90": 7.5}})
+    budgets = {"cpu": [Check.parse("latency.p90 <= 5ms")]}
+    report = evaluate(_results(fast, slow), budgets)
+    assert report.passed
+    assert [(r.record, r.verdict) for r in report.rows] == [("tflite-int8 · litert · 1 thread", "PASS")]
+    sel = report.selections["cpu"]
+    assert sel.chosen is fast and sel.rejected == [(slow, "latency.p90 = 7.5 ms > 5 ms: FAIL")]
+    only_slow = evaluate(_results(slow), budgets)
+    assert not only_slow.passed and only_slow.selections["cpu"].chosen is None
+
+
+def test_choose_prefers_the_fastest_that_fits_and_explains_every_rejection():
+    fastest_but_inaccurate = _record(
+        label="int8", **{**GOOD, "latency_ms": {"p50": 0.001, "p90": 0.002}, "accuracy_drop": 0.05}
+    )
+    fits_fast = _record(label="fp16", **{**GOOD, "latency_ms": {"p50": 0.01, "p90": 0.02}})
+    fits_slow = _record(label="fp32", **{**GOOD, "latency_ms": {"p50": 0.03, "p90": 0.04}})
+    skipped = _record(label="gpu", status="skipped", error="no GPU here")
+    checks = [Check.parse("accuracy.drop <= 1%"), Check.parse("latency.p90 <= 1ms")]
+    sel = choose("cpu", [fastest_but_inaccurate, fits_slow, fits_fast, skipped], checks)
+    assert sel.chosen is fits_fast
+    reasons = {rec["artifact"]["label"]: why for rec, why in sel.rejected}
+    assert reasons["int8"] == "accuracy.drop = 5% > 1%: FAIL"
+    assert reasons["gpu"] == "not measured: skipped: no GPU here"
+    assert reasons["fp32"].startswith("meets the budgets but slower: p50 0.03 ms vs 0.01 ms")
+    assert sel.to_dict()["chosen"]["label"] == "fp16 · litert · 1 thread"
 
 
 def test_float_reference_is_not_gated():
