@@ -234,6 +234,16 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder (holding resul
 
 @app.command()
 @_handled
+def lineage(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
+    """Show the tree from the float model to every artifact of a run (from the manifests)."""
+    from edge_opt.lineage import lineage_lines, load_manifests
+
+    for line in lineage_lines(load_manifests(run_dir)):
+        print(line)
+
+
+@app.command()
+@_handled
 def targets(name: str = typer.Argument(None, help="Show one profile in full (a name or a YAML path).")) -> None:
     """List the target profiles, or validate and show one."""
     import yaml

@@ -61,7 +61,7 @@ def selections(results: dict) -> dict:
     return out
 
 
-def render_markdown(results: dict) -> str:
+def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
     prov = results.get("provenance", {})
     machine = prov.get("machine", {})
     versions = prov.get("versions", {})
@@ -107,6 +107,17 @@ def render_markdown(results: dict) -> str:
             for rec, why in sel.rejected:
                 lines.append(f"  - rejected {record_label(rec)}: {why}")
         lines.append("")
+    if lineage:
+        lines += [
+            "## Lineage",
+            "",
+            "From the float model to every artifact (label [target], format, precision, size, id):",
+            "",
+            "```",
+            *lineage,
+            "```",
+            "",
+        ]
     skipped = [r for r in results["measurements"] if r["status"] != "ok"]
     if skipped:
         lines += ["## Not measured", ""]

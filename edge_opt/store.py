@@ -35,7 +35,10 @@ def write_run(run_dir: Path, results: dict) -> None:
     np.savez_compressed(buf, **samples)
     write_bytes_atomic(run_dir / SAMPLES, buf.getvalue())
     write_json_atomic(run_dir / RESULTS, results)
-    write_text_atomic(run_dir / "report.md", render_markdown(results))
+    from edge_opt.lineage import lineage_lines, load_manifests
+
+    lineage = lineage_lines(load_manifests(run_dir)) if (run_dir / "artifacts").is_dir() else None
+    write_text_atomic(run_dir / "report.md", render_markdown(results, lineage))
     write_json_atomic(run_dir / "report.json", render_json(results))
 
 

@@ -101,3 +101,20 @@ def test_gate_with_profile_budgets_fails_on_skipped_gpu_unless_allowed(quick_run
     assert run_cli("gate", str(run_dir)).returncode == 1
     proc = run_cli("gate", str(run_dir), "--allow-skipped")
     assert proc.returncode == 0, proc.stdout
+
+
+def test_lineage_shows_the_tree_from_the_float_model(quick_run):
+    _, run_dir, _ = quick_run
+    proc = run_cli("lineage", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("float (keras, fp32")
+    onnx = next(i for i, ln in enumerate(lines) if "onnx-fp32 [cpu]" in ln)
+    assert "openvino-fp32 [cpu]" in lines[onnx + 1] and lines[onnx + 1].startswith("        └── ")
+    assert "## Lineage" in (run_dir / "report.md").read_text()
+    assert "chosen_per_target" in (run_dir / "report.json").read_text()
+
+
+def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
+    proc = run_cli("lineage", str(tmp_path))
+    assert proc.returncode == 2 and "no artifacts/ folder" in proc.stderr
