@@ -139,7 +139,10 @@ class ArtifactWriter:
             "precision": precision,
             "model_file": model_file,
         }
-        self.notes: dict[str, Any] = {}
+        # Trust in a model's Lambda code, given once at import, follows it down the lineage.
+        self.notes: dict[str, Any] = (
+            {"trusted_code": True} if parent and parent.manifest["notes"].get("trusted_code") else {}
+        )
         self.stage: Path | None = None
 
     def __enter__(self) -> ArtifactWriter:

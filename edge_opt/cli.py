@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 gate failed, 2 bad input or config, 3 internal error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -49,13 +50,13 @@ def _handled(fn):
     return wrapper
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, file=None):
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
+    stream = file or (sys.stderr if stderr else sys.stdout)
     # Logs and CI get the full table instead of an 80-column squeeze.
     width = None if stream.isatty() else 200
-    return Console(stderr=stderr, highlight=False, width=width)
+    return Console(file=stream, highlight=False, width=width)
 
 
 @app.command()
@@ -78,10 +79,9 @@ def run(
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
     total = plan_steps(spec, profiles)
-    console = _console()
     options = {"suite": suite or "default", "out": str(out)}
-    with _native_logs_to(out / "native.log") as restore_console:
-        console = restore_console(console)
+    with _native_logs_to(out / "native.log") as (term_out, _):
+        console = _console(file=term_out)
         if quiet:
             result = run_suite(spec, out, options=options)
         else:
@@ -99,6 +99,7 @@ def run(
                     bar.update(task, description=desc)
 
                 result = run_suite(spec, out, progress=progress, options=options)
+    console = _console()
     _print_table(console, result.results)
     console.print(f"\nRun folder: {result.run_dir}  ({result.results['duration_s']} s)")
     console.print(f"Report: {result.run_dir / 'report.md'}")
@@ -234,6 +235,60 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder (holding resul
 
 @app.command()
 @_handled
+def optimize(
+    model: Path = typer.Argument(..., help="Your Keras model: .keras, .h5 or a SavedModel folder."),
+    target: str = typer.Option(..., "--target", help="Target profile name (cpu, gpu, edgetpu, mobile) or YAML."),
+    out: Path = typer.Option(..., "--out", help="Folder for the artifacts and summary.json."),
+    calibration: Path = typer.Option(None, "--calibration", help="Calibration rows: .npy, .npz (x) or .csv."),
+    random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on random inputs."),
+    train: Path = typer.Option(None, "--train", help="Labelled rows (.npz x+y, .csv with a label column)."),
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow Lambda layers' code in the model file."),
+) -> None:
+    """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
+
+    Passes that need labels (QAT, pruning, distillation) need --train, or are skipped
+    with that reason; int8 needs --calibration (or, knowingly, --random-calibration).
+    """
+    from edge_opt.byom import optimize as run_optimize
+
+    with _native_logs_to(out / "native.log") as (_, term_err), _console(file=term_err).status("optimizing") as status:
+        summary = run_optimize(
+            model,
+            target,
+            out,
+            calibration=calibration,
+            random_calibration=random_calibration,
+            train=train,
+            trust_model=trust_model,
+            progress=lambda d: status.update(d),
+        )
+    from rich.table import Table
+
+    table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
+    for col in ("pipeline", "artifact", "format", "precision", "size KB", "gzip KB", "agreement", "status"):
+        table.add_column(col)
+    for row in summary["artifacts"]:
+        size = row.get("size_bytes") or {}
+        agree = row.get("agreement")
+        table.add_row(
+            row["pipeline"],
+            row.get("label", "–"),
+            row.get("format", "–"),
+            row.get("precision", "–"),
+            f"{size['raw'] / 1024:.1f}" if size else "–",
+            f"{size['gzip'] / 1024:.1f}" if size else "–",
+            "–" if agree is None else f"{agree:.4f}",
+            row["status"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}",
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"Artifacts and summary.json in {out}")
+    if not any(r["status"] == "ok" for r in summary["artifacts"]):
+        raise BadInputError(f"no pipeline of target '{summary['target']}' could run on {model}")
+
+
+@app.command()
+@_handled
 def lineage(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     """Show the tree from the float model to every artifact of a run (from the manifests)."""
     from edge_opt.lineage import lineage_lines, load_manifests
@@ -293,40 +348,42 @@ def _print_table(console, results: dict) -> None:
     console.print(table)
 
 
-class _native_logs_to:
+@contextlib.contextmanager
+def _native_logs_to(path: Path):
     """Send native libraries' fd-level chatter (TensorFlow, converters) to a log file.
 
-    The console is re-pointed at a duplicate of the original stdout, so progress and
-    tables still reach the terminal. Python-level errors are printed after restoring.
+    Yields (stdout, stderr) file objects that still reach the terminal, for the consoles
+    that show progress and tables. Errors are printed after the descriptors are restored.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    terms = [os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace") for fd in saved]
+    log = open(path, "ab")
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    failed = True
+    try:
+        yield terms[0], terms[1]
+        failed = False
+    finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        self._saved = (os.dup(1), os.dup(2))
-        self._log = open(self.path, "ab")
-        os.dup2(self._log.fileno(), 1)
-        os.dup2(self._log.fileno(), 2)
-        self._term = os.fdopen(os.dup(self._saved[0]), "w", buffering=1, encoding="utf-8", errors="replace")
-
-        def restore_console(console):
-            console.file = self._term
-            return console
-
-        return restore_console
-
-    def __exit__(self, *exc) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(self._saved[0], 1)
-        os.dup2(self._saved[1], 2)
-        for fd in self._saved:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*terms, log):
+            f.close()
+        for fd in saved:
             os.close(fd)
-        self._log.close()
+        # Leave nothing behind when nothing was logged, or when the command failed before
+        # writing anything but this log into a folder it created.
+        only_log = [p.name for p in path.parent.iterdir()] == [path.name]
+        if path.stat().st_size == 0 or (failed and created and only_log):
+            path.unlink()
+            if created and not any(path.parent.iterdir()):
+                path.parent.rmdir()
 
 
 def main() -> None:

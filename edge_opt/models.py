@@ -23,6 +23,23 @@ class ModelConfig(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0)
 
 
+def load_keras(path: str | Path):
+    """Load a Keras model file, with safe mode on unless its artifact was imported with
+    ``--trust-model`` (its manifest, beside the file, then carries ``trusted_code``)."""
+    from edge_opt._tf import keras
+
+    path = Path(path)
+    manifest = path.parent / "manifest.json"
+    trusted = False
+    if manifest.is_file():
+        import json
+
+        trusted = bool(json.loads(manifest.read_text(encoding="utf-8")).get("notes", {}).get("trusted_code"))
+    if path.suffix == ".keras":
+        return keras().models.load_model(str(path), compile=False, safe_mode=not trusted)
+    return keras().models.load_model(str(path), compile=False)
+
+
 def build(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int):
     from edge_opt._tf import keras
 

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from edge_opt.artifacts import Artifact, ArtifactWriter
 from edge_opt.errors import UnsupportedTargetError
+from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 
@@ -46,10 +47,10 @@ class TFLitePass(Pass):
         ) as w:
             if w.existing:
                 return w.existing
-            from edge_opt._tf import keras, tf
+            from edge_opt._tf import tf
 
             tf_ = tf()
-            model = keras().models.load_model(str(artifact.model_path), compile=False)
+            model = load_keras(artifact.model_path)
             converter = tf_.lite.TFLiteConverter.from_keras_model(model)
             if cfg.precision != "fp32":
                 converter.optimizations = [tf_.lite.Optimize.DEFAULT]
@@ -92,9 +93,9 @@ class OnnxPass(Pass):
         ) as w:
             if w.existing:
                 return w.existing
-            from edge_opt._tf import keras, tf
+            from edge_opt._tf import tf
 
-            model = keras().models.load_model(str(artifact.model_path), compile=False)
+            model = load_keras(artifact.model_path)
             import tf2onnx
 
             spec = tuple(

@@ -19,7 +19,8 @@ class KerasBackend(Backend):
         keras()
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
-        from edge_opt._tf import keras, tf
+        from edge_opt._tf import tf
+        from edge_opt.models import load_keras
 
         try:
             tf().config.threading.set_intra_op_parallelism_threads(self.threads)
@@ -27,7 +28,7 @@ class KerasBackend(Backend):
         except RuntimeError:  # TensorFlow already started in this process (not in a worker)
             pass
         try:
-            self._model = keras().models.load_model(str(path), compile=False, safe_mode=True)
+            self._model = load_keras(path)
         except Exception as exc:  # Keras raises many types for a bad file
             raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}") from None
         self._shapes = dict(shapes or {})

@@ -1,0 +1,173 @@
+"""``edge-opt optimize``: a target profile's pipelines on the user's own Keras model.
+
+The user's model becomes the root artifact (re-saved as ``.keras``); each pipeline's output
+is published beside it with its manifest. Calibration rows come from ``--calibration``, or
+random inputs only when asked for (and the manifest says so). Passes that need labels get
+them from ``--train`` or are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.arrays import load_xy
+from edge_opt.artifacts import Artifact, ArtifactWriter, sha256_file
+from edge_opt.datasets import Dataset
+from edge_opt.errors import BadInputError, EdgeOptError, ModelLoadError, first_line
+
+_KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def load_user_model(path: Path, trust: bool):
+    """Load a .keras / .h5 file or a SavedModel folder; no Lambda code unless ``trust``."""
+    from edge_opt._tf import keras
+
+    if not path.exists():
+        raise ModelLoadError(f"{path}: file not found")
+    if not (path.is_dir() or path.suffix.lower() in _KERAS_SUFFIXES):
+        raise ModelLoadError(f"{path}: expected a Keras model (.keras, .h5 or a SavedModel folder)")
+    try:
+        if path.suffix.lower() == ".keras":
+            return keras().models.load_model(str(path), compile=False, safe_mode=not trust)
+        return keras().models.load_model(str(path), compile=False)
+    except Exception as exc:  # Keras raises many types for a bad or unsafe file
+        hint = " (it holds Lambda code: pass --trust-model if you trust its source)" if "safe_mode" in str(exc) else ""
+        raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}{hint}") from None
+
+
+def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Artifact:
+    digest = sha256_file(source) if source.is_file() else None
+    config = {"source": str(source.resolve()), "sha256": digest, "trusted_code": trust}
+    with ArtifactWriter(
+        out,
+        parent=None,
+        pass_name="import",
+        config=config,
+        target=None,
+        fmt="keras",
+        precision="fp32",
+        model_file="model.keras",
+        label="input",
+    ) as w:
+        if w.existing:
+            return w.existing
+        model.save(str(w.stage / "model.keras"))
+        w.notes["parameters"] = int(model.count_params())
+        if trust:
+            w.notes["trusted_code"] = True  # the user vouched for its Lambda code
+        return w.publish()
+
+
+def user_dataset(x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
+    """Labelled rows → a 90/10 train/validation Dataset for passes that train."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    cut = max(1, len(x) // 10)
+    val, train = order[:cut], order[cut:]
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    if n_classes < 2:
+        raise BadInputError("--train labels must hold at least two classes")
+    return Dataset(
+        name="user",
+        task="binary" if n_classes == 2 else "multiclass",
+        n_classes=n_classes,
+        feature_names=[f"f{i}" for i in range(int(np.prod(x.shape[1:])))],
+        x_train=x[train],
+        y_train=y[train],
+        x_val=x[val],
+        y_val=y[val],
+        x_test=x[val],
+        y_test=y[val],
+    )
+
+
+def optimize(
+    model_path: Path,
+    target: str,
+    out: Path,
+    *,
+    calibration: Path | None = None,
+    random_calibration: bool = False,
+    train: Path | None = None,
+    trust_model: bool = False,
+    seed: int = 0,
+    progress=lambda _: None,
+) -> dict:
+    from edge_opt.analysis.predictor import Predictor
+    from edge_opt.passes import PassContext, get_pass
+    from edge_opt.targets import load_profile
+
+    profile = load_profile(target)
+    calib, source = None, "none"
+    if calibration is not None:
+        calib, _, _ = load_xy(calibration)
+        source = f"file {calibration}"
+    data = None
+    if train is not None:
+        x, y, _ = load_xy(train)
+        if y is None:
+            raise BadInputError(f"{train}: --train needs labels (an array 'y' in .npz, or a 'label' column in .csv)")
+        data = user_dataset(x, y, seed)
+    progress("loading the model")
+    model = load_user_model(model_path, trust_model)
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    for name, arr in (("--calibration", calib), ("--train", data.x_train if data else None)):
+        if arr is not None and tuple(arr.shape[1:]) != input_shape:
+            raise BadInputError(f"{name} rows have shape {tuple(arr.shape[1:])}, the model takes {input_shape}")
+    if calib is None and random_calibration:
+        calib = np.random.default_rng(seed).standard_normal((256, *input_shape)).astype(np.float32)
+        source = "random inputs (--random-calibration): quantization ranges may not match real data"
+
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts_dir = out / "artifacts"
+    root = import_artifact(model, model_path, artifacts_dir, trust_model)
+    ctx = PassContext(target=profile.name, calibration=calib, calibration_source=source, data=data, seed=seed)
+    check_rows = calib[:256] if calib is not None else None
+    reference = Predictor(root.model_path) if check_rows is not None else None
+    rows = []
+    for pipeline in profile.pipelines:
+        names = " → ".join(step.pass_ for step in pipeline)
+        progress(f"{profile.name}: {names}")
+        artifact = root
+        try:
+            for step in pipeline:
+                if step.pass_ == "tflite" and step.config.get("precision") == "int8" and calib is None:
+                    raise BadInputError("full-integer int8 needs --calibration FILE (or --random-calibration)")
+                artifact = get_pass(step.pass_).apply(artifact, step.config, artifacts_dir, ctx)
+        except EdgeOptError as exc:
+            rows.append({"pipeline": names, "status": "skipped", "reason": str(exc)})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one pipeline failing does not stop the others
+            rows.append({"pipeline": names, "status": "failed", "reason": f"{type(exc).__name__}: {first_line(exc)}"})
+            continue
+        agreement = None
+        if reference is not None:
+            got = Predictor(artifact.model_path).labels(check_rows)
+            agreement = float(np.mean(got == reference.labels(check_rows)))
+        rows.append(
+            {
+                "pipeline": names,
+                "status": "ok",
+                "artifact": artifact.id,
+                "label": artifact.manifest["label"],
+                "format": artifact.format,
+                "precision": artifact.precision,
+                "path": str(artifact.model_path),
+                "size_bytes": artifact.manifest["size_bytes"],
+                "agreement": agreement,
+            }
+        )
+    summary = {
+        "model": str(model_path),
+        "target": profile.name,
+        "calibration": source,
+        "train": str(train) if train else None,
+        "root": root.id,
+        "artifacts": rows,
+    }
+    from edge_opt.fileio import write_json_atomic
+
+    write_json_atomic(out / "summary.json", summary)
+    return summary
