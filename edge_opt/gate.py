@@ -23,6 +23,7 @@ _UNITS: dict[str, dict[str, float]] = {
     # Records hold memory in MiB; "MB" is accepted as the same unit, as tools commonly mean it.
     "memory": {"MiB": 1, "MB": 1},
     "fraction": {"": 1, "%": 0.01},  # for accuracy.drop, % means percentage points
+    "number": {"": 1, "%": 0.01},  # trust-check figures: rates, differences, correlations
 }
 _LATENCY = ("p50", "p90", "p95", "p99", "mean", "max")
 # metric -> (path in the record, kind)
@@ -37,12 +38,27 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "accuracy": (("accuracy",), "fraction"),
     "accuracy.drop": (("accuracy_drop",), "fraction"),
 }
+# Trust checks put a flat summary per kind on each record of the checked artifact, e.g.
+# "fairness.demographic_parity_difference" or "robustness.robust_accuracy_drop@0.1".
+CHECK_KINDS = ("fairness", "robustness", "explain", "edgetpu")
+
+
+def _metric(name: str) -> tuple[tuple[str, ...], str] | None:
+    """(path in the record, kind) of a metric name, or None when unknown."""
+    if name in METRICS:
+        return METRICS[name]
+    kind, _, key = name.partition(".")
+    if kind in CHECK_KINDS and key:
+        return ("checks", kind, key), "number"
+    return None
+
+
 # Applied to sign(actual - threshold), so that unit-conversion noise (1.1% = 0.011000000000000001)
 # counts as equal: inclusive at the boundary for <= and >=, exclusive for < and >.
 _OPS = {"<=": (-1, 0), "<": (-1,), ">=": (1, 0), ">": (1,)}
 _NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
 _SPEC = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|<|>)\s*"
+    r"^\s*(?P<metric>[A-Za-z_][\w.@]*)\s*(?P<op><=|>=|<|>)\s*"
     r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>%|[A-Za-zµ]+)?\s*$"
 )
 _FORM = "expected '<metric> <op> <value>[unit]' with op one of <=, <, >=, > (e.g. 'latency.p90 <= 5ms')"
@@ -71,24 +87,30 @@ class Check:
         if not m:
             raise ConfigError(f"bad check {spec!r}: {_FORM}")
         metric, op, num, unit = m["metric"], m["op"], float(m["num"]), m["unit"] or ""
-        if metric not in METRICS:
-            raise ConfigError(f"bad check {spec!r}: unknown metric '{metric}'; allowed: {', '.join(METRICS)}")
-        kind = METRICS[metric][1]
+        if _metric(metric) is None:
+            allowed = ", ".join([*METRICS, *(f"{k}.<summary key>" for k in CHECK_KINDS)])
+            raise ConfigError(f"bad check {spec!r}: unknown metric '{metric}'; allowed: {allowed}")
+        kind = _metric(metric)[1]
         units = _UNITS[kind]
         unit = unit or next(iter(units))
         if unit not in units:
             allowed = ", ".join(u or "(none)" for u in units)
             raise ConfigError(f"bad check {spec!r}: unit '{unit}' not allowed for {metric}; allowed: {allowed}")
         value = num / 100 if unit == "%" else num * units[unit]
-        low = -1.0 if metric == "accuracy.drop" else 0.0
+        low = {"accuracy.drop": -1.0}.get(metric, -math.inf if kind == "number" else 0.0)
         if not math.isfinite(value) or value < low or (kind == "fraction" and value > 1):
             bound = f"between {low:g} and 1 (or {low * 100:g}% and 100%)" if kind == "fraction" else ">= 0"
             raise ConfigError(f"bad check {spec!r}: value for {metric} must be {bound}")
         return cls(spec=spec.strip(), metric=metric, op=op, value=value, unit=unit)
 
+    @property
+    def trust(self) -> bool:
+        """A trust-check figure (run on the chosen artifact), not a measurement of every candidate."""
+        return self.metric.partition(".")[0] in CHECK_KINDS
+
     def _show(self, x: float, other: float) -> str:
         """``x`` in the spec's unit, with enough digits to differ from ``other`` when it does."""
-        scale = _UNITS[METRICS[self.metric][1]][self.unit]
+        scale = _UNITS[_metric(self.metric)[1]][self.unit]
         for digits in (4, 6, 10):
             text, other_text = f"{x / scale:.{digits}g}", f"{other / scale:.{digits}g}"
             if text != other_text or math.isclose(x, other, rel_tol=1e-9, abs_tol=1e-12):
@@ -105,7 +127,7 @@ class Check:
             why = f"measurement failed: {reason}" if status == "failed" else f"unknown status {status!r}"
             return CheckResult(False, None, f"{self.spec}: FAIL ({why})")
         actual: Any = record
-        for key in METRICS[self.metric][0]:
+        for key in _metric(self.metric)[0]:
             actual = actual.get(key) if isinstance(actual, dict) else None
         if actual is None:
             return CheckResult(False, None, f"{self.spec}: FAIL ({self.metric} not measured for this record)")
@@ -153,7 +175,12 @@ class Selection:
 
 
 def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> Selection:
-    """Among a target's measured candidates, the fastest (median latency) that passes every check."""
+    """Among a target's measured candidates, the fastest (median latency) that passes every check.
+
+    Trust-check budgets are left out here: those checks run on the chosen artifact, and the
+    gate then holds it to them.
+    """
+    checks = [c for c in checks if not c.trust]
     fits, rejected = [], []
     for rec in records:
         if rec.get("status") != "ok" or not rec.get("latency_ms"):

@@ -107,6 +107,18 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
             for rec, why in sel.rejected:
                 lines.append(f"  - rejected {record_label(rec)}: {why}")
         lines.append("")
+    if results.get("checks"):
+        from edge_opt.analysis.checks import checks_table
+
+        lines += [
+            "## Trust checks on the deployed files",
+            "",
+            "On each target's chosen artifact, through its runtime, next to the float model (Δ = artifact − float). "
+            "Details per check: checks.md.",
+            "",
+            *checks_table(results["checks"]),
+            "",
+        ]
     if lineage:
         lines += [
             "## Lineage",

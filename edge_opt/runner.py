@@ -38,7 +38,7 @@ def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
     """How many progress steps a run takes (train + reference + passes + measurements)."""
     steps = 0
     for _task in suite.tasks:
-        steps += 2
+        steps += 3  # train, reference, trust checks
         for profile in profiles:
             for pipeline in profile.pipelines:
                 steps += 1
@@ -67,9 +67,11 @@ def run_suite(
     started = time.perf_counter()
     harness = HarnessOptions(**suite.harness.model_dump())
     records: list[dict] = []
+    checks: dict[str, dict] = {}
     try:
         for task in suite.tasks:
-            records += _run_task(task, suite, profiles, stage, harness, progress)
+            task_records, checks[task.name] = _run_task(task, suite, profiles, stage, harness, progress)
+            records += task_records
         results = {
             "schema": "edge-opt/results/1",
             "run_id": run_id,
@@ -79,6 +81,7 @@ def run_suite(
             "provenance": provenance({**(options or {}), "harness": harness.to_dict()}),
             "targets": {p.name: p.to_dict() for p in profiles},
             "measurements": records,
+            "checks": checks,
         }
         for rec in records:  # paths relative to the run folder, which is renamed below
             if rec["artifact"]["path"]:
@@ -99,7 +102,7 @@ def run_suite(
 
 def _run_task(
     task: TaskConfig, suite: Suite, profiles, stage: Path, harness: HarnessOptions, progress: Progress
-) -> list[dict]:
+) -> tuple[list[dict], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
     from edge_opt.passes import PassContext, get_pass
@@ -171,7 +174,14 @@ def _run_task(
                         )
                         seen[key] = rec
                     records.append(seen[key])
-    return records
+    progress(f"{task.name}: trust checks on the chosen artifacts")
+    from edge_opt.analysis.checks import attach, run_checks
+
+    checks = run_checks(
+        data, root, records, profiles, suite.checks, seed=suite.seed, rows=task.test_rows, progress=progress
+    )
+    attach(records, checks)
+    return records, checks
 
 
 def _measure(

@@ -39,6 +39,10 @@ def write_run(run_dir: Path, results: dict) -> None:
 
     lineage = lineage_lines(load_manifests(run_dir)) if (run_dir / "artifacts").is_dir() else None
     write_text_atomic(run_dir / "report.md", render_markdown(results, lineage))
+    if results.get("checks"):
+        from edge_opt.analysis.checks import checks_markdown
+
+        write_text_atomic(run_dir / "checks.md", checks_markdown(results["checks"]))
     write_json_atomic(run_dir / "report.json", render_json(results))
 
 

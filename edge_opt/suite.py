@@ -35,6 +35,39 @@ class HarnessConfig(_Strict):
     timeout_s: float = Field(default=600.0, gt=0)
 
 
+class FairnessConfig(_Strict):
+    columns: list[str | list[str]] | None = None  # None: each slice column, plus sex x race
+    min_size: int = Field(default=30, ge=1)
+    n_boot: int = Field(default=200, ge=0)
+    rows: int | None = Field(default=None, ge=10)
+
+
+class RobustnessConfig(_Strict):
+    epsilons: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
+    sigmas: list[float] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
+    pgd_steps: int = Field(default=10, ge=1)
+    blackbox_queries: int = Field(default=100, ge=2)
+    rows: int = Field(default=500, ge=10)
+
+
+class ExplainConfig(_Strict):
+    methods: list[Literal["shap", "permutation", "pdp", "lime", "ig"]] = Field(
+        default_factory=lambda: ["shap", "permutation"]
+    )
+    rows: int = Field(default=400, ge=10)
+    shap_rows: int = Field(default=50, ge=5)
+    shap_samples: int = Field(default=200, ge=10)
+
+
+class ChecksConfig(_Strict):
+    """Trust checks run on each target's chosen artifact (and the float model). ``null`` turns one off."""
+
+    fairness: FairnessConfig | None = FairnessConfig()
+    robustness: RobustnessConfig | None = RobustnessConfig()
+    explain: ExplainConfig | None = ExplainConfig()
+    edgetpu: bool = True  # compatibility analysis of tflite files for profiles with an EdgeTPU runtime
+
+
 class Suite(_Strict):
     name: str
     description: str = ""
@@ -42,6 +75,7 @@ class Suite(_Strict):
     tasks: list[TaskConfig] = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     harness: HarnessConfig = HarnessConfig()
+    checks: ChecksConfig = ChecksConfig()
 
 
 def default_suite_path() -> Path:

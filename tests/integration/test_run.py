@@ -68,6 +68,39 @@ def test_run_writes_results_reports_and_history(quick_run):
     assert "tflite-int8" in proc.stdout  # the summary table reached the terminal
 
 
+def test_trust_checks_run_on_each_targets_artifact(quick_run):
+    _, run_dir, _ = quick_run
+    results = json.loads((run_dir / "results.json").read_text())
+    checks = results["checks"]["adult-mlp"]
+    targets = sorted(t for entry in checks["artifacts"].values() for t in entry["targets"])
+    assert targets == ["cpu", "edgetpu", "gpu", "mobile"]
+    for entry in checks["artifacts"].values():
+        summary = entry["summary"]
+        assert {"fairness", "explain", "robustness"} <= set(summary), entry.get("fairness")
+        assert summary["fairness"]["flips"] >= 0 and "demographic_parity_difference" in summary["fairness"]
+        assert -1 <= summary["explain"]["shap_rank_corr"] <= 1
+    tpu = next(e for e in checks["artifacts"].values() if "edgetpu" in e["targets"])
+    assert tpu["summary"]["edgetpu"]["fraction_ops"] == 1.0
+    assert checks["robustness"]["float"]["clean_accuracy"] > 0.5
+    # The gate sees the summaries on the records of each checked artifact.
+    checked = [r for r in results["measurements"] if r.get("checks")]
+    assert {r["target"] for r in checked} >= {"cpu", "mobile", "edgetpu"}
+    assert (run_dir / "checks.md").read_text().startswith("# Trust checks on the deployed files")
+    assert "## Trust checks on the deployed files" in (run_dir / "report.md").read_text()
+
+
+def test_gate_fails_on_a_fairness_budget(quick_run, tmp_path):
+    _, run_dir, _ = quick_run
+    budgets = tmp_path / "fair.yaml"
+    budgets.write_text("mobile:\n  - latency.p90 <= 1s\n  - fairness.demographic_parity_difference <= -1\n")
+    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
+    assert proc.returncode == 1 and "fairness.demographic_parity_difference" in proc.stdout
+    budgets.write_text("mobile:\n  - fairness.flips <= 100000\n  - explain.shap_rank_corr >= -1\n"
+                       "  - robustness.clean_accuracy >= 0.5\n")
+    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
+    assert proc.returncode == 0, proc.stdout
+
+
 def test_report_command_reprints_the_table(quick_run):
     _, run_dir, _ = quick_run
     proc = run_cli("report", str(run_dir))
