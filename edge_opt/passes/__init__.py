@@ -34,6 +34,30 @@ REGISTRY: dict[str, PassInfo] = {
     "openvino": PassInfo(
         "edge_opt.passes.convert:OpenVINOPass", ("onnx",), "openvino", "ONNX → OpenVINO IR (.xml + .bin), fp32 or fp16"
     ),
+    "pca": PassInfo(
+        "edge_opt.passes.reduce:PCAPass",
+        ("keras",),
+        "keras",
+        "PCA fitted on the train split, folded into the graph as a frozen Dense; the MLP head retrained",
+    ),
+    "select_features": PassInfo(
+        "edge_opt.passes.reduce:FeatureSelectPass",
+        ("keras",),
+        "keras",
+        "Drop features (by name, least permutation-important, or correlated) via a frozen 0/1 Dense; head retrained",
+    ),
+    "ica": PassInfo(
+        "edge_opt.passes.reduce:ICAPass",
+        ("keras",),
+        "keras",
+        "FastICA unmixing folded in as a frozen Dense; head retrained",
+    ),
+    "nmf": PassInfo(
+        "edge_opt.passes.reduce:NMFPass",
+        ("keras",),
+        "keras",
+        "NMF folded approximately as relu(x @ pinv(H)); needs non-negative features; head retrained",
+    ),
 }
 
 
