@@ -338,11 +338,12 @@ def fairness(
     from edge_opt.analysis.inputs import eval_data
 
     columns = [s.split("+") if "+" in s else s for s in slice_] if slice_ else None
-    evaluation = eval_data(data, rows)
-    predictor, _, reference = _check_inputs(artifact, float_model, runtime)
-    result = fairness_check(
-        predictor, evaluation, reference=reference, columns=columns, min_size=min_size, n_boot=n_boot
-    )
+    with _quiet_native():
+        evaluation = eval_data(data, rows)
+        predictor, _, reference = _check_inputs(artifact, float_model, runtime)
+        result = fairness_check(
+            predictor, evaluation, reference=reference, columns=columns, min_size=min_size, n_boot=n_boot
+        )
     _emit(render_fairness(result), result, json_out)
 
 
@@ -366,19 +367,20 @@ def robustness(
     from edge_opt.analysis.robustness import render_robustness, robustness_check
 
     epsilons, noise = _floats(eps, "--eps"), _floats(sigmas, "--sigmas")
-    evaluation = eval_data(data)
-    predictor, ref_path, _ = _check_inputs(artifact, float_model, runtime, need_float=True)
-    result = robustness_check(
-        {artifact.name: predictor},
-        ref_path,
-        evaluation,
-        epsilons=epsilons,
-        sigmas=noise,
-        pgd_steps=pgd_steps,
-        blackbox_queries=queries,
-        rows=rows,
-        seed=seed,
-    )
+    with _quiet_native():
+        evaluation = eval_data(data)
+        predictor, ref_path, _ = _check_inputs(artifact, float_model, runtime, need_float=True)
+        result = robustness_check(
+            {artifact.name: predictor},
+            ref_path,
+            evaluation,
+            epsilons=epsilons,
+            sigmas=noise,
+            pgd_steps=pgd_steps,
+            blackbox_queries=queries,
+            rows=rows,
+            seed=seed,
+        )
     _emit(render_robustness(result), result, json_out)
 
 
@@ -399,12 +401,13 @@ def explain(
     from edge_opt.analysis.explain import explain_check, render_explain
     from edge_opt.analysis.inputs import eval_data
 
-    evaluation = eval_data(data)
-    predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime)
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    result = explain_check(
-        predictor, evaluation, reference=reference, float_model_path=ref_path, methods=chosen, rows=rows, seed=seed
-    )
+    with _quiet_native():
+        evaluation = eval_data(data)
+        predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime)
+        chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+        result = explain_check(
+            predictor, evaluation, reference=reference, float_model_path=ref_path, methods=chosen, rows=rows, seed=seed
+        )
     _emit(render_explain(result), result, json_out)
 
 
@@ -425,13 +428,14 @@ def drift(
     x_new, names_new = load_table(new)
     if names_ref != names_new:
         raise BadInputError(f"{reference} and {new} have different columns")
-    predictor = None
-    if artifact is not None:
-        from edge_opt.analysis.inputs import model_file
-        from edge_opt.analysis.predictor import Predictor
+    with _quiet_native():
+        predictor = None
+        if artifact is not None:
+            from edge_opt.analysis.inputs import model_file
+            from edge_opt.analysis.predictor import Predictor
 
-        predictor = Predictor(model_file(artifact))
-    result = drift_check(x_ref, x_new, names_ref, thresholds={"p_value": p_value, "psi": psi}, predictor=predictor)
+            predictor = Predictor(model_file(artifact))
+        result = drift_check(x_ref, x_new, names_ref, thresholds={"p_value": p_value, "psi": psi}, predictor=predictor)
     _emit(render_drift(result), result, json_out)
     if result["drifted"]:
         raise typer.Exit(1)
@@ -534,6 +538,15 @@ def _native_logs_to(path: Path):
             path.unlink()
             if created and not any(path.parent.iterdir()):
                 path.parent.rmdir()
+
+
+@contextlib.contextmanager
+def _quiet_native():
+    """Keep native runtimes' start-up chatter off the terminal of a command that only prints a result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp, _native_logs_to(Path(tmp) / "native.log"):
+        yield
 
 
 def main() -> None:
