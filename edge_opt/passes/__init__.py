@@ -34,6 +34,18 @@ REGISTRY: dict[str, PassInfo] = {
     "openvino": PassInfo(
         "edge_opt.passes.convert:OpenVINOPass", ("onnx",), "openvino", "ONNX → OpenVINO IR (.xml + .bin), fp32 or fp16"
     ),
+    "ort_quantize": PassInfo(
+        "edge_opt.passes.quantize_ext:OrtQuantizePass",
+        ("onnx",),
+        "onnx",
+        "ONNX Runtime post-training int8: static QDQ (calibrated MinMax/Entropy/Percentile) or dynamic",
+    ),
+    "nncf": PassInfo(
+        "edge_opt.passes.quantize_ext:NNCFQuantizePass",
+        ("openvino", "onnx"),
+        "openvino",
+        "OpenVINO NNCF post-training int8 quantization (calibrated), → OpenVINO IR",
+    ),
     "pca": PassInfo(
         "edge_opt.passes.reduce:PCAPass",
         ("keras",),

@@ -1,0 +1,135 @@
+"""The optimization figures: size, accuracy and latency of every technique, per task.
+
+On the Adult MLP (>= 50k parameters) and the digits CNN, each artifact is measured on
+LiteRT with 1 thread by edge-opt's harness (fresh process, accuracy on the test split):
+fp32, dynamic-range, float16, full-int8 PTQ, 80% pruning + int8 (PTQ and
+pruning-preserving QAT), weight clustering + int8, QAT int8. Printed against the goals:
+
+  - full-int8 / fp32 file size >= 3.5x, accuracy drop <= 0.5 points;
+  - 80% pruning + int8, gzipped, >= 10x smaller than the gzipped fp32, drop <= 1 point;
+  - latency of each artifact relative to fp32 (measured, not assumed).
+
+The distillation figure has its own script: benchmarks/distillation.py.
+
+    python benchmarks/optimization_figures.py [--quick] [--task adult|digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from edge_opt.bench.harness import HarnessOptions, measure
+from edge_opt.datasets import load_dataset
+from edge_opt.models import ModelConfig, predicted_labels, train_artifact
+from edge_opt.passes import PassContext, get_pass
+
+TASKS = {
+    "adult": ModelConfig(kind="mlp", hidden=[256, 128], epochs=4),
+    "digits": ModelConfig(kind="cnn", hidden=[32, 64], dropout=0.0, epochs=12, batch_size=64),
+}
+
+# label -> steps applied to the float model; the last step's output is measured.
+PIPELINES = {
+    "fp32": [("tflite", {"precision": "fp32"})],
+    "dynamic-range": [("tflite", {"precision": "dynamic"})],
+    "float16": [("tflite", {"precision": "fp16"})],
+    "int8 (PTQ)": [("tflite", {"precision": "int8"})],
+    "int8 QAT": [("qat", {"epochs": 1})],
+    "prune 80% + int8 PTQ": [("prune", {"target_sparsity": 0.8, "epochs": 2}), ("tflite", {"precision": "int8"})],
+    "prune 80% + PQAT int8": [
+        ("prune", {"target_sparsity": 0.8, "epochs": 2}),
+        ("qat", {"epochs": 1, "preserve": "sparsity"}),
+    ],
+    "cluster 16 + int8 PTQ": [("cluster", {"number_of_clusters": 16, "epochs": 1}), ("tflite", {"precision": "int8"})],
+}
+
+
+def run_task(name: str, quick: bool, out: Path) -> list[dict]:
+    cfg = TASKS[name]
+    data = load_dataset(name, train_rows=4000 if quick else None)
+    if quick:
+        cfg = cfg.model_copy(update={"epochs": max(2, cfg.epochs // 3)})
+    root = train_artifact(cfg, data, f"{name}-figures", out)
+    ctx = PassContext(
+        target="mobile", calibration=data.calibration(256), calibration_source=f"{name} train split", data=data
+    )
+    window = HarnessOptions(min_runs=100, min_time_s=0.3 if quick else 1.0)
+    rows = []
+    for label, steps in PIPELINES.items():
+        started = time.perf_counter()
+        artifact = root
+        try:
+            for pass_name, config in steps:
+                artifact = get_pass(pass_name).apply(artifact, config, out, ctx)
+        except Exception as exc:  # noqa: BLE001 - report and continue with the others
+            rows.append({"label": label, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        res = measure(artifact.model_path, "litert", threads=1, data=data.x_test, options=window)
+        if res.status != "ok":
+            rows.append({"label": label, "error": res.error})
+            continue
+        acc = float((predicted_labels(res.predictions, data.n_classes) == data.y_test).mean())
+        notes = {k: v for k, v in artifact.manifest.get("notes", {}).items() if "sparsity" in k}
+        rows.append(
+            {
+                "label": label,
+                "raw": artifact.manifest["size_bytes"]["raw"],
+                "gzip": artifact.manifest["size_bytes"]["gzip"],
+                "accuracy": acc,
+                "p50_ms": res.latency_ms["p50"],
+                "params": root.manifest["notes"].get("parameters"),
+                "seconds": time.perf_counter() - started,
+                "notes": notes,
+            }
+        )
+    return rows
+
+
+def report(name: str, rows: list[dict]) -> None:
+    base = next(r for r in rows if r["label"] == "fp32" and "error" not in r)
+    print(f"\n## {name}: {base['params']} parameters, LiteRT 1 thread, test split")
+    print("| artifact | size KB | fp32/size | gzip KB | fp32 gzip/gzip | accuracy | Δ vs fp32 (pt) | p50 ms | × fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['label']} | failed: {r['error']} |||||||| ")
+            continue
+        delta = (r["accuracy"] - base["accuracy"]) * 100
+        print(
+            f"| {r['label']} | {r['raw'] / 1024:.1f} | {base['raw'] / r['raw']:.2f}x | {r['gzip'] / 1024:.1f} | "
+            f"{base['gzip'] / r['gzip']:.2f}x | {r['accuracy']:.4f} | {delta:+.2f} | "
+            f"{r['p50_ms']:.4f} | {r['p50_ms'] / base['p50_ms']:.2f} |"
+        )
+    by = {r["label"]: r for r in rows if "error" not in r}
+    goals = []
+    if "int8 (PTQ)" in by:
+        r = by["int8 (PTQ)"]
+        ratio, drop = base["raw"] / r["raw"], (base["accuracy"] - r["accuracy"]) * 100
+        goals.append(("full-int8 / fp32 size >= 3.5x", f"{ratio:.2f}x", ratio >= 3.5))
+        goals.append(("full-int8 accuracy drop <= 0.5 pt", f"{drop:+.2f} pt", drop <= 0.5))
+    for label in ("prune 80% + int8 PTQ", "prune 80% + PQAT int8"):
+        if label in by:
+            r = by[label]
+            ratio, drop = base["gzip"] / r["gzip"], (base["accuracy"] - r["accuracy"]) * 100
+            goals.append((f"{label}: gzip >= 10x smaller", f"{ratio:.2f}x", ratio >= 10))
+            goals.append((f"{label}: accuracy drop <= 1 pt", f"{drop:+.2f} pt", drop <= 1))
+    print("\n| goal | measured | met |\n|---|---|---|")
+    for goal, value, met in goals:
+        print(f"| {goal} | {value} | {'yes' if met else 'NO'} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4,000 training rows, fewer epochs, short windows")
+    parser.add_argument("--task", choices=sorted(TASKS), action="append")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.task or sorted(TASKS):
+            report(name, run_task(name, args.quick, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
