@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_opt.artifacts import Artifact
 from edge_opt.bench.harness import HarnessOptions, measure
-from edge_opt.errors import EdgeOptError, first_line
+from edge_opt.errors import EdgeOptError, UnsupportedTargetError, first_line
 from edge_opt.records import build_record
 from edge_opt.runtimes import formats_of
 from edge_opt.suite import Suite, TaskConfig
@@ -105,7 +105,7 @@ def _run_task(
 ) -> tuple[list[dict], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
-    from edge_opt.passes import PassContext, get_pass
+    from edge_opt.passes import PassContext, get_pass, supports
 
     data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
     x_test, y_test = data.x_test, data.y_test
@@ -140,7 +140,13 @@ def _run_task(
             artifact: Artifact | None = root
             try:
                 for step in pipeline:
+                    reason = supports(step.pass_, profile.name)
+                    if reason:
+                        raise UnsupportedTargetError(reason)
                     artifact = get_pass(step.pass_).apply(artifact, step.config, artifacts_dir, ctx)
+            except UnsupportedTargetError as exc:  # the pass cannot apply here: say why, go on
+                records.append(_pipeline_failure(task.name, profile.name, names, str(exc), "skipped"))
+                continue
             except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the run goes on
                 msg = str(exc) if isinstance(exc, EdgeOptError) else f"{type(exc).__name__}: {first_line(exc)}"
                 records.append(_pipeline_failure(task.name, profile.name, names, msg))
@@ -229,9 +235,9 @@ def _score(
         rec["agreement"] = float(np.mean(pred == ref_pred))
 
 
-def _pipeline_failure(task: str, target: str, names: str, msg: str) -> dict:
+def _pipeline_failure(task: str, target: str, names: str, msg: str, status: str = "failed") -> dict:
     artifact = {
-        "id": f"failed:{target}:{names}",
+        "id": f"{status}:{target}:{names}",
         "path": "",
         "format": "-",
         "precision": "-",
@@ -246,7 +252,7 @@ def _pipeline_failure(task: str, target: str, names: str, msg: str) -> dict:
         device="-",
         threads=0,
         size_bytes=None,
-        status="failed",
-        error=f"pipeline {names} failed: {msg}",
+        status=status,
+        error=f"pipeline {names} {'cannot apply' if status == 'skipped' else 'failed'}: {msg}",
         task=task,
     )

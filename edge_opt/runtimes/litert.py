@@ -29,6 +29,9 @@ class LiteRTBackend(Backend):
             if ctypes.util.find_library("edgetpu") is None:
                 return f"no EdgeTPU here: the delegate library {_EDGETPU_LIB} is not installed"
             return None
+        if device == "gpu":
+            # ai-edge-litert's desktop wheels ship no GPU delegate (it targets Android/iOS GPUs).
+            return "no LiteRT GPU delegate in this ai-edge-litert build (phone GPUs only)"
         return f"litert: device '{device}' is not supported by edge-opt's LiteRT backend"
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
