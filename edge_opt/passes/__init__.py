@@ -46,6 +46,24 @@ REGISTRY: dict[str, PassInfo] = {
         "openvino",
         "OpenVINO NNCF post-training int8 quantization (calibrated), → OpenVINO IR",
     ),
+    "prune": PassInfo(
+        "edge_opt.passes.tfmot:PrunePass",
+        ("keras",),
+        "keras",
+        "Magnitude pruning (tfmot, polynomial ramp to target_sparsity) with a fine-tune; needs training data",
+    ),
+    "cluster": PassInfo(
+        "edge_opt.passes.tfmot:ClusterPass",
+        ("keras",),
+        "keras",
+        "Weight clustering (tfmot, number_of_clusters shared values per kernel) with a fine-tune; needs training data",
+    ),
+    "qat": PassInfo(
+        "edge_opt.passes.tfmot:QATPass",
+        ("keras",),
+        "tflite",
+        "Quantization-aware training (tfmot 8-bit, optionally pruning- or cluster-preserving) → int8 LiteRT",
+    ),
     "pca": PassInfo(
         "edge_opt.passes.reduce:PCAPass",
         ("keras",),

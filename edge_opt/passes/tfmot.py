@@ -1,0 +1,338 @@
+"""Training-aware compression with TensorFlow Model Optimization: pruning, clustering, QAT.
+
+Each pass loads the parent Keras model, wraps it, fine-tunes it on ``ctx.data``'s train
+split and publishes a new artifact; the parent is only read. Pruning and clustering keep
+the model's output layer dense by default (``include_output: false``): it is tiny and the
+most sensitive to damage. The fine-tune seed and a fingerprint of the training data are
+hashed into the artifact id with the config, since they change the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.datasets import Dataset
+from edge_opt.errors import UnsupportedTargetError, first_line
+from edge_opt.passes.base import Pass, PassConfig, PassContext
+
+
+class FineTuneConfig(PassConfig):
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+
+
+class PruneConfig(FineTuneConfig):
+    epochs: int = Field(default=2, ge=1)
+    initial_sparsity: float = Field(default=0.0, ge=0, lt=1)
+    target_sparsity: float = Field(default=0.8, gt=0, lt=1)
+    include_output: bool = False  # prune the output layer's kernel too
+
+    @model_validator(mode="after")
+    def _ramp_up(self):
+        if self.initial_sparsity > self.target_sparsity:
+            raise ValueError("initial_sparsity must not exceed target_sparsity")
+        return self
+
+
+class ClusterConfig(FineTuneConfig):
+    number_of_clusters: int = Field(default=16, ge=2, le=256)
+    centroid_init: Literal["linear", "kmeans_plus_plus", "density_based", "random"] = "kmeans_plus_plus"
+    include_output: bool = False  # cluster the output layer's kernel too
+
+
+class QATConfig(FineTuneConfig):
+    io: Literal["float", "int8"] = "float"
+    preserve: Literal["none", "sparsity", "clusters"] = "none"  # PQAT / CQAT for pruned / clustered parents
+
+
+def _tfmot():
+    from edge_opt._tf import keras
+
+    k = keras()  # selects tf_keras before tfmot looks for Keras
+    import tensorflow_model_optimization as tfmot
+
+    return k, tfmot
+
+
+def _need_data(name: str, ctx: PassContext) -> Dataset:
+    if ctx.data is None:
+        raise UnsupportedTargetError(f"pass '{name}' needs labelled training data (--train FILE); skipped")
+    return ctx.data
+
+
+def _identity(cfg: PassConfig, ctx: PassContext, data: Dataset) -> dict[str, Any]:
+    h = hashlib.sha256(np.ascontiguousarray(data.x_train).tobytes())
+    h.update(np.ascontiguousarray(data.y_train).tobytes())
+    return {**cfg.model_dump(), "seed": ctx.seed, "train_data": f"{data.name}:{len(data.x_train)}:{h.hexdigest()[:16]}"}
+
+
+def _kernel_layers(model, include_output: bool) -> list[str]:
+    """Names of the layers with a weight kernel (Dense, Conv...), the output layer optional."""
+    outputs = set(model.output_names)
+    return [
+        layer.name
+        for layer in model.layers
+        if getattr(layer, "kernel", None) is not None and (include_output or layer.name not in outputs)
+    ]
+
+
+def _wrap_layers(k, model, names: list[str], wrap):
+    # The other layers are reused as they are, weights included (the model is our own copy).
+    return k.models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names else layer)
+
+
+def _labels(data: Dataset, y: np.ndarray) -> np.ndarray:
+    return y.astype("float32") if data.n_classes == 2 else y
+
+
+def _fine_tune(k, model, data: Dataset, cfg: FineTuneConfig, seed: int, callbacks=()) -> None:
+    from edge_opt.models import dataset_pipeline
+
+    binary = data.n_classes == 2
+    model.compile(
+        optimizer=k.optimizers.Adam(cfg.learning_rate),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+    )
+    train = dataset_pipeline(data.x_train, _labels(data, data.y_train), cfg.batch_size, shuffle=True, seed=seed)
+    model.fit(train, epochs=cfg.epochs, callbacks=list(callbacks), verbose=0)
+
+
+def _val_accuracy(predict, data: Dataset) -> float:
+    from edge_opt.models import predicted_labels
+
+    return round(float((predicted_labels(predict(data.x_val), data.n_classes) == data.y_val).mean()), 4)
+
+
+def _keras_predict(model):
+    # Calling the model directly skips tracing a predict function (seconds, for tiny data).
+    return lambda x: np.concatenate([model(x[i : i + 4096], training=False).numpy() for i in range(0, len(x), 4096)])
+
+
+def _load(k, artifact: Artifact):
+    return k.models.load_model(str(artifact.model_path), compile=False)
+
+
+class PrunePass(Pass):
+    name = "prune"
+    Config = PruneConfig
+    inputs = ("keras",)
+
+    def run(self, artifact: Artifact, cfg: PruneConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+        data = _need_data(self.name, ctx)
+        with ArtifactWriter(
+            out_dir,
+            parent=artifact,
+            pass_name=self.name,
+            config=_identity(cfg, ctx, data),
+            target=ctx.target,
+            fmt="keras",
+            precision="fp32",
+            model_file="model.keras",
+            label=f"prune-{round(cfg.target_sparsity * 100)}",
+        ) as w:
+            if w.existing:
+                return w.existing
+            k, tfmot = _tfmot()
+            k.utils.set_random_seed(ctx.seed)
+            model = _load(k, artifact)
+            names = _kernel_layers(model, cfg.include_output)
+            if not names:
+                raise UnsupportedTargetError(f"pass 'prune': model {artifact.id} has no layer with a kernel to prune")
+            accuracy_before = _val_accuracy(_keras_predict(model), data)
+
+            # Sparsity ramps up over the first 2/3 of the steps, the rest lets accuracy recover.
+            # Steps count from 1 and the mask is updated every `frequency` steps, so `end` must
+            # be a multiple of `frequency` for the target sparsity to be reached.
+            steps = math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
+            ramp = max(1, steps * 2 // 3)
+            frequency = max(1, ramp // 10)
+            end = ramp // frequency * frequency
+            sparsity = tfmot.sparsity.keras
+            schedule = sparsity.PolynomialDecay(cfg.initial_sparsity, cfg.target_sparsity, 0, end, frequency=frequency)
+            pruned = _wrap_layers(
+                k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+            )
+            _fine_tune(k, pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
+            final = sparsity.strip_pruning(pruned)
+
+            per_layer = {n: float(np.mean(final.get_layer(n).kernel.numpy() == 0)) for n in names}
+            zeros = sum(int(np.sum(final.get_layer(n).kernel.numpy() == 0)) for n in names)
+            total = sum(int(np.size(final.get_layer(n).kernel.numpy())) for n in names)
+            w.notes["pruned_layers"] = {n: round(s, 4) for n, s in per_layer.items()}
+            w.notes["sparsity"] = round(zeros / total, 4)  # over the pruned kernels
+            w.notes["schedule"] = {"end_step": end, "frequency": frequency, "steps": steps}
+            w.notes["val_accuracy_before"] = accuracy_before
+            w.notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
+            final.save(str(w.stage / "model.keras"))
+            return w.publish()
+
+
+class ClusterPass(Pass):
+    name = "cluster"
+    Config = ClusterConfig
+    inputs = ("keras",)
+
+    def run(self, artifact: Artifact, cfg: ClusterConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+        data = _need_data(self.name, ctx)
+        with ArtifactWriter(
+            out_dir,
+            parent=artifact,
+            pass_name=self.name,
+            config=_identity(cfg, ctx, data),
+            target=ctx.target,
+            fmt="keras",
+            precision="fp32",
+            model_file="model.keras",
+            label=f"cluster-{cfg.number_of_clusters}",
+        ) as w:
+            if w.existing:
+                return w.existing
+            k, tfmot = _tfmot()
+            k.utils.set_random_seed(ctx.seed)
+            model = _load(k, artifact)
+            # A kernel with no more weights than clusters has nothing to share.
+            names = [
+                n
+                for n in _kernel_layers(model, cfg.include_output)
+                if np.size(model.get_layer(n).kernel.numpy()) > cfg.number_of_clusters
+            ]
+            if not names:
+                raise UnsupportedTargetError(
+                    f"pass 'cluster': model {artifact.id} has no kernel with more than "
+                    f"{cfg.number_of_clusters} weights to cluster"
+                )
+            accuracy_before = _val_accuracy(_keras_predict(model), data)
+
+            clustering = tfmot.clustering.keras
+            init = clustering.CentroidInitialization[cfg.centroid_init.upper()]
+            clustered = _wrap_layers(
+                k,
+                model,
+                names,
+                lambda layer: clustering.cluster_weights(
+                    layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init
+                ),
+            )
+            _fine_tune(k, clustered, data, cfg, ctx.seed)
+            final = clustering.strip_clustering(clustered)
+
+            w.notes["unique_weights"] = {n: int(np.unique(final.get_layer(n).kernel.numpy()).size) for n in names}
+            w.notes["val_accuracy_before"] = accuracy_before
+            w.notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
+            final.save(str(w.stage / "model.keras"))
+            return w.publish()
+
+
+def _scheme(tfmot, preserve: str):
+    if preserve == "sparsity":
+        return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    if preserve == "clusters":
+        return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+
+
+_WEIGHT_OPS = {"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"}
+
+
+def inspect_tflite(path: Path) -> dict[str, Any]:
+    """Input/output dtypes, float tensors inside the graph, zeros and distinct values in the weights.
+
+    ``weight_unique_values`` has one count per Conv/Dense weight tensor, in execution order.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    interp.allocate_tensors()
+    io = {d["index"] for d in interp.get_input_details() + interp.get_output_details()}
+    tensors = interp.get_tensor_details()
+    ops = interp._get_ops_details()  # private, but the only way to tell weights from activations
+    values = [interp.get_tensor(op["inputs"][1]) for op in ops if op["op_name"] in _WEIGHT_OPS]
+    return {
+        "input_dtype": np.dtype(interp.get_input_details()[0]["dtype"]).name,
+        "output_dtype": np.dtype(interp.get_output_details()[0]["dtype"]).name,
+        "float_tensors": sorted(t["name"] for t in tensors if t["dtype"] == np.float32 and t["index"] not in io),
+        "weight_dtypes": sorted({v.dtype.name for v in values}),
+        "weight_sparsity": round(sum(int(np.sum(v == 0)) for v in values) / max(1, sum(v.size for v in values)), 4),
+        "weight_unique_values": [int(np.unique(v).size) for v in values],
+    }
+
+
+class QATPass(Pass):
+    name = "qat"
+    Config = QATConfig
+    inputs = ("keras",)
+
+    def run(self, artifact: Artifact, cfg: QATConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+        data = _need_data(self.name, ctx)
+        prefix = {"none": "qat", "sparsity": "pqat", "clusters": "cqat"}[cfg.preserve]
+        with ArtifactWriter(
+            out_dir,
+            parent=artifact,
+            pass_name=self.name,
+            config=_identity(cfg, ctx, data),
+            target=ctx.target,
+            fmt="tflite",
+            precision="int8",
+            model_file="model.tflite",
+            label=f"{prefix}-int8" + ("-int8io" if cfg.io == "int8" else ""),
+        ) as w:
+            if w.existing:
+                return w.existing
+            from edge_opt._tf import tf
+
+            k, tfmot = _tfmot()
+            tf_ = tf()
+            k.utils.set_random_seed(ctx.seed)
+            model = _load(k, artifact)
+            accuracy_before = _val_accuracy(_keras_predict(model), data)
+            # Dropout, pooling, Flatten are supported; BatchNormalization only where tfmot folds it
+            # into the Conv/Dense before it, so let tfmot's own transforms decide, then name the layer.
+            quant = tfmot.quantization.keras
+            try:
+                qat = quant.quantize_apply(quant.quantize_annotate_model(model), _scheme(tfmot, cfg.preserve))
+            except (ValueError, RuntimeError) as exc:
+                why = first_line(exc).split(". You can quantize")[0]
+                raise UnsupportedTargetError(
+                    f"pass 'qat' cannot quantize model {artifact.id} with tfmot's 8-bit scheme: {why}"
+                ) from None
+            _fine_tune(k, qat, data, cfg, ctx.seed)
+
+            # The fake-quant ranges learnt in training replace a representative dataset. Not
+            # setting supported_ops=INT8: TF 2.21 then demands a representative dataset even for
+            # a QAT model; the inspection below checks that the result is int8 instead.
+            converter = tf_.lite.TFLiteConverter.from_keras_model(qat)
+            converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+            if cfg.io == "int8":
+                converter.inference_input_type = tf_.int8
+                converter.inference_output_type = tf_.int8
+            path = w.stage / "model.tflite"
+            path.write_bytes(converter.convert())
+
+            facts = inspect_tflite(path)
+            if facts["float_tensors"] or facts["weight_dtypes"] != ["int8"]:
+                raise UnsupportedTargetError(
+                    f"pass 'qat': the converted model is not fully int8 (float tensors: "
+                    f"{', '.join(facts['float_tensors'][:5]) or 'none'}; weights: {', '.join(facts['weight_dtypes'])})"
+                )
+            w.notes.update(facts)
+            w.notes["val_accuracy_before"] = accuracy_before
+            w.notes["val_accuracy"] = _val_accuracy(_tflite_predict(path), data)  # of the int8 file itself
+            return w.publish()
+
+
+def _tflite_predict(path: Path):
+    from edge_opt.runtimes import get_backend_class
+
+    backend = get_backend_class("litert")()
+    backend.load(str(path))
+    return backend.predict
