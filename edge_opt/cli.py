@@ -235,6 +235,49 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder (holding resul
 
 @app.command()
 @_handled
+def compare(
+    run_a: Path = typer.Argument(..., help="The baseline run folder (e.g. last release, or device A)."),
+    run_b: Path = typer.Argument(..., help="The run to compare with it."),
+    fail_on: str = typer.Option(None, "--fail-on", help="Exit 1 when a median is this much slower (e.g. 10%)."),
+    json_out: Path = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+) -> None:
+    """Compare the same measurements across two runs or devices: median change, with a
+    Mann-Whitney U test on the raw samples (p < 0.01) before a change is called one."""
+    from rich.table import Table
+
+    from edge_opt.compare import compare_runs, parse_threshold
+    from edge_opt.fileio import write_json_atomic
+
+    threshold = parse_threshold(fail_on) if fail_on else 0.05
+    result = compare_runs(run_a, run_b, threshold=threshold)
+    table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
+    for col in ("measurement", "p50 A ms", "p50 B ms", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
+        table.add_column(col)
+    style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
+    for r in result["rows"]:
+        acc = "–" if r["accuracy_delta"] is None else f"{r['accuracy_delta'] * 100:+.2f} pt"
+        p_value = "–" if r["p_value"] is None else f"{r['p_value']:.2g}"
+        table.add_row(
+            r["label"],
+            f"{r['p50_a']:.4f}",
+            f"{r['p50_b']:.4f}",
+            f"{r['change']:+.1%}",
+            p_value,
+            f"[{style[r['verdict']]}]{r['verdict']}[/]",
+            acc,
+            f"{r['size_delta']:+d}",
+        )
+    console = _console()
+    console.print(table)
+    if json_out:
+        write_json_atomic(json_out, result)
+    if fail_on and result["regressions"]:
+        console.print(f"[bold red]{len(result['regressions'])} measurement(s) slower by more than {threshold:.0%}[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+@_handled
 def optimize(
     model: Path = typer.Argument(..., help="Your Keras model: .keras, .h5 or a SavedModel folder."),
     target: str = typer.Option(..., "--target", help="Target profile name (cpu, gpu, edgetpu, mobile) or YAML."),

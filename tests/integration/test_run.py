@@ -95,8 +95,10 @@ def test_gate_fails_on_a_fairness_budget(quick_run, tmp_path):
     budgets.write_text("mobile:\n  - latency.p90 <= 1s\n  - fairness.demographic_parity_difference <= -1\n")
     proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
     assert proc.returncode == 1 and "fairness.demographic_parity_difference" in proc.stdout
-    budgets.write_text("mobile:\n  - fairness.flips <= 100000\n  - explain.shap_rank_corr >= -1\n"
-                       "  - robustness.clean_accuracy >= 0.5\n")
+    budgets.write_text(
+        "mobile:\n  - fairness.flips <= 100000\n  - explain.shap_rank_corr >= -1\n"
+        "  - robustness.clean_accuracy >= 0.5\n"
+    )
     proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
     assert proc.returncode == 0, proc.stdout
 
@@ -151,3 +153,30 @@ def test_lineage_shows_the_tree_from_the_float_model(quick_run):
 def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
     proc = run_cli("lineage", str(tmp_path))
     assert proc.returncode == 2 and "no artifacts/ folder" in proc.stderr
+
+
+def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    _, run_dir, _ = quick_run
+    same = run_cli("compare", str(run_dir), str(run_dir), "--fail-on", "10%")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "slower" not in same.stdout and "same" in same.stdout
+    slow = tmp_path / "slow"
+    shutil.copytree(run_dir, slow)
+    with np.load(run_dir / "samples.npz") as npz:
+        np.savez(slow / "samples.npz", **{k: npz[k] * 1.5 for k in npz.files})
+    results = json.loads((slow / "results.json").read_text())
+    for rec in results["measurements"]:
+        if rec.get("latency_ms"):
+            rec["latency_ms"]["p50"] *= 1.5
+    (slow / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "cmp.json"
+    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--json", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cmp = json.loads(out.read_text())
+    verdicts = {r["label"]: (r["verdict"], r["p_value"], r["change"]) for r in cmp["rows"]}
+    assert all(v[0] == "slower" for v in verdicts.values()), verdicts
+    assert run_cli("compare", str(run_dir), str(slow), "--fail-on", "80%").returncode == 0
