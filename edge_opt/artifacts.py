@@ -128,11 +128,16 @@ class ArtifactWriter:
         self.id = artifact_id(parent.id if parent else None, pass_name, config, target, self.tools)
         self.final = self.root / self.id
         self.existing = load_artifact(self.final) if (self.final / MANIFEST).is_file() else None
+        label = label or pass_name
+        # A Keras-level transform (prune, cluster, pca, distill) names its descendants, so
+        # "cluster-16+tflite-int8" is not mistaken for the plain "tflite-int8".
+        if parent and parent.format == "keras" and parent.manifest["pass"] not in ("train", "import"):
+            label = f"{parent.manifest['label']}+{label}"
         self._meta = {
             "id": self.id,
             "parent": parent.id if parent else None,
             "pass": pass_name,
-            "label": label or pass_name,
+            "label": label,
             "config": config,
             "target": target,
             "format": fmt,

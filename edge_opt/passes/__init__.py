@@ -64,6 +64,12 @@ REGISTRY: dict[str, PassInfo] = {
         "tflite",
         "Quantization-aware training (tfmot 8-bit, optionally pruning- or cluster-preserving) → int8 LiteRT",
     ),
+    "distill": PassInfo(
+        "edge_opt.passes.distill:DistillPass",
+        ("keras",),
+        "keras",
+        "Knowledge distillation: a smaller student trained from the teacher's softened logits; needs training data",
+    ),
     "pca": PassInfo(
         "edge_opt.passes.reduce:PCAPass",
         ("keras",),
