@@ -2,10 +2,12 @@
 
 For each model (0.1 ms to 10 ms per inference, plus the tiny Adult MLP), on the same file
 and thread count, alternating A B A B:
-  LiteRT:   edge-opt (litert backend, Interpreter.invoke)  vs  litert-benchmark
-  OpenVINO: edge-opt (openvino backend, request latency)   vs  benchmark_app (sync, 1 stream)
+  LiteRT:   edge-opt (litert-compiled: CompiledModel, the API litert-benchmark times)
+            and edge-opt (litert: the classic Interpreter)    vs  litert-benchmark
+  OpenVINO: edge-opt (openvino backend, request latency)     vs  benchmark_app (sync, 1 stream)
 and prints the ratio of medians (edge-opt / vendor; the goal is 0.95-1.05 from 0.1 ms to
-10 ms). Also prints the NullBackend's per-call overhead: the harness's own cost.
+10 ms). The harness's fidelity is the same-API rows; the Interpreter row shows how the two
+LiteRT APIs differ on the same file. Also prints the NullBackend's per-call overhead.
 
     python benchmarks/compare_vendors.py [--rounds 3] [--threads 1] [--quick]
 """
@@ -136,32 +138,37 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models = build_models(Path(tmp), args.quick)
         for name, (tflite, ir, shape) in models.items():
-            for runtime, path in (("litert", tflite), ("openvino", ir)):
+            for runtime, path in (("litert-compiled", tflite), ("litert", tflite), ("openvino", ir)):
                 ours, theirs = [], []
                 for _ in range(rounds):  # A B A B: drift in machine load hits both alike
                     ours.append(edge_opt_p50(path, runtime, args.threads, window))
                     n = runs_for(ours[-1], window)
-                    if runtime == "litert":
+                    if runtime.startswith("litert"):
                         theirs.append(litert_tool_median(path, args.threads, n))
                     else:
                         theirs.append(benchmark_app_median(path, shape, args.threads, n))
                 a, b = statistics.median(ours), statistics.median(theirs)
-                rows.append((name, runtime, b, a, a / b))
+                # The paired ratio (each round's A over its own B) shrugs off slow drifts of
+                # a shared machine better than the ratio of the two medians.
+                paired = statistics.median(x / y for x, y in zip(ours, theirs, strict=True))
+                rows.append((name, runtime, b, a, a / b, paired))
                 print(
-                    f"  {name:18} {runtime:9} vendor {b:9.4f} ms  edge-opt {a:9.4f} ms  ratio {a / b:5.3f}", flush=True
+                    f"  {name:18} {runtime:15} vendor {b:9.4f} ms  edge-opt {a:9.4f} ms  "
+                    f"ratio {a / b:5.3f}  paired {paired:5.3f}",
+                    flush=True,
                 )
 
-    tools = {"litert": "litert-benchmark", "openvino": "benchmark_app"}
+    tools = {"litert": "litert-benchmark", "litert-compiled": "litert-benchmark", "openvino": "benchmark_app"}
     print(f"\nRatio of medians, edge-opt / vendor tool, {args.threads} thread(s), median of {rounds} rounds")
     print("| model | runtime | vendor tool | vendor median ms | edge-opt median ms | ratio | in 0.95-1.05 |")
     print("|---|---|---|---|---|---|---|")
     for name, runtime, b, a, ratio in rows:
         goal = "n/a (< 0.1 ms)" if b < 0.09 else ("yes" if 0.95 <= ratio <= 1.05 else "NO")
         print(f"| {name} | {runtime} | {tools[runtime]} | {b:.4f} | {a:.4f} | {ratio:.3f} | {goal} |")
-    in_range = [r for r in rows if r[2] >= 0.09]
+    in_range = [r for r in rows if r[2] >= 0.09 and r[1] != "litert"]  # same API as the tool
     if in_range:
         worst = max(in_range, key=lambda r: abs(np.log(r[4])))
-        print(f"\nWorst ratio in the 0.1-10 ms range: {worst[4]:.3f} ({worst[0]}, {worst[1]})")
+        print(f"\nWorst same-API ratio in the 0.1-10 ms range: {worst[4]:.3f} ({worst[0]}, {worst[1]})")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,13 @@ def test_targets_command_lists_and_shows():
     assert proc.returncode == 0 and all(n in proc.stdout for n in ("cpu", "gpu", "edgetpu", "mobile"))
     proc = run_cli("targets", "edgetpu")
     assert proc.returncode == 0 and "io: int8" in proc.stdout
+
+
+def test_a_runtime_crash_on_a_corrupt_file_is_contained(tiny_artifacts, tmp_path):
+    """LiteRT's CompiledModel API may SIGSEGV on a truncated file: the child dies, not edge-opt."""
+    data = tiny_artifacts["tflite"].model_path.read_bytes()
+    bad = tmp_path / "half.tflite"
+    bad.write_bytes(data[: len(data) // 2])
+    proc = run_cli("bench", str(bad), "-r", "litert-compiled", *FAST)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "crashed with SIG" in proc.stderr or "cannot load it" in proc.stderr, proc.stderr

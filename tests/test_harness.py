@@ -10,7 +10,13 @@ FAST = HarnessOptions(min_runs=20, min_time_s=0.05, warmup_runs=2)
 
 @pytest.mark.parametrize(
     ("key", "runtime"),
-    [("tflite", "litert"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("tflite_int8", "litert")],
+    [
+        ("tflite", "litert"),
+        ("onnx", "onnxruntime"),
+        ("openvino", "openvino"),
+        ("tflite_int8", "litert"),
+        ("tflite_int8", "litert-compiled"),
+    ],
 )
 def test_measures_each_runtime(tiny_artifacts, adult_small, key, runtime):
     x = adult_small.x_test[:200]

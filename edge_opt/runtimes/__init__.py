@@ -14,6 +14,7 @@ from edge_opt.runtimes.formats import FORMATS, detect_format
 
 _REGISTRY = {
     "litert": ("edge_opt.runtimes.litert:LiteRTBackend", ("tflite",)),
+    "litert-compiled": ("edge_opt.runtimes.litert_compiled:LiteRTCompiledBackend", ("tflite",)),
     "onnxruntime": ("edge_opt.runtimes.onnxrt:OnnxRuntimeBackend", ("onnx",)),
     "openvino": ("edge_opt.runtimes.openvino:OpenVINOBackend", ("openvino",)),
     "keras": ("edge_opt.runtimes.keras:KerasBackend", ("keras",)),
