@@ -160,11 +160,11 @@ def main() -> None:
 
     tools = {"litert": "litert-benchmark", "litert-compiled": "litert-benchmark", "openvino": "benchmark_app"}
     print(f"\nRatio of medians, edge-opt / vendor tool, {args.threads} thread(s), median of {rounds} rounds")
-    print("| model | runtime | vendor tool | vendor median ms | edge-opt median ms | ratio | in 0.95-1.05 |")
-    print("|---|---|---|---|---|---|---|")
-    for name, runtime, b, a, ratio in rows:
+    print("| model | runtime | vendor tool | vendor median ms | edge-opt median ms | ratio | paired | in 0.95-1.05 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, runtime, b, a, ratio, paired in rows:
         goal = "n/a (< 0.1 ms)" if b < 0.09 else ("yes" if 0.95 <= ratio <= 1.05 else "NO")
-        print(f"| {name} | {runtime} | {tools[runtime]} | {b:.4f} | {a:.4f} | {ratio:.3f} | {goal} |")
+        print(f"| {name} | {runtime} | {tools[runtime]} | {b:.4f} | {a:.4f} | {ratio:.3f} | {paired:.3f} | {goal} |")
     in_range = [r for r in rows if r[2] >= 0.09 and r[1] != "litert"]  # same API as the tool
     if in_range:
         worst = max(in_range, key=lambda r: abs(np.log(r[4])))
