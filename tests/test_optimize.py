@@ -20,8 +20,9 @@ def user_files(tmp_path_factory, tiny_artifacts, adult_small):
 
 def test_optimize_for_mobile_with_calibration(user_files, tmp_path):
     folder, model = user_files
-    proc = run_cli("optimize", str(model), "--target", "mobile", "--out", str(tmp_path), "--calibration",
-                   str(folder / "calib.npy"))
+    proc = run_cli(
+        "optimize", str(model), "--target", "mobile", "--out", str(tmp_path), "--calibration", str(folder / "calib.npy")
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     ok = [a for a in summary["artifacts"] if a["status"] == "ok"]
@@ -39,19 +40,23 @@ def test_random_calibration_only_when_asked_and_recorded(user_files, tmp_path):
     proc = run_cli("optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "none"))
     assert_clean_error(proc, "no pipeline of target 'edgetpu' could run")
     assert "needs --calibration" in proc.stdout
-    proc = run_cli("optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "rand"),
-                   "--random-calibration")
+    proc = run_cli(
+        "optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "rand"), "--random-calibration"
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "rand" / "summary.json").read_text())
     art = load_artifact(tmp_path / "rand" / "artifacts" / summary["artifacts"][0]["artifact"])
     assert "random inputs" in art.manifest["notes"]["calibration"]["source"]
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (("--calibration", "wrong.npy"), "rows have shape (50,), the model takes (108,)"),
-    (("--train", "nolabels.npz"), "--train needs labels"),
-    (("--calibration", "missing.npy"), "file not found"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--calibration", "wrong.npy"), "rows have shape (50,), the model takes (108,)"),
+        (("--train", "nolabels.npz"), "--train needs labels"),
+        (("--calibration", "missing.npy"), "file not found"),
+    ],
+)
 def test_bad_user_data_exits_2(user_files, tmp_path, args, fragment):
     folder, model = user_files
     out = tmp_path / "out"
@@ -69,7 +74,15 @@ def test_lambda_code_needs_trust(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     np.save(tmp_path / "c.npy", np.random.default_rng(0).random((20, 4), dtype=np.float32))
-    args = ("optimize", str(path), "--target", "cpu", "--out", str(tmp_path / "out"), "--calibration",
-            str(tmp_path / "c.npy"))
+    args = (
+        "optimize",
+        str(path),
+        "--target",
+        "cpu",
+        "--out",
+        str(tmp_path / "out"),
+        "--calibration",
+        str(tmp_path / "c.npy"),
+    )
     assert_clean_error(run_cli(*args), "--trust-model")
     assert run_cli(*args, "--trust-model").returncode == 0
