@@ -106,7 +106,7 @@ def test_cluster_leaves_at_most_k_values_per_kernel(tiny_artifacts, clustered, c
 def test_pqat_int8_io_keeps_sparsity(pruned, ctx, out, adult_small):
     qat = QATPass().apply(pruned, {"preserve": "sparsity", "io": "int8"}, out, ctx)
     notes = qat.manifest["notes"]
-    assert qat.format == "tflite" and qat.manifest["label"] == "prune-80+pqat-int8-int8io"
+    assert qat.format == "tflite" and qat.manifest["label"] == "prune-75+pqat-int8-int8io"
 
     from edge_opt.runtimes import get_backend_class
 
