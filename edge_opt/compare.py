@@ -16,7 +16,15 @@ from edge_opt.store import load_run, load_samples
 
 def _key(rec: dict) -> tuple:
     rt, art = rec["runtime"], rec["artifact"]
-    return (rec.get("task"), rec.get("target"), art.get("label"), rt.get("name"), rt.get("device"), rt.get("threads"))
+    return (
+        rec.get("task"),
+        rec.get("target"),
+        art.get("label"),
+        rt.get("name"),
+        rt.get("device"),
+        rt.get("threads"),
+        rt.get("precision_requested"),
+    )
 
 
 def parse_threshold(spec: str) -> float:

@@ -253,10 +253,10 @@ def _checks(specs: Any, source: str | Path, where: str) -> list[Check]:
 
 
 def record_label(record: dict[str, Any]) -> str:
+    from edge_opt.records import runtime_label
+
     art, rt = record.get("artifact") or {}, record.get("runtime") or {}
-    runtime = rt.get("name") or "?"
-    if rt.get("device") not in (None, "cpu"):
-        runtime += f"/{rt['device']}"
+    runtime = runtime_label(rt)
     threads = rt.get("threads")
     parts = [art.get("label") or art.get("pass") or record.get("id") or "?", runtime]
     if threads is not None:

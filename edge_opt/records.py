@@ -14,8 +14,19 @@ from edge_opt.bench.harness import WorkerResult
 STATUSES = ("ok", "failed", "skipped")
 
 
-def record_id(artifact_id: str, runtime: str, device: str, threads: int) -> str:
-    return hashlib.sha256(f"{artifact_id}|{runtime}|{device}|{threads}".encode()).hexdigest()[:12]
+def record_id(artifact_id: str, runtime: str, device: str, threads: int, precision: str | None = None) -> str:
+    key = f"{artifact_id}|{runtime}|{device}|{threads}" + (f"|{precision}" if precision else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def runtime_label(rt: dict[str, Any]) -> str:
+    """``openvino``, ``openvino@bf16`` (a precision the profile asked for), ``onnxruntime (gpu)``."""
+    label = rt.get("name") or "?"
+    if rt.get("precision_requested"):
+        label += f"@{rt['precision_requested']}"
+    if rt.get("device") not in (None, "cpu", "-"):
+        label += f" ({rt['device']})"
+    return label
 
 
 def build_record(
@@ -30,17 +41,24 @@ def build_record(
     error: str | None = None,
     task: str | None = None,
     note: str = "",
+    precision: str | None = None,
 ) -> dict[str, Any]:
     raw = result.raw if result else {}
     status = status or (result.status if result else "failed")
     error = error if error is not None else (result.error if result else None)
-    info = raw.get("runtime") or {"name": runtime, "version": None, "threads": threads, "device": device}
+    info = raw.get("runtime") or {
+        "name": runtime,
+        "version": None,
+        "threads": threads,
+        "device": device,
+        "precision": precision or artifact.get("precision"),
+    }
     return {
-        "id": record_id(artifact["id"], runtime, device, threads),
+        "id": record_id(artifact["id"], runtime, device, threads, precision),
         "task": task,
         "target": artifact.get("target"),
         "artifact": artifact,
-        "runtime": {**info, "note": note},
+        "runtime": {**info, "precision_requested": precision, "note": note},
         "status": status,
         "error": error,
         "latency_ms": result.latency_ms if result and status == "ok" else None,

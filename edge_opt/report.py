@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_opt.records import runtime_label
+
 COLUMNS = (
     "target",
     "artifact",
@@ -29,7 +31,7 @@ def row(rec: dict[str, Any]) -> list[str]:
     """One measurement as the table cells of COLUMNS."""
     lat, mem, size = rec.get("latency_ms") or {}, rec.get("memory_mb") or {}, rec.get("size_bytes") or {}
     rt, art = rec["runtime"], rec["artifact"]
-    runtime = rt.get("name", "-") if rt.get("device", "cpu") in ("cpu", "-") else f"{rt['name']} ({rt['device']})"
+    runtime = runtime_label(rt) if rt.get("name") else "-"
     status = rec["status"] if rec["status"] == "ok" else f"{rec['status']}: {rec.get('error') or ''}"
     drop = rec.get("accuracy_drop")
     return [

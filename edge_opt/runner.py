@@ -167,13 +167,16 @@ def _run_task(
                 )
             for rs in runtimes:
                 for threads in profile.threads:
+                    at = f"@{rs.precision}" if rs.precision else ""
                     progress(
                         f"{task.name}: {profile.name}: {artifact.manifest['label']} "
-                        f"on {rs.runtime}/{rs.device}, {threads} thread(s)"
+                        f"on {rs.runtime}{at}/{rs.device}, {threads} thread(s)"
                     )
-                    key = (artifact.id, rs.runtime, rs.device, threads)
+                    key = (artifact.id, rs.runtime, rs.device, threads, rs.precision)
                     if key not in seen:
-                        rec = _measure(artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note)
+                        rec = _measure(
+                            artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
+                        )
                         pred = rec.pop("_predictions")
                         _score(
                             rec, _labels(pred, data.n_classes) if pred is not None else None, y_test, ref_acc, ref_pred
@@ -199,9 +202,18 @@ def _measure(
     harness: HarnessOptions,
     task: str,
     note: str,
+    precision: str | None = None,
 ) -> dict:
     result = measure(
-        artifact.model_path, runtime, threads=threads, device=device, default_batch=1, data=x, options=harness
+        artifact.model_path,
+        runtime,
+        threads=threads,
+        device=device,
+        precision=precision,
+        file_precision=artifact.precision,
+        default_batch=1,
+        data=x,
+        options=harness,
     )
     rec = build_record(
         artifact=artifact.summary(),
@@ -212,6 +224,7 @@ def _measure(
         result=result,
         task=task,
         note=note,
+        precision=precision,
     )
     rec["_predictions"] = result.predictions
     return rec

@@ -7,11 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge_opt.builtin import builtin_dir
 from edge_opt.config import load_model
 from edge_opt.errors import ConfigError
 from edge_opt.models import ModelConfig
-
-_REPO_BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 class _Strict(BaseModel):
@@ -79,13 +78,13 @@ class Suite(_Strict):
 
 
 def default_suite_path() -> Path:
-    return _REPO_BENCHMARKS / "default.yaml"
+    return builtin_dir("benchmarks") / "default.yaml"
 
 
 def load_suite(path: str | Path | None = None) -> Suite:
     path = Path(path) if path else default_suite_path()
     if path.suffix not in (".yaml", ".yml") and not path.exists():
-        candidate = _REPO_BENCHMARKS / f"{path}.yaml"
+        candidate = builtin_dir("benchmarks") / f"{path}.yaml"
         if candidate.is_file():
             path = candidate
     suite = load_model(Suite, path)

@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_opt.builtin import builtin_dir
 from edge_opt.config import load_model
 from edge_opt.errors import ConfigError
 
 Device = Literal["cpu", "gpu", "edgetpu"]
-RuntimeName = Literal["litert", "onnxruntime", "openvino", "keras"]
-
-# targets/ sits beside the package in a checkout; an installed copy ships it inside.
-_REPO_TARGETS = Path(__file__).resolve().parent.parent / "targets"
 
 
 class _Strict(BaseModel):
@@ -25,9 +22,40 @@ class _Strict(BaseModel):
 class RuntimeSpec(_Strict):
     """One way of running the target's artifacts: a runtime on a device."""
 
-    runtime: RuntimeName
+    runtime: str = Field(description="a registered runtime (edge-opt runtimes) or a plug-in as module:Class")
     device: Device = "cpu"
+    # Execute at another precision than the file stores (bf16 on OpenVINO CPUs that have it):
+    # a candidate of its own, labelled runtime@precision, skipped where the hardware lacks it.
+    precision: Literal["fp32", "bf16", "fp16"] | None = None
     note: str = ""  # shown in reports, e.g. "host proxy: no EdgeTPU on this machine"
+
+    @field_validator("runtime")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from edge_opt.runtimes import get_backend_class, runtime_names
+        from edge_opt.runtimes.base import Backend
+
+        if ":" not in name and name not in runtime_names():
+            raise ValueError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
+        try:
+            backend = get_backend_class(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if not (isinstance(backend, type) and issubclass(backend, Backend)):
+            raise ValueError(f"runtime '{name}' is not an edge-opt Backend subclass")
+        return name
+
+    @model_validator(mode="after")
+    def _precision_offered(self) -> RuntimeSpec:
+        from edge_opt.runtimes import get_backend_class
+
+        cls = get_backend_class(self.runtime)
+        if self.precision is not None and self.precision not in cls.precisions:
+            can = ", ".join(cls.precisions) or "none"
+            raise ValueError(
+                f"runtime '{self.runtime}' cannot be asked for precision {self.precision} (it offers: {can})"
+            )
+        return self
 
 
 class Step(_Strict):
@@ -78,7 +106,8 @@ class TargetProfile(_Strict):
 
 
 def targets_dir() -> Path:
-    return _REPO_TARGETS
+    """targets/ beside the package in a checkout; an installed package ships a copy inside."""
+    return builtin_dir("targets")
 
 
 def load_profile(name_or_path: str | Path) -> TargetProfile:

@@ -125,6 +125,32 @@ def test_converted_artifacts_agree_with_the_float_model(tiny_artifacts, adult_sm
     backend = get_backend_class(runtime)()
     backend.load(str(tiny_artifacts[key].model_path))
     np.testing.assert_allclose(backend.predict(x), ref.predict(x), atol=tol)
+    # An fp32 file executes in fp32 whatever the CPU offers (OpenVINO would pick bf16 on its own).
+    assert backend.info()["precision"] in (None, "fp32")
+
+
+def test_openvino_bf16_is_asked_for_and_recorded(tiny_artifacts, adult_small):
+    from edge_opt.runtimes import get_backend_class
+
+    cls = get_backend_class("openvino")
+    reason = cls.cannot_run("cpu", "bf16")
+    if reason:
+        assert "bf16" in reason
+        pytest.skip(f"no bf16 here: {reason}")
+    x = adult_small.x_test[:300]
+    fp32, bf16 = cls(), cls(precision="bf16")
+    fp32.load(str(tiny_artifacts["openvino"].model_path))
+    bf16.load(str(tiny_artifacts["openvino"].model_path))
+    assert (fp32.info()["precision"], bf16.info()["precision"]) == ("fp32", "bf16")
+    # bf16 keeps 8 bits of mantissa: close to fp32, not equal to it.
+    np.testing.assert_allclose(bf16.predict(x), fp32.predict(x), atol=2e-2)
+
+
+def test_runtimes_without_a_precision_knob_refuse_one():
+    from edge_opt.runtimes import get_backend_class
+
+    assert "cannot execute at bf16" in get_backend_class("litert").cannot_run("cpu", "bf16")
+    assert get_backend_class("litert").cannot_run("cpu", None) is None
 
 
 def test_int8_artifact_stays_close_to_the_float_model(tiny_artifacts, adult_small):

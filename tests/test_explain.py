@@ -80,7 +80,7 @@ def test_tflite_keeps_the_float_models_attributions(tiny_check):
     assert s["shap_rank_corr"] > 0.9 and s["permutation_rank_corr"] > 0.9
     assert s["shap_top5_overlap"] >= 0.8 and s["permutation_top5_overlap"] >= 0.8
     assert list(r["methods"]["pdp"]["features"]) == ["age", "hours-per-week"]
-    assert 0 < s["seconds"] == r["seconds"] < 120  # bounded: the whole check takes well under a minute here
+    assert 0 < s["seconds"] == r["seconds"]  # the time it took is recorded (never asserted: machines differ)
 
 
 def test_int8_stability_is_computed(tiny_artifacts, tiny_check, data):

@@ -58,9 +58,35 @@ def test_a_crashing_backend_is_contained():
 
 
 def test_missing_device_is_skipped_not_run_on_cpu(tiny_artifacts):
+    from edge_opt.runtimes import get_backend_class
+
+    if get_backend_class("onnxruntime").unavailable("gpu") is None:
+        pytest.skip("this machine has an ONNX Runtime GPU provider: nothing is missing")
     res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", device="gpu", default_batch=1, options=FAST)
     assert res.status == "skipped"
     assert "GPU" in res.error and "samples_ms" not in res.raw
+
+
+def test_an_unsupported_device_is_skipped_on_every_machine(tiny_artifacts):
+    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", device="edgetpu", default_batch=1, options=FAST)
+    assert res.status == "skipped" and "not supported" in res.error
+
+
+def test_the_record_names_the_precision_that_executed(tiny_artifacts):
+    from edge_opt.runtimes import get_backend_class
+
+    path = tiny_artifacts["openvino"].model_path
+    res = measure(path, "openvino", default_batch=1, file_precision="fp32", options=FAST)
+    assert res.status == "ok" and res.raw["runtime"]["precision"] == "fp32"
+    res = measure(path, "openvino", default_batch=1, precision="bf16", file_precision="fp32", options=FAST)
+    reason = get_backend_class("openvino").cannot_run("cpu", "bf16")
+    if reason:  # no bf16 on this CPU: skipped with the reason, never run in fp32 under a bf16 label
+        assert res.status == "skipped" and res.error == reason
+    else:
+        assert res.status == "ok" and res.raw["runtime"]["precision"] == "bf16"
+    # A runtime without its own figure reports the file's precision.
+    lite = measure(tiny_artifacts["tflite_int8"].model_path, "litert", file_precision="int8", options=FAST)
+    assert lite.raw["runtime"]["precision"] == "int8"
 
 
 def test_dynamic_shape_needs_a_shape(tiny_artifacts):

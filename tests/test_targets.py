@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from edge_opt.errors import ConfigError
@@ -44,8 +46,26 @@ def test_bad_value_names_field(tmp_path):
 
 def test_bad_runtime_is_listed(tmp_path):
     path = _write(tmp_path, load_profile("cpu").model_dump_json(by_alias=True).replace('"litert"', '"tensorrt"'))
-    with pytest.raises(ConfigError, match=r"field 'runtimes\.2\.runtime'"):
+    with pytest.raises(ConfigError, match=r"field 'runtimes\.3\.runtime'.*unknown runtime 'tensorrt'.*litert-compiled"):
         load_profile(path)
+
+
+def test_profiles_name_every_registered_runtime_and_plugins(tmp_path):
+    """litert-compiled and module:Class plug-ins are runtimes a profile can name (they used to be refused)."""
+    cpu = load_profile("cpu").to_dict()
+    cpu["runtimes"] = [{"runtime": "litert-compiled"}, {"runtime": "tests.plugins.crashy:CrashBackend"}]
+    profile = load_profile(_write(tmp_path, json.dumps(cpu)))
+    assert [rs.runtime for rs in profile.runtimes] == ["litert-compiled", "tests.plugins.crashy:CrashBackend"]
+    cpu["runtimes"] = [{"runtime": "os:system"}]
+    with pytest.raises(ConfigError, match=r"runtimes\.0\.runtime.*(not an edge-opt Backend|cannot be imported)"):
+        load_profile(_write(tmp_path, json.dumps(cpu)))
+
+
+def test_a_precision_is_only_asked_of_a_runtime_that_offers_it(tmp_path):
+    cpu = load_profile("cpu").to_dict()
+    cpu["runtimes"] = [{"runtime": "litert", "precision": "bf16"}]
+    with pytest.raises(ConfigError, match=r"runtimes\.0.*cannot be asked for precision bf16"):
+        load_profile(_write(tmp_path, json.dumps(cpu)))
 
 
 def test_malformed_yaml_is_a_config_error(tmp_path):

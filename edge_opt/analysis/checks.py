@@ -75,13 +75,14 @@ def run_checks(
             continue
         runtime = rec["runtime"]["name"] if rec["runtime"].get("device") == "cpu" else DEFAULT_RUNTIME[art.format]
         by_file[sha] = art.id
+        precision = rec["runtime"].get("precision_requested") if runtime == rec["runtime"]["name"] else None
         entry = out["artifacts"][art.id] = {
             "label": art.manifest["label"],
             "targets": [target],
-            "runtime": runtime,
+            "runtime": runtime + (f"@{precision}" if precision else ""),
             "note": pick["note"],
         }
-        pred = _attempt(Predictor, art.model_path, runtime=runtime)
+        pred = _attempt(Predictor, art.model_path, runtime=runtime, precision=precision)
         if isinstance(pred, dict):
             entry["error"] = pred["error"]
             continue

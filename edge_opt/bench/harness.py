@@ -55,12 +55,19 @@ def measure(
     *,
     threads: int = 1,
     device: str = "cpu",
+    precision: str | None = None,
+    file_precision: str | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
     default_batch: int | None = None,
     data: np.ndarray | None = None,
     options: HarnessOptions = HarnessOptions(),
 ) -> WorkerResult:
-    """Measure one (model, runtime, threads) in a fresh process; never raises for a crash."""
+    """Measure one (model, runtime, threads) in a fresh process; never raises for a crash.
+
+    ``precision`` asks the runtime to execute at another precision than the file stores
+    (``bf16`` on OpenVINO); ``file_precision`` (the artifact's) is what the record names as
+    executed when the runtime has no precision of its own to report.
+    """
     with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
         tmp = Path(tmp)
         spec = {
@@ -68,6 +75,8 @@ def measure(
             "runtime": runtime,
             "device": device,
             "threads": threads,
+            "precision": precision,
+            "file_precision": file_precision,
             "shapes": {k: list(v) for k, v in (shapes or {}).items()},
             "default_batch": default_batch,
             **options.to_dict(),

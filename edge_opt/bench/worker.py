@@ -92,20 +92,21 @@ def run(spec: dict) -> dict:
     from edge_opt.runtimes.base import random_inputs
 
     cls = get_backend_class(spec["runtime"])
-    reason = cls.unavailable(spec.get("device", "cpu"))
+    device, precision = spec.get("device", "cpu"), spec.get("precision")
+    reason = cls.cannot_run(device, precision)
     if reason:
         return {"status": "skipped", "error": reason}
     cls.import_runtime()
     gc.collect()
     baseline_rss, baseline_uss = _memory()
 
-    backend = cls(threads=spec.get("threads", 1), device=spec.get("device", "cpu"))
+    backend = cls(threads=spec.get("threads", 1), device=device, precision=precision)
     t0 = time.perf_counter()
     backend.load(spec["model"])
     load_ms = (time.perf_counter() - t0) * 1e3
     shapes = resolve_shapes(backend.inputs(), spec.get("shapes"), spec.get("default_batch"))
     if shapes:
-        backend = cls(threads=spec.get("threads", 1), device=spec.get("device", "cpu"))
+        backend = cls(threads=spec.get("threads", 1), device=device, precision=precision)
         t0 = time.perf_counter()
         backend.load(spec["model"], shapes)
         load_ms = (time.perf_counter() - t0) * 1e3
@@ -145,11 +146,12 @@ def run(spec: dict) -> dict:
             gc.enable()
 
     peak_rss = _peak_rss_mb()
+    info = backend.info()
     _, uss_now = _memory()
     result = {
         "status": "ok",
         "error": None,
-        "runtime": backend.info(),
+        "runtime": {**info, "precision": info.get("precision") or spec.get("file_precision")},
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs],
         "load_ms": load_ms,
         "cold_start_ms": cold_ms,

@@ -32,10 +32,14 @@ class Backend:
     #: runtime measures each inference itself (``last_latency_ms``), as its vendor's own
     #: benchmark tool reports it, so Python call overhead stays out of the samples.
     timer = "wall"
+    #: Execution precisions a profile may ask for besides the file's own (``precision:`` of a
+    #: runtime in a target profile), e.g. ("bf16",) where the runtime can run float files so.
+    precisions: tuple[str, ...] = ()
 
-    def __init__(self, threads: int = 1, device: str = "cpu") -> None:
+    def __init__(self, threads: int = 1, device: str = "cpu", precision: str | None = None) -> None:
         self.threads = threads
         self.device = device
+        self.precision = precision  # None: as the file stores it
 
     @classmethod
     def import_runtime(cls) -> None:
@@ -45,6 +49,23 @@ class Backend:
     def unavailable(cls, device: str) -> str | None:
         """Why this runtime cannot run on ``device`` here, or None when it can."""
         return None if device == "cpu" else f"{cls.name} has no '{device}' device support"
+
+    @classmethod
+    def unsupported_precision(cls, precision: str | None, device: str) -> str | None:
+        """Why this runtime cannot execute at ``precision`` on ``device`` here, or None when it can."""
+        if precision is None or precision in cls.precisions:
+            return None
+        can = ", ".join(cls.precisions) or "only at the precision the file stores"
+        return f"{cls.name} cannot execute at {precision} (it runs {can})"
+
+    @classmethod
+    def cannot_run(cls, device: str, precision: str | None = None) -> str | None:
+        """Why this runtime cannot run here on ``device`` at ``precision``; None when it can."""
+        return cls.unavailable(device) or cls.unsupported_precision(precision, device)
+
+    def executed_precision(self) -> str | None:
+        """The precision the runtime actually executes at, once loaded; None: as the file stores it."""
+        return self.precision
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         raise NotImplementedError
@@ -78,6 +99,7 @@ class Backend:
             "threads": self.threads,
             "device": self.device,
             "timer": self.timer,
+            "precision": self.executed_precision(),
         }
 
 

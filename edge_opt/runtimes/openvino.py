@@ -10,6 +10,9 @@ from edge_opt.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, batched
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}
+# edge-opt's precision names -> OpenVINO's INFERENCE_PRECISION_HINT and the capability it needs.
+_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
+_NAMES = {hint: name for name, (hint, _) in _HINTS.items()}
 
 
 class OpenVINOBackend(Backend):
@@ -18,6 +21,9 @@ class OpenVINOBackend(Backend):
     # InferRequest.latency is measured in C++ around the inference, which is what
     # benchmark_app reports; the Python wrapper adds 5-15 us per call on top.
     timer = "runtime"
+    # Without a hint the CPU plugin runs float models in bf16 on CPUs that have it (and GPUs
+    # in f16): edge-opt always sets the hint, fp32 unless a profile asks for another.
+    precisions = ("fp32", "bf16", "fp16")
 
     @classmethod
     def import_runtime(cls) -> None:
@@ -36,6 +42,18 @@ class OpenVINOBackend(Backend):
             return f"no OpenVINO {_DEVICES[device]} device here (has: {', '.join(devices)})"
         return None
 
+    @classmethod
+    def unsupported_precision(cls, precision: str | None, device: str) -> str | None:
+        reason = super().unsupported_precision(precision, device)
+        if reason or precision in (None, "fp32") or device not in _DEVICES:
+            return reason
+        import openvino as ov
+
+        caps = ov.Core().get_property(_DEVICES[device], "OPTIMIZATION_CAPABILITIES")
+        if _HINTS[precision][1] not in caps:
+            return f"this {_DEVICES[device]} cannot execute at {precision} (OpenVINO capabilities: {', '.join(caps)})"
+        return None
+
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         import openvino as ov
 
@@ -44,13 +62,22 @@ class OpenVINOBackend(Backend):
             model = core.read_model(str(path))
             if shapes:
                 model.reshape({name: ov.PartialShape(list(s)) for name, s in shapes.items()})
-            config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+            config = {
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": "1",
+                "INFERENCE_PRECISION_HINT": _HINTS[self.precision or "fp32"][0],
+            }
             if self.device == "cpu":
                 config["INFERENCE_NUM_THREADS"] = str(self.threads)
             self._compiled = core.compile_model(model, _DEVICES[self.device], config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long text
             raise ModelLoadError(f"{path}: OpenVINO cannot load it: {first_line(exc)}") from None
         self._request = self._compiled.create_infer_request()
+
+    def executed_precision(self) -> str | None:
+        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        return _NAMES.get(name, name)
 
     def inputs(self) -> list[TensorSpec]:
         specs = []
