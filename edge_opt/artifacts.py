@@ -24,7 +24,19 @@ from edge_opt.errors import ModelLoadError
 from edge_opt.fileio import write_json_atomic
 
 MANIFEST = "manifest.json"
-_TOOLS = ("edge-opt", "tensorflow", "tf-keras", "tf2onnx", "onnx", "openvino", "ai-edge-litert")
+_TOOLS = (
+    "edge-opt",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "ai-edge-litert",
+    "scikit-learn",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Artifact:
         return {
             "id": m["id"],
             "path": str(self.model_path),
+            "sha256": m["files"][m["model_file"]],
             "format": m["format"],
             "precision": m["precision"],
             "target": m.get("target"),
@@ -81,8 +94,9 @@ def canonical(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def artifact_id(parent: str | None, pass_name: str, config: dict[str, Any], target: str | None, tools: dict) -> str:
-    blob = canonical({"parent": parent, "pass": pass_name, "config": config, "target": target, "tools": tools})
+def artifact_id(parent: str | None, pass_name: str, identity: dict[str, Any], tools: dict) -> str:
+    """The hash of what made an artifact: parent, pass, every input that changes it, tool versions."""
+    blob = canonical({"parent": parent, "pass": pass_name, "identity": identity, "tools": tools})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -122,10 +136,14 @@ class ArtifactWriter:
         precision: str,
         model_file: str,
         label: str | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
         self.tools = tool_versions()
-        self.id = artifact_id(parent.id if parent else None, pass_name, config, target, self.tools)
+        # identity: every input that changes the output (a Pass's ``identity``); by default
+        # the config and target alone.
+        identity = identity if identity is not None else {"config": config, "target": target}
+        self.id = artifact_id(parent.id if parent else None, pass_name, identity, self.tools)
         self.final = self.root / self.id
         self.existing = load_artifact(self.final) if (self.final / MANIFEST).is_file() else None
         label = label or pass_name
@@ -139,6 +157,7 @@ class ArtifactWriter:
             "pass": pass_name,
             "label": label,
             "config": config,
+            "identity": identity,
             "target": target,
             "format": fmt,
             "precision": precision,

@@ -15,7 +15,7 @@ import numpy as np
 from edge_opt.arrays import load_xy
 from edge_opt.artifacts import Artifact, ArtifactWriter, sha256_file
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError, EdgeOptError, ModelLoadError, first_line
+from edge_opt.errors import BadInputError, ModelLoadError, first_line
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -96,7 +96,8 @@ def optimize(
     progress=lambda _: None,
 ) -> dict:
     from edge_opt.analysis.predictor import Predictor
-    from edge_opt.passes import PassContext, get_pass
+    from edge_opt.passes import PassContext
+    from edge_opt.pipeline import pipeline_names, run_pipeline
     from edge_opt.targets import load_profile
 
     profile = load_profile(target)
@@ -123,25 +124,25 @@ def optimize(
     out.mkdir(parents=True, exist_ok=True)
     artifacts_dir = out / "artifacts"
     root = import_artifact(model, model_path, artifacts_dir, trust_model)
-    ctx = PassContext(target=profile.name, calibration=calib, calibration_source=source, data=data, seed=seed)
+    ctx = PassContext(
+        target=profile.name,
+        calibration=calib,
+        calibration_source=source,
+        data=data,
+        seed=seed,
+        calibration_hint="--calibration FILE (or --random-calibration)",
+    )
     check_rows = calib[:256] if calib is not None else None
     reference = Predictor(root.model_path) if check_rows is not None else None
     rows = []
     for pipeline in profile.pipelines:
-        names = " → ".join(step.pass_ for step in pipeline)
+        names = pipeline_names(pipeline)
         progress(f"{profile.name}: {names}")
-        artifact = root
-        try:
-            for step in pipeline:
-                if step.pass_ == "tflite" and step.config.get("precision") == "int8" and calib is None:
-                    raise BadInputError("full-integer int8 needs --calibration FILE (or --random-calibration)")
-                artifact = get_pass(step.pass_).apply(artifact, step.config, artifacts_dir, ctx)
-        except EdgeOptError as exc:
-            rows.append({"pipeline": names, "status": "skipped", "reason": str(exc)})
+        done = run_pipeline(root, pipeline, artifacts_dir, ctx)
+        if done.status != "ok":  # one pipeline failing does not stop the others
+            rows.append({"pipeline": names, "status": done.status, "reason": done.error})
             continue
-        except Exception as exc:  # noqa: BLE001 - one pipeline failing does not stop the others
-            rows.append({"pipeline": names, "status": "failed", "reason": f"{type(exc).__name__}: {first_line(exc)}"})
-            continue
+        artifact = done.artifact
         agreement = None
         if reference is not None:
             got = Predictor(artifact.model_path).labels(check_rows)

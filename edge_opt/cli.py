@@ -159,7 +159,7 @@ def bench(
         )
     record = build_record(
         artifact=artifact, runtime=runtime, device=device, threads=threads, size_bytes=size, result=result
-    )
+    ).to_json()
     record["provenance"] = provenance({"command": "bench", "harness": options.to_dict()})
     console = _console()
     _print_table(console, {"measurements": [record]})
@@ -212,9 +212,11 @@ def gate(
         table.add_row(r.target, r.record, r.check, f"[{style[r.verdict]}]{r.verdict}[/]", r.message)
     console = _console()
     console.print(table)
-    for target, sel in report.to_dict()["selections"].items():
+    for target, selection in report.selections.items():
+        sel = selection.to_dict()
         chosen = sel["chosen"]
-        console.print(f"[bold]{target}[/]: chosen {chosen['label'] if chosen else 'none (no candidate fits)'}")
+        shown = f"{chosen['label']}{selection.tie_note()}" if chosen else "none (no candidate fits)"
+        console.print(f"[bold]{target}[/]: chosen {shown}")
         for rec in sel["rejected"]:
             console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
@@ -508,7 +510,7 @@ def targets(name: str = typer.Argument(None, help="Show one profile in full (a n
         return
     for profile_name in available_profiles():
         p = load_profile(profile_name)
-        runtimes = ", ".join(f"{r.runtime}/{r.device}" for r in p.runtimes)
+        runtimes = ", ".join(f"{r.runtime}{'@' + r.precision if r.precision else ''}/{r.device}" for r in p.runtimes)
         console.print(f"{p.name:8} {p.precision:5} threads {p.threads}  runtimes {runtimes}  · {p.description}")
 
 

@@ -40,7 +40,7 @@ def validate(model: type[M], data: dict, source: str | Path) -> M:
         # An unknown field explains a "missing" one (a typo), so name it first.
         err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_fields(model, err["loc"][:-1])
             msg = f"unknown field; allowed: {', '.join(allowed)}" if allowed else "unknown field"

@@ -154,11 +154,18 @@ class GateRow:
 
 @dataclass
 class Selection:
-    """The fastest measured candidate of a target that meets every budget, and why the others lost."""
+    """The candidate of a target chosen among those that meet every budget, and why the others lost.
+
+    ``tied`` lists the candidates whose latency could not be told from the fastest one (their
+    median confidence intervals overlap): among them the smaller file won, then the more
+    accurate one. ``decided_by`` says which of latency, size or accuracy made the choice.
+    """
 
     target: str
     chosen: dict[str, Any] | None
     rejected: list[tuple[dict[str, Any], str]]
+    tied: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: str | None = None  # latency | size | accuracy | order
 
     def to_dict(self) -> dict[str, Any]:
         chosen = self.chosen
@@ -169,13 +176,41 @@ class Selection:
                 "id": chosen.get("id"),
                 "label": record_label(chosen),
                 "p50_ms": (chosen.get("latency_ms") or {}).get("p50"),
+                "median_ci_ms": (chosen.get("latency_ms") or {}).get("median_ci"),
             },
+            "decided_by": self.decided_by,
+            "tied": [{"id": r.get("id"), "label": record_label(r)} for r in self.tied],
             "rejected": [{"id": r.get("id"), "label": record_label(r), "reason": why} for r, why in self.rejected],
         }
 
+    def tie_note(self) -> str:
+        """`` (a tie on latency with N others: the smaller file won)``, or "" when latency decided."""
+        if not self.tied:
+            return ""
+        n = len(self.tied)
+        why = {"size": "the smaller file won", "accuracy": "the more accurate won"}.get(
+            self.decided_by, "the lowest median won"
+        )
+        return f" (a tie on latency with {n} other{'s' if n > 1 else ''}: {why})"
+
+
+def _ci(rec: dict[str, Any]) -> tuple[float, float]:
+    lat = rec["latency_ms"]
+    lo, hi = lat.get("median_ci") or (lat["p50"], lat["p50"])
+    return float(lo), float(hi)
+
+
+def _ms(x: float) -> str:
+    return f"{x:.4g} ms"
+
 
 def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> Selection:
-    """Among a target's measured candidates, the fastest (median latency) that passes every check.
+    """Among a target's measured candidates that pass every check, the fastest, unless noise decides.
+
+    A candidate beats another on latency only when their median confidence intervals (the
+    95% order-statistic intervals of each record's samples) do not overlap. The candidates
+    that cannot be told apart from the fastest form a tie, which the smaller file (raw bytes)
+    wins, then the more accurate, then the lower median.
 
     Trust-check budgets are left out here: those checks run on the chosen artifact, and the
     gate then holds it to them.
@@ -191,14 +226,54 @@ def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> S
             rejected.append((rec, "; ".join(failed)))
         else:
             fits.append(rec)
+    if not fits:
+        return Selection(target, None, rejected)
     fits.sort(key=lambda r: r["latency_ms"]["p50"])
-    if fits:
-        best = fits[0]["latency_ms"]["p50"]
-        for rec in fits[1:]:
-            rejected.append(
-                (rec, f"meets the budgets but slower: p50 {rec['latency_ms']['p50']:.4g} ms vs {best:.4g} ms")
+    fastest = fits[0]
+    lo, hi = _ci(fastest)
+    tied = [r for r in fits if _ci(r)[0] <= hi]  # intervals overlap the fastest's (all start >= its low end)
+    slower = [r for r in fits if r not in tied]
+
+    def size(r: dict[str, Any]) -> float:
+        return (r.get("size_bytes") or {}).get("raw") or math.inf
+
+    def accuracy(r: dict[str, Any]) -> float:
+        return r.get("accuracy") if r.get("accuracy") is not None else -math.inf
+
+    tied.sort(key=lambda r: (size(r), -accuracy(r), r["latency_ms"]["p50"]))
+    chosen = tied[0]
+    others = tied[1:]
+    if others and all(size(r) > size(chosen) for r in others):
+        decided_by = "size"
+    elif others and all(size(r) > size(chosen) or accuracy(r) < accuracy(chosen) for r in others):
+        decided_by = "accuracy"
+    else:  # alone, or tied on size and accuracy too: the lower median
+        decided_by = "latency"
+    c_lo, c_hi = _ci(chosen)
+    for rec in others:
+        r_lo, r_hi = _ci(rec)
+        why = (
+            f"ties on latency with the chosen one (median CIs overlap: {_ms(r_lo)}–{_ms(r_hi)} vs "
+            f"{_ms(c_lo)}–{_ms(c_hi)})"
+        )
+        if size(rec) > size(chosen):
+            why += f"; larger file ({size(rec):.0f} vs {size(chosen):.0f} bytes)"
+        elif accuracy(rec) < accuracy(chosen):
+            why += f"; same size, less accurate ({accuracy(rec):.4f} vs {accuracy(chosen):.4f})"
+        else:
+            why += "; same size and accuracy, higher median"
+        rejected.append((rec, why))
+    for rec in slower:
+        r_lo, r_hi = _ci(rec)
+        p50, best = rec["latency_ms"]["p50"], fastest["latency_ms"]["p50"]
+        rejected.append(
+            (
+                rec,
+                f"meets the budgets but slower: p50 {_ms(p50)} vs {_ms(best)}"
+                f" (median CIs {_ms(r_lo)}–{_ms(r_hi)} and {_ms(lo)}–{_ms(hi)} do not overlap)",
             )
-    return Selection(target, fits[0] if fits else None, rejected)
+        )
+    return Selection(target, chosen, rejected, tied=others, decided_by=decided_by)
 
 
 @dataclass
@@ -272,6 +347,53 @@ def profile_budgets(results: dict[str, Any]) -> dict[str, list[Check]]:
     }
 
 
+def _rows(report: GateReport, target: str, record: dict[str, Any], checks: list[Check], note: str = "") -> None:
+    label = record_label(record)
+    for check in checks:
+        res = check.evaluate(record)
+        verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[res.passed]
+        report.rows.append(
+            GateRow(target, check.spec, label, verdict, res.message + note, record.get("id"), res.actual)
+        )
+
+
+def checked_record(results: dict[str, Any], target: str, task: str | None) -> dict[str, Any] | None:
+    """The record of ``target`` whose file the run's trust checks ran on (``checks.*.artifacts.*.picked``)."""
+    by_id = {r.get("id"): r for r in results.get("measurements") or []}
+    for check_task, checks in (results.get("checks") or {}).items():
+        if task is not None and check_task != task:
+            continue
+        for entry in (checks or {}).get("artifacts", {}).values():
+            rec_id = (entry.get("picked") or {}).get(target)
+            if rec_id in by_id:
+                return by_id[rec_id]
+    return None
+
+
+def _rows_for_choice(
+    report: GateReport, target: str, chosen: dict[str, Any], checks: list[Check], results: dict[str, Any]
+) -> None:
+    """Measurement budgets on the chosen record; trust budgets on the record the checks ran on.
+
+    The trust checks ran during the run, on the artifact chosen with the profile's budgets.
+    With other budgets the gate may choose another file: its trust budgets are then still
+    held to the checked record, and every such row says that the choice differs.
+    """
+    _rows(report, target, chosen, [c for c in checks if not c.trust])
+    trust = [c for c in checks if c.trust]
+    if not trust:
+        return
+    checked = checked_record(results, target, chosen.get("task")) or chosen
+    same_file = (checked.get("artifact") or {}).get("sha256") == (chosen.get("artifact") or {}).get("sha256")
+    note = (
+        ""
+        if checked is chosen or same_file
+        else f" (trust checks ran on {record_label(checked)}; these budgets choose {record_label(chosen)}, "
+        f"which they did not check)"
+    )
+    _rows(report, target, checked, trust, note)
+
+
 def evaluate(
     results: dict[str, Any],
     budgets: dict[str, list[Check]] | None = None,
@@ -307,13 +429,10 @@ def evaluate(
         if not every:
             selection = report.selections[name] = choose(name, mine, checks)
             if selection.chosen is not None:
-                mine = [selection.chosen]
+                _rows_for_choice(report, name, selection.chosen, checks, results)
+                continue
         for record in mine:
-            label = record_label(record)
-            for check in checks:
-                res = check.evaluate(record)
-                verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[res.passed]
-                report.rows.append(GateRow(name, check.spec, label, verdict, res.message, record.get("id"), res.actual))
+            _rows(report, name, record, checks)
     if not report.rows:
         report.rows.append(GateRow("(none)", "(all)", "", "FAIL", "no budgets to check: no target has any checks"))
     return report

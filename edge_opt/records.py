@@ -1,12 +1,16 @@
-"""The measurement record: one (artifact, runtime, threads) result, as results.json holds it.
+"""The measurement record: one (artifact, runtime, device, threads, precision) result.
 
-Every field is always present; a failed or skipped measurement has ``None`` figures and
-says why in ``error``.
+``Measurement`` is immutable: scoring and attaching trust-check summaries make a new one
+(``dataclasses.replace``). ``to_json`` gives the plain dict ``results.json`` holds, a copy
+that shares nothing with the record. Every field is always present; a failed or skipped
+measurement has ``None`` figures and says why in ``error``.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+from dataclasses import dataclass, fields
 from typing import Any
 
 from edge_opt.bench.harness import WorkerResult
@@ -29,6 +33,38 @@ def runtime_label(rt: dict[str, Any]) -> str:
     return label
 
 
+@dataclass(frozen=True)
+class Measurement:
+    id: str
+    task: str | None
+    target: str | None
+    artifact: dict[str, Any]  # id, path, sha256, format, precision, target, pass, parent, label
+    runtime: dict[str, Any]  # name, version, threads, device, precision (executed), precision_requested, note...
+    status: str  # ok | failed | skipped
+    error: str | None
+    latency_ms: dict[str, Any] | None
+    wall_p50_ms: float | None
+    load_ms: float | None
+    cold_start_ms: float | None
+    memory_mb: dict[str, float] | None
+    size_bytes: dict[str, int] | None
+    accuracy: float | None = None
+    accuracy_drop: float | None = None
+    agreement: float | None = None
+    inputs: list[dict[str, Any]] | None = None
+    latency_samples_ms: list[float] | None = None
+    checks: dict[str, Any] | None = None  # trust-check summaries of this record's file
+
+    @property
+    def key(self) -> tuple:
+        """What makes two measurements the same one."""
+        rt = self.runtime
+        return (self.artifact["id"], rt.get("name"), rt.get("device"), rt.get("threads"), rt.get("precision_requested"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+
+
 def build_record(
     *,
     artifact: dict[str, Any],
@@ -42,7 +78,7 @@ def build_record(
     task: str | None = None,
     note: str = "",
     precision: str | None = None,
-) -> dict[str, Any]:
+) -> Measurement:
     raw = result.raw if result else {}
     status = status or (result.status if result else "failed")
     error = error if error is not None else (result.error if result else None)
@@ -53,23 +89,20 @@ def build_record(
         "device": device,
         "precision": precision or artifact.get("precision"),
     }
-    return {
-        "id": record_id(artifact["id"], runtime, device, threads, precision),
-        "task": task,
-        "target": artifact.get("target"),
-        "artifact": artifact,
-        "runtime": {**info, "precision_requested": precision, "note": note},
-        "status": status,
-        "error": error,
-        "latency_ms": result.latency_ms if result and status == "ok" else None,
-        "wall_p50_ms": raw.get("wall_p50_ms"),
-        "load_ms": raw.get("load_ms"),
-        "cold_start_ms": raw.get("cold_start_ms"),
-        "memory_mb": raw.get("memory_mb"),
-        "size_bytes": size_bytes,
-        "accuracy": None,
-        "accuracy_drop": None,
-        "agreement": None,
-        "inputs": raw.get("inputs"),
-        "latency_samples_ms": raw.get("samples_ms"),
-    }
+    return Measurement(
+        id=record_id(artifact["id"], runtime, device, threads, precision),
+        task=task,
+        target=artifact.get("target"),
+        artifact=dict(artifact),
+        runtime={**info, "precision_requested": precision, "note": note},
+        status=status,
+        error=error,
+        latency_ms=result.latency_ms if result and status == "ok" else None,
+        wall_p50_ms=raw.get("wall_p50_ms"),
+        load_ms=raw.get("load_ms"),
+        cold_start_ms=raw.get("cold_start_ms"),
+        memory_mb=raw.get("memory_mb"),
+        size_bytes=size_bytes,
+        inputs=raw.get("inputs"),
+        latency_samples_ms=raw.get("samples_ms"),
+    )

@@ -94,7 +94,9 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
         lines += [
             "## Chosen artifact per target",
             "",
-            "The fastest measured candidate that meets every budget of its target profile.",
+            "Among the measured candidates that meet every budget of the target profile, the fastest; "
+            "candidates whose median 95% confidence intervals overlap the fastest's are a tie, "
+            "won by the smaller file, then the more accurate.",
             "",
         ]
         for target, sel in chosen.items():
@@ -103,8 +105,8 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
             else:
                 rec = sel.chosen
                 lines.append(
-                    f"- **{target}**: {rec['artifact']['label']} on {rec['runtime']['name']}, "
-                    f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms"
+                    f"- **{target}**: {rec['artifact']['label']} on {runtime_label(rec['runtime'])}, "
+                    f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms{sel.tie_note()}"
                 )
             for rec, why in sel.rejected:
                 lines.append(f"  - rejected {record_label(rec)}: {why}")
@@ -145,7 +147,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
 
 
 def render_json(results: dict) -> dict:
-    """A compact summary: the table rows as objects, and the fastest artifact per target."""
+    """A compact summary: the table rows as objects, and the chosen artifact per target."""
     keys = ("task", "target", "status", "error", "accuracy", "accuracy_drop", "agreement", "load_ms", "cold_start_ms")
     rows = []
     for rec in results["measurements"]:
@@ -160,6 +162,8 @@ def render_json(results: dict) -> dict:
                 "runtime": rec["runtime"].get("name"),
                 "device": rec["runtime"].get("device"),
                 "threads": rec["runtime"].get("threads"),
+                "executed_precision": rec["runtime"].get("precision"),
+                "requested_precision": rec["runtime"].get("precision_requested"),
                 "p50_ms": lat.get("p50"),
                 "p90_ms": lat.get("p90"),
                 "peak_rss_mb": (rec.get("memory_mb") or {}).get("peak_rss"),

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +19,7 @@ import numpy as np
 
 from edge_opt.artifacts import Artifact
 from edge_opt.bench.harness import HarnessOptions, measure
-from edge_opt.errors import EdgeOptError, UnsupportedTargetError, first_line
-from edge_opt.records import build_record
+from edge_opt.records import Measurement, build_record
 from edge_opt.runtimes import formats_of
 from edge_opt.suite import Suite, TaskConfig
 from edge_opt.targets import TargetProfile, load_profile
@@ -48,10 +47,9 @@ def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
 
 
 def _output_format(pass_name: str) -> str:
-    from edge_opt.passes import REGISTRY
+    from edge_opt.passes import pass_class
 
-    info = REGISTRY.get(pass_name)
-    return info.output if info else "?"
+    return pass_class(pass_name).output
 
 
 def run_suite(
@@ -66,7 +64,7 @@ def run_suite(
     stage.mkdir(parents=True, exist_ok=False)
     started = time.perf_counter()
     harness = HarnessOptions(**suite.harness.model_dump())
-    records: list[dict] = []
+    records: list[Measurement] = []
     checks: dict[str, dict] = {}
     try:
         for task in suite.tasks:
@@ -80,10 +78,10 @@ def run_suite(
             "duration_s": round(time.perf_counter() - started, 1),
             "provenance": provenance({**(options or {}), "harness": harness.to_dict()}),
             "targets": {p.name: p.to_dict() for p in profiles},
-            "measurements": records,
+            "measurements": [rec.to_json() for rec in records],
             "checks": checks,
         }
-        for rec in records:  # paths relative to the run folder, which is renamed below
+        for rec in results["measurements"]:  # paths relative to the run folder, which is renamed below
             if rec["artifact"]["path"]:
                 rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
         from edge_opt.store import write_run
@@ -102,10 +100,11 @@ def run_suite(
 
 def _run_task(
     task: TaskConfig, suite: Suite, profiles, stage: Path, harness: HarnessOptions, progress: Progress
-) -> tuple[list[dict], dict]:
+) -> tuple[list[Measurement], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
-    from edge_opt.passes import PassContext, get_pass, supports
+    from edge_opt.passes import PassContext
+    from edge_opt.pipeline import pipeline_names, run_pipeline
 
     data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
     x_test, y_test = data.x_test, data.y_test
@@ -118,14 +117,14 @@ def _run_task(
         task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config={"train_rows": task.train_rows}
     )
     progress(f"{task.name}: measuring the float model (keras)")
-    reference = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
-    ref_pred = _labels(reference.pop("_predictions"), data.n_classes)
-    _score(reference, ref_pred, y_test, None, None)
+    reference, outputs = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
+    ref_pred = _labels(outputs, data.n_classes)
+    reference = _score(reference, ref_pred, y_test, None, None)
     records = [reference]
-    ref_acc = reference["accuracy"]
+    ref_acc = reference.accuracy
 
     calibration = data.calibration(min(task.calibration_rows, len(data.x_train)), seed=suite.seed)
-    seen: dict[tuple, dict] = {}
+    seen: set[tuple] = set()  # one record per (artifact, runtime, device, threads, precision)
     for profile in profiles:
         ctx = PassContext(
             target=profile.name,
@@ -135,36 +134,15 @@ def _run_task(
             seed=suite.seed,
         )
         for pipeline in profile.pipelines:
-            names = " → ".join(step.pass_ for step in pipeline)
+            names = pipeline_names(pipeline)
             progress(f"{task.name}: {profile.name}: {names}")
-            artifact: Artifact | None = root
-            try:
-                for step in pipeline:
-                    reason = supports(step.pass_, profile.name)
-                    if reason:
-                        raise UnsupportedTargetError(reason)
-                    artifact = get_pass(step.pass_).apply(artifact, step.config, artifacts_dir, ctx)
-            except UnsupportedTargetError as exc:  # the pass cannot apply here: say why, go on
-                records.append(_pipeline_failure(task.name, profile.name, names, str(exc), "skipped"))
+            done = run_pipeline(root, pipeline, artifacts_dir, ctx)
+            if done.status != "ok":  # recorded with the reason; the run goes on
+                records.append(_pipeline_failure(task.name, profile.name, names, done.error, done.status))
                 continue
-            except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the run goes on
-                msg = str(exc) if isinstance(exc, EdgeOptError) else f"{type(exc).__name__}: {first_line(exc)}"
-                records.append(_pipeline_failure(task.name, profile.name, names, msg))
-                continue
+            artifact = done.artifact
+            # Some runtime reads it: profiles are checked at load (targets.check_pipelines).
             runtimes = [rs for rs in profile.runtimes if artifact.format in formats_of(rs.runtime)]
-            if not runtimes:
-                records.append(
-                    build_record(
-                        artifact=artifact.summary(),
-                        runtime="-",
-                        device="-",
-                        threads=0,
-                        size_bytes=artifact.manifest["size_bytes"],
-                        status="skipped",
-                        task=task.name,
-                        error=f"no runtime of target '{profile.name}' reads {artifact.format}",
-                    )
-                )
             for rs in runtimes:
                 for threads in profile.threads:
                     at = f"@{rs.precision}" if rs.precision else ""
@@ -173,24 +151,27 @@ def _run_task(
                         f"on {rs.runtime}{at}/{rs.device}, {threads} thread(s)"
                     )
                     key = (artifact.id, rs.runtime, rs.device, threads, rs.precision)
-                    if key not in seen:
-                        rec = _measure(
-                            artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
-                        )
-                        pred = rec.pop("_predictions")
-                        _score(
-                            rec, _labels(pred, data.n_classes) if pred is not None else None, y_test, ref_acc, ref_pred
-                        )
-                        seen[key] = rec
-                    records.append(seen[key])
+                    if key in seen:  # another pipeline ended in the same artifact: measured already
+                        continue
+                    seen.add(key)
+                    rec, outputs = _measure(
+                        artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
+                    )
+                    records.append(_score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred))
     progress(f"{task.name}: trust checks on the chosen artifacts")
     from edge_opt.analysis.checks import attach, run_checks
 
     checks = run_checks(
-        data, root, records, profiles, suite.checks, seed=suite.seed, rows=task.test_rows, progress=progress
+        data,
+        root,
+        [r.to_json() for r in records],
+        profiles,
+        suite.checks,
+        seed=suite.seed,
+        rows=task.test_rows,
+        progress=progress,
     )
-    attach(records, checks)
-    return records, checks
+    return attach(records, checks), checks
 
 
 def _measure(
@@ -203,7 +184,8 @@ def _measure(
     task: str,
     note: str,
     precision: str | None = None,
-) -> dict:
+) -> tuple[Measurement, np.ndarray | None]:
+    """The record of one measurement, and the model's outputs on ``x`` beside it (None unless ok)."""
     result = measure(
         artifact.model_path,
         runtime,
@@ -226,8 +208,7 @@ def _measure(
         note=note,
         precision=precision,
     )
-    rec["_predictions"] = result.predictions
-    return rec
+    return rec, result.predictions
 
 
 def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:
@@ -237,18 +218,21 @@ def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:
 
 
 def _score(
-    rec: dict, pred: np.ndarray | None, y: np.ndarray, ref_acc: float | None, ref_pred: np.ndarray | None
-) -> None:
-    if pred is None or rec["status"] != "ok":
-        return
-    rec["accuracy"] = float(np.mean(pred == y))
-    if ref_acc is not None:
-        rec["accuracy_drop"] = ref_acc - rec["accuracy"]
-    if ref_pred is not None:
-        rec["agreement"] = float(np.mean(pred == ref_pred))
+    rec: Measurement, pred: np.ndarray | None, y: np.ndarray, ref_acc: float | None, ref_pred: np.ndarray | None
+) -> Measurement:
+    """The record with accuracy, the drop against the float model and agreement with it."""
+    if pred is None or rec.status != "ok":
+        return rec
+    accuracy = float(np.mean(pred == y))
+    return replace(
+        rec,
+        accuracy=accuracy,
+        accuracy_drop=None if ref_acc is None else ref_acc - accuracy,
+        agreement=None if ref_pred is None else float(np.mean(pred == ref_pred)),
+    )
 
 
-def _pipeline_failure(task: str, target: str, names: str, msg: str, status: str = "failed") -> dict:
+def _pipeline_failure(task: str, target: str, names: str, msg: str, status: str = "failed") -> Measurement:
     artifact = {
         "id": f"{status}:{target}:{names}",
         "path": "",

@@ -121,7 +121,40 @@ def load_profile(name_or_path: str | Path) -> TargetProfile:
     profile = load_model(TargetProfile, path)
     if path.stem != profile.name and path.parent == targets_dir():
         raise ConfigError(f"{path}: field 'name': '{profile.name}' must match the file name '{path.stem}'")
+    check_pipelines(profile, path)
     return profile
+
+
+def check_pipelines(profile: TargetProfile, source: str | Path) -> None:
+    """Every step's pass exists and its config validates, formats chain from the float (Keras)
+    model, and some runtime of the profile reads what each pipeline ends in: a bad profile is
+    one clear error at load, not a skipped or failed record after training."""
+    from edge_opt.passes import pass_class, supports
+    from edge_opt.runtimes import formats_of
+
+    readable = {fmt for rs in profile.runtimes for fmt in formats_of(rs.runtime)}
+    for i, pipeline in enumerate(profile.pipelines):
+        fmt = "keras"
+        for j, step in enumerate(pipeline):
+            where = f"{source}: field 'pipelines.{i}.{j}'"
+            try:
+                cls = pass_class(step.pass_)
+                cls().config(step.config)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            reason = supports(step.pass_, profile.name)
+            if reason:
+                raise ConfigError(f"{where}: {reason}")
+            if fmt not in cls.inputs:
+                raise ConfigError(
+                    f"{where}: pass '{step.pass_}' takes {'/'.join(cls.inputs)} input, but the step before gives {fmt}"
+                )
+            fmt = cls.output
+        if fmt not in readable:
+            names = ", ".join(rs.runtime for rs in profile.runtimes)
+            raise ConfigError(
+                f"{source}: field 'pipelines.{i}': ends in {fmt}, which no runtime of the profile reads ({names})"
+            )
 
 
 def save_profile(profile: TargetProfile, path: str | Path) -> Path:

@@ -47,11 +47,16 @@ def test_manifest_round_trips(tiny_artifacts):
 
 def test_id_is_deterministic_and_sensitive():
     tools = {"x": "1"}
-    a = artifact_id("p", "tflite", {"precision": "int8", "io": "float"}, "cpu", tools)
-    assert a == artifact_id("p", "tflite", {"io": "float", "precision": "int8"}, "cpu", tools)
-    assert a != artifact_id("p", "tflite", {"precision": "fp32", "io": "float"}, "cpu", tools)
-    assert a != artifact_id("q", "tflite", {"precision": "int8", "io": "float"}, "cpu", tools)
-    assert a != artifact_id("p", "tflite", {"precision": "int8", "io": "float"}, "mobile", tools)
+
+    def ident(target="cpu", **config):
+        return {"config": config, "target": target}
+
+    a = artifact_id("p", "tflite", ident(precision="int8", io="float"), tools)
+    assert a == artifact_id("p", "tflite", ident(io="float", precision="int8"), tools)
+    assert a != artifact_id("p", "tflite", ident(precision="fp32", io="float"), tools)
+    assert a != artifact_id("q", "tflite", ident(precision="int8", io="float"), tools)
+    assert a != artifact_id("p", "tflite", ident("mobile", precision="int8", io="float"), tools)
+    assert a != artifact_id("p", "tflite", ident(precision="int8", io="float"), {"x": "2"})
 
 
 def test_same_inputs_reuse_the_published_artifact(tiny_artifacts, tmp_path):

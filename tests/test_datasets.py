@@ -201,3 +201,23 @@ def test_digits_seed_and_train_rows(digits):
     assert small.x_train.shape == (100, 8, 8, 1)
     assert len(small.y_train) == 100
     np.testing.assert_array_equal(small.x_test, digits.x_test)
+
+
+def test_the_dataset_says_what_an_attack_may_move_and_what_pdp_shows():
+    """Dataset rules live in the dataset, and the trust checks take them from there."""
+    from dataclasses import replace
+
+    from edge_opt.analysis.data import EvalData
+    from edge_opt.datasets import load_dataset
+
+    adult = load_dataset("adult", train_rows=500)
+    moved = [n for n, ok in zip(adult.feature_names, adult.attackable, strict=True) if ok]
+    assert moved == ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+    assert adult.pdp_features == ("age", "hours-per-week")
+    digits = load_dataset("digits")
+    assert digits.attackable is None and digits.pdp_features == ()
+    assert EvalData.from_dataset(digits).perturbable.all()
+    # Any dataset's own rules reach the checks, not only Adult's (no name is special-cased).
+    custom = replace(digits, name="adult-like", attackable=np.arange(64) < 8, pdp_features=("px_0_1",))
+    data = EvalData.from_dataset(custom, rows=20)
+    assert data.perturbable.sum() == 8 and data.pdp_features == ("px_0_1",)

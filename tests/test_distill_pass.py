@@ -98,7 +98,7 @@ def test_binary_task_deterministic_sigmoid_student(tmp_path, adult_small):
     raw = {"student": {"hidden": [4], "epochs": 2, "batch_size": 32, "learning_rate": 3e-3}, "mixup": True}
     a = DistillPass().apply(root, raw, tmp_path / "a", PassContext(data=adult_small, seed=3))
     b = DistillPass().apply(root, raw, tmp_path / "b", PassContext(data=adult_small, seed=3))
-    assert a.id == b.id and a.manifest["config"]["seed"] == 3  # the seed is part of the id
+    assert a.id == b.id and a.manifest["identity"]["seed"] == 3  # the seed is part of the id
     x = adult_small.x_test[:200]
     pa, pb = _load(a).predict(x, verbose=0), _load(b).predict(x, verbose=0)
     assert pa.shape == (200, 1) and ((pa >= 0) & (pa <= 1)).all()

@@ -187,7 +187,10 @@ def test_record_label():
     rec = _record(label="onnx-fp32", runtime="onnxruntime", threads=2)
     assert record_label(rec) == "onnx-fp32 · onnxruntime · 2 threads"
     rec["runtime"]["device"] = "edgetpu"
-    assert record_label(rec) == "onnx-fp32 · onnxruntime/edgetpu · 2 threads"
+    assert record_label(rec) == "onnx-fp32 · onnxruntime (edgetpu) · 2 threads"
+    bf16 = _record(label="openvino-fp32", runtime="openvino")
+    bf16["runtime"]["precision_requested"] = "bf16"
+    assert record_label(bf16) == "openvino-fp32 · openvino@bf16 · 1 thread"
 
 
 # --- the gate over a run ----------------------------------------------------------------
@@ -237,6 +240,65 @@ def test_choose_prefers_the_fastest_that_fits_and_explains_every_rejection():
     assert reasons["gpu"] == "not measured: skipped: no GPU here"
     assert reasons["fp32"].startswith("meets the budgets but slower: p50 0.03 ms vs 0.01 ms")
     assert sel.to_dict()["chosen"]["label"] == "fp16 · litert · 1 thread"
+
+
+def _timed(label, p50, ci, raw, accuracy=0.9):
+    lat = {"p50": p50, "p90": p50 * 1.1, "median_ci": list(ci)}
+    return _record(
+        label=label, **{**GOOD, "latency_ms": lat, "size_bytes": {"raw": raw, "gzip": raw}, "accuracy": accuracy}
+    )
+
+
+def test_choose_does_not_crown_noise_and_a_tie_goes_to_the_smaller_file():
+    """10 ns apart with overlapping median CIs is a tie: the 2x smaller file wins (it lost before)."""
+    faster = _timed("big", 0.000681, (0.000670, 0.000700), 20_000)
+    smaller = _timed("small", 0.000691, (0.000675, 0.000705), 10_000)
+    sel = choose("cpu", [faster, smaller], [])
+    assert sel.chosen is smaller and sel.decided_by == "size" and sel.tied == [faster]
+    ((lost, why),) = sel.rejected
+    assert lost is faster and why.startswith("ties on latency") and "larger file (20000 vs 10000 bytes)" in why
+    assert "a tie on latency with 1 other: the smaller file won" in sel.tie_note()
+    assert sel.to_dict()["decided_by"] == "size" and sel.to_dict()["tied"][0]["label"].startswith("big")
+
+
+def test_choose_lets_latency_decide_when_the_intervals_do_not_overlap():
+    faster = _timed("big", 0.000681, (0.000660, 0.000690), 20_000)
+    smaller = _timed("small", 0.000720, (0.000700, 0.000730), 10_000)
+    sel = choose("cpu", [smaller, faster], [])
+    assert sel.chosen is faster and sel.decided_by == "latency" and not sel.tied and sel.tie_note() == ""
+    assert "do not overlap" in sel.rejected[0][1]
+
+
+def test_a_tie_on_latency_and_size_goes_to_the_more_accurate():
+    a = _timed("a", 1.00, (0.95, 1.05), 1000, accuracy=0.80)
+    b = _timed("b", 1.01, (0.97, 1.06), 1000, accuracy=0.85)
+    sel = choose("cpu", [a, b], [])
+    assert sel.chosen is b and sel.decided_by == "accuracy" and "less accurate" in sel.rejected[0][1]
+
+
+def _checked_run():
+    """A run whose trust checks ran on the slower candidate (the profile's budgets chose it)."""
+    fast = _record(label="int8", **{**GOOD, "latency_ms": {"p50": 0.01, "p90": 0.02, "median_ci": [0.009, 0.011]}})
+    slow = _record(label="fp32", **{**GOOD, "latency_ms": {"p50": 0.05, "p90": 0.06, "median_ci": [0.049, 0.051]}})
+    fast["artifact"] = {**fast["artifact"], "id": "a-int8", "sha256": "s-int8"}
+    slow["artifact"] = {**slow["artifact"], "id": "a-fp32", "sha256": "s-fp32"}
+    slow["checks"] = {"fairness": {"flips": 3}}
+    results = _results(fast, slow)
+    results["checks"] = {"t": {"artifacts": {"a-fp32": {"sha256": "s-fp32", "picked": {"cpu": slow["id"]}}}}}
+    return results, fast, slow
+
+
+def test_trust_budgets_are_held_to_the_record_the_checks_ran_on():
+    results, fast, slow = _checked_run()
+    budgets = {"cpu": [Check.parse("latency.p90 <= 1s"), Check.parse("fairness.flips <= 5")]}
+    report = evaluate(results, budgets)
+    assert report.selections["cpu"].chosen is fast
+    lat, fair = report.rows
+    assert (lat.record_id, lat.verdict) == (fast["id"], "PASS")
+    # Before: the trust budget was evaluated on the gate's own choice, never checked ("not measured").
+    assert (fair.record_id, fair.verdict, fair.actual) == (slow["id"], "PASS", 3.0)
+    assert "trust checks ran on fp32 · litert · 1 thread" in fair.message and "did not check" in fair.message
+    assert report.passed
 
 
 def test_float_reference_is_not_gated():

@@ -100,3 +100,16 @@ def test_dynamic_shape_needs_a_shape(tiny_artifacts):
 def test_wrong_shape_is_bad_input(tiny_artifacts):
     res = measure(tiny_artifacts["openvino"].model_path, "openvino", shapes={"": (1, 7)}, options=FAST)
     assert res.status == "failed" and res.exit_code == 2 and "does not fit" in res.error
+
+
+def test_peak_uss_is_a_sampled_peak_and_a_fixed_shape_is_loaded_once():
+    """Before: peak_uss was the USS after the timing loop (a load-time peak did not show), and a
+    model whose shape had to be fixed was loaded twice in the measuring process."""
+    from tests.plugins.burst import BURST_MIB
+
+    res = measure(None, "tests.plugins.burst:BurstBackend", default_batch=1, shapes={"x": (1, 4)}, options=FAST)
+    assert res.status == "ok", res.error
+    mem = res.raw["memory_mb"]
+    assert mem["uss_samples"] >= 1 and mem["peak_uss"] >= mem["uss_end"]
+    assert mem["peak_uss"] - mem["uss_end"] > BURST_MIB / 2  # the 256 MiB burst at load is the peak
+    assert res.raw["runtime"]["loads_in_process"] == 1

@@ -9,13 +9,16 @@ same bytes are checked once. One failing check is recorded and the others go on.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from edge_opt.analysis.data import EvalData
 from edge_opt.artifacts import Artifact, load_artifact
 from edge_opt.datasets import Dataset
 from edge_opt.errors import EdgeOptError, first_line
+from edge_opt.records import Measurement
 from edge_opt.runtimes import DEFAULT_RUNTIME
 from edge_opt.suite import ChecksConfig
 
@@ -57,7 +60,9 @@ def run_checks(
     rows: int | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
+    """Every registered trust check (``analysis/trust.py``) on each target's picked file."""
     from edge_opt.analysis.predictor import Predictor
+    from edge_opt.analysis.trust import CheckInputs, Subject, get_trust_check, trust_check_names
 
     targets = {p.name: p.to_dict() for p in profiles}
     picked = pick_artifacts(records, targets)
@@ -65,13 +70,14 @@ def run_checks(
     reference = Predictor(root.model_path)
     out: dict[str, Any] = {"float": {"id": root.id, "label": "float"}, "artifacts": {}, "robustness": None}
     by_file: dict[str, str] = {}  # model-file sha256 -> artifact id already checked
-    predictors: dict[str, Predictor] = {}
+    subjects: list[Subject] = []
     for target, pick in picked.items():
         rec = pick["record"]
         art = load_artifact(_folder(rec))
         sha = art.manifest["files"][art.manifest["model_file"]]
-        if sha in by_file:
+        if sha in by_file:  # the same bytes as another target's pick: checked once, covers both
             out["artifacts"][by_file[sha]]["targets"].append(target)
+            out["artifacts"][by_file[sha]]["picked"][target] = rec["id"]
             continue
         runtime = rec["runtime"]["name"] if rec["runtime"].get("device") == "cpu" else DEFAULT_RUNTIME[art.format]
         by_file[sha] = art.id
@@ -81,25 +87,43 @@ def run_checks(
             "targets": [target],
             "runtime": runtime + (f"@{precision}" if precision else ""),
             "note": pick["note"],
+            "sha256": sha,
+            "record": rec["id"],  # the measurement whose file and runtime the checks ran on
+            "picked": {target: rec["id"]},  # per target, its record of this file (what the gate holds to)
         }
         pred = _attempt(Predictor, art.model_path, runtime=runtime, precision=precision)
         if isinstance(pred, dict):
             entry["error"] = pred["error"]
             continue
-        predictors[art.id] = pred
-        if cfg.fairness is not None and data.slices_test:
-            progress(f"fairness: {entry['label']}")
-            entry["fairness"] = _attempt(_fairness, pred, reference, eval_data, cfg.fairness, seed)
-        if cfg.explain is not None:
-            progress(f"explanations: {entry['label']}")
-            entry["explain"] = _attempt(_explain, pred, reference, root, eval_data, cfg.explain, seed)
+        subjects.append(Subject(art.id, entry["label"], pred))
+    inputs = CheckInputs(reference, root.model_path, eval_data, seed)
+    for name in trust_check_names():
+        check_cfg = getattr(cfg, name, None)
+        check = get_trust_check(name)
+        if check_cfg is None or not subjects or check.unavailable(eval_data):
+            continue
+        progress(f"{name}: {', '.join(s.label for s in subjects)}")
+        res = _attempt(check.run, subjects, inputs, check_cfg)
+        if isinstance(res, dict) and len(subjects) > 1:  # one file's failure must not hide the others'
+            parts = [_attempt(check.run, [s], inputs, check_cfg) for s in subjects]
+            for s, part in zip(subjects, parts, strict=True):
+                out["artifacts"][s.id][name] = part if isinstance(part, dict) else part.per_subject[s.id]
+            shared = [p.shared for p in parts if not isinstance(p, dict) and p.shared is not None]
+            out[name] = shared[0] if shared else (res if name == "robustness" else out.get(name))
+            continue
+        if isinstance(res, dict):
+            out["artifacts"][subjects[0].id][name] = res
+            if name == "robustness":
+                out[name] = res
+            continue
+        for sid, result in res.per_subject.items():
+            out["artifacts"][sid][name] = result
+        if res.shared is not None:
+            out[name] = res.shared
     if cfg.edgetpu:
         _edgetpu(out, records, profiles)
-    if cfg.robustness is not None and predictors:
-        progress("robustness: float model and chosen artifacts")
-        out["robustness"] = _attempt(_robustness, predictors, root, eval_data, cfg.robustness, seed)
-    for art_id, entry in out["artifacts"].items():
-        entry["summary"] = _summaries(entry, out["robustness"], art_id)
+    for entry in out["artifacts"].values():
+        entry["summary"] = _summaries(entry)
     return out
 
 
@@ -107,47 +131,6 @@ def _folder(rec: dict):
     from pathlib import Path
 
     return Path(rec["artifact"]["path"]).parent
-
-
-def _fairness(pred, reference, data: EvalData, cfg, seed: int) -> dict:
-    from edge_opt.analysis.fairness import fairness_check
-
-    rows = data.head(cfg.rows) if cfg.rows else data
-    return fairness_check(
-        pred, rows, reference=reference, columns=cfg.columns, min_size=cfg.min_size, n_boot=cfg.n_boot, seed=seed
-    )
-
-
-def _explain(pred, reference, root: Artifact, data: EvalData, cfg, seed: int) -> dict:
-    from edge_opt.analysis.explain import explain_check
-
-    return explain_check(
-        pred,
-        data,
-        reference=reference,
-        float_model_path=root.model_path,
-        methods=tuple(m for m in cfg.methods),
-        rows=cfg.rows,
-        seed=seed,
-        shap_rows=cfg.shap_rows,
-        shap_samples=cfg.shap_samples,
-    )
-
-
-def _robustness(predictors: dict, root: Artifact, data: EvalData, cfg, seed: int) -> dict:
-    from edge_opt.analysis.robustness import robustness_check
-
-    return robustness_check(
-        predictors,
-        root.model_path,
-        data,
-        epsilons=cfg.epsilons,
-        sigmas=cfg.sigmas,
-        pgd_steps=cfg.pgd_steps,
-        blackbox_queries=cfg.blackbox_queries,
-        rows=cfg.rows,
-        seed=seed,
-    )
 
 
 def _edgetpu(out: dict, records: list[dict], profiles: list) -> None:
@@ -165,20 +148,23 @@ def _edgetpu(out: dict, records: list[dict], profiles: list) -> None:
             seen.add(art["id"])
             entry = out["artifacts"].setdefault(
                 art["id"],
-                {"label": art["label"], "targets": [profile.name], "runtime": None, "note": "edgetpu analysis only"},
+                {
+                    "label": art["label"],
+                    "targets": [profile.name],
+                    "runtime": None,
+                    "note": "edgetpu analysis only",
+                    "sha256": art.get("sha256"),
+                },
             )
             entry["edgetpu"] = _attempt(analyze, art["path"], profile)
 
 
-def _summaries(entry: dict, robustness: dict | None, art_id: str) -> dict[str, dict]:
+def _summaries(entry: dict) -> dict[str, dict]:
+    """The flat summary of every check that ran on this file, for the gate (``<check>.<key>``)."""
     summary = {}
-    for kind in ("fairness", "explain"):
-        res = entry.get(kind)
-        if isinstance(res, dict) and "summary" in res:
+    for kind, res in entry.items():
+        if kind != "edgetpu" and isinstance(res, dict) and isinstance(res.get("summary"), dict):
             summary[kind] = res["summary"]
-    rob = (robustness or {}).get("summary", {}) if isinstance(robustness, dict) else {}
-    if art_id in rob:
-        summary["robustness"] = rob[art_id]
     tpu = entry.get("edgetpu")
     if isinstance(tpu, dict) and "fraction_ops" in tpu:
         summary["edgetpu"] = {
@@ -190,12 +176,22 @@ def _summaries(entry: dict, robustness: dict | None, art_id: str) -> dict[str, d
     return summary
 
 
-def attach(records: list[dict], checks: dict) -> None:
-    """Give every record of a checked artifact its summaries, for the gate (``fairness.*`` ...)."""
-    for rec in records:
-        entry = checks["artifacts"].get(rec["artifact"]["id"])
-        if entry and entry.get("summary"):
-            rec["checks"] = entry["summary"]
+def attach(records: list[Measurement], checks: dict) -> list[Measurement]:
+    """Every record of a checked file gets its summaries, for the gate (``fairness.*`` ...).
+
+    Files are matched by content (sha256), not artifact id: two targets whose pipelines give
+    the same bytes share one check, and both targets' records carry it.
+    """
+    by_sha: dict[str, dict] = {}
+    for entry in checks["artifacts"].values():
+        if entry.get("summary") and entry.get("sha256"):
+            by_sha.setdefault(entry["sha256"], {}).update(entry["summary"])
+    return [
+        replace(rec, checks=copy.deepcopy(by_sha[rec.artifact["sha256"]]))
+        if rec.artifact.get("sha256") in by_sha
+        else rec
+        for rec in records
+    ]
 
 
 def _fmt(value: Any, spec: str = ".3f", signed: bool = False) -> str:

@@ -22,6 +22,7 @@ class EvalData:
     perturbable: np.ndarray | None = None  # bool mask over flattened features
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    pdp_features: tuple[str, ...] = ()  # the dataset's default partial-dependence features
 
     def __post_init__(self) -> None:
         if len(self.x) == 0:
@@ -47,6 +48,7 @@ class EvalData:
             self.perturbable,
             self.lower,
             self.upper,
+            self.pdp_features,
         )
 
     @classmethod
@@ -54,10 +56,8 @@ class EvalData:
         x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
         slices = getattr(ds, f"slices_{split}")
         flat_train = ds.x_train.reshape(len(ds.x_train), -1)
-        if ds.name == "adult":  # one-hot columns are named "column=value"; the rest are continuous
-            perturbable = np.array(["=" not in n for n in ds.feature_names])
-        else:
-            perturbable = np.ones(flat_train.shape[1], dtype=bool)
+        # The dataset says which features an attack may move (Adult: not its one-hot columns).
+        perturbable = ds.attackable if ds.attackable is not None else np.ones(flat_train.shape[1], dtype=bool)
         data = cls(
             x,
             y,
@@ -67,5 +67,6 @@ class EvalData:
             perturbable,
             flat_train.min(axis=0),
             flat_train.max(axis=0),
+            tuple(ds.pdp_features),
         )
         return data.head(rows) if rows else data

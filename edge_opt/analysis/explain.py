@@ -38,7 +38,6 @@ METHODS = ("shap", "permutation", "pdp", "ig", "lime")
 DEFAULT_METHODS = ("shap", "permutation", "pdp")
 COMPARED = ("shap", "permutation")  # black-box global attributions, float vs artifact
 TOP_K = (5, 10)
-DEFAULT_PDP_FEATURES = ("age", "hours-per-week")
 
 Proba = Callable[[np.ndarray], np.ndarray]  # flat features (n, d) -> (n, n_classes)
 T = TypeVar("T")
@@ -132,7 +131,9 @@ def explain_check(
                 _compared, models, names, lambda m: permutation_values(m, x, y, seed, permutation_repeats)
             )
         if "pdp" in methods:
-            found["pdp"] = _timed(_pdp, models, x, _pdp_features(pdp_features, names, found), names)
+            # The dataset's own default features (Adult: age, hours-per-week), else the top two.
+            requested = pdp_features if pdp_features is not None else (head.pdp_features or None)
+            found["pdp"] = _timed(_pdp, models, x, _pdp_features(requested, names, found), names)
         if ig_path is not None:
             found["ig"] = _timed(_ig, ig_path, head.x, target, names)
         if lime_row is not None:
@@ -416,8 +417,6 @@ def _pdp_features(requested: Sequence[str] | None, names: list[str], done: dict[
         if unknown:
             raise BadInputError(f"unknown feature(s) for partial dependence: {', '.join(unknown)}")
         return list(requested)
-    if all(f in names for f in DEFAULT_PDP_FEATURES):
-        return list(DEFAULT_PDP_FEATURES)
     for method in COMPARED:  # else the top two by importance, the float model's when there is one
         if method in done:
             ranked = done[method].get("float") or done[method]["artifact"]

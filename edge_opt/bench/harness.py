@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -85,29 +86,84 @@ def measure(
             np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
             spec["data"] = str(tmp / "data.npy")
             spec["predictions_out"] = str(tmp / "pred.npy")
-        (tmp / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        result_path = tmp / "result.json"
-        cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
+        result = _run_child(tmp, spec, options.timeout_s)
+        if result.status == "reshape":  # the model's shapes had to be fixed: measure in a fresh process
+            spec = {**spec, "shapes": result.raw["shapes"], "shapes_final": True}
+            result = _run_child(tmp, spec, options.timeout_s)
+        if result.status == "ok" and data is not None:
+            result.predictions = np.load(tmp / "pred.npy")
+        return result
+
+
+#: How often the harness reads the child's USS (a peak shorter than this can be missed).
+USS_SAMPLE_S = 0.025
+
+
+class _UssSampler(threading.Thread):
+    """The highest USS of a process, read from outside it every ``USS_SAMPLE_S`` until it ends.
+
+    USS (memory unique to the process) has no kernel high-water mark as RSS has (VmHWM), so
+    it is sampled; sampling from the parent keeps the measuring process's own threads and
+    timing loop untouched.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.samples = pid, 0, 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
         try:
-            proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, timeout=options.timeout_s)
+            proc = psutil.Process(self.pid)
+            while not self._stop_event.is_set():
+                self.peak = max(self.peak, proc.memory_full_info().uss)
+                self.samples += 1
+                self._stop_event.wait(USS_SAMPLE_S)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
+    (tmp / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    result_path = tmp / "result.json"
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
+    # The child's output goes to a file: a pipe could fill up while the parent samples memory.
+    with open(tmp / "child.log", "w+", encoding="utf-8", errors="replace") as log:
+        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True)
+        sampler = _UssSampler(proc.pid)
+        sampler.start()
+        try:
+            returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return WorkerResult("failed", f"timed out after {options.timeout_s:.0f} s", {})
-        if proc.returncode < 0:
-            sig = signal.Signals(-proc.returncode).name
-            return WorkerResult(
-                "failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(proc.stderr)}
-            )
-        if proc.returncode != 0 or not result_path.is_file():
-            return WorkerResult(
-                "failed",
-                f"worker exited with code {proc.returncode}: {_tail(proc.stderr, 1)}",
-                {"stderr_tail": _tail(proc.stderr)},
-            )
-        raw = json.loads(result_path.read_text(encoding="utf-8"))
-        predictions = None
-        if raw.get("status") == "ok" and data is not None:
-            predictions = np.load(tmp / "pred.npy")
-        return WorkerResult(raw["status"], raw.get("error"), raw, predictions, raw.get("exit_code"))
+            proc.kill()
+            proc.wait()
+            return WorkerResult("failed", f"timed out after {timeout_s:.0f} s", {})
+        finally:
+            sampler.stop()
+        log.seek(0)
+        stderr = log.read()
+    if returncode < 0:
+        sig = signal.Signals(-returncode).name
+        return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(stderr)})
+    if returncode != 0 or not result_path.is_file():
+        return WorkerResult(
+            "failed",
+            f"worker exited with code {returncode}: {_tail(stderr, 1)}",
+            {"stderr_tail": _tail(stderr)},
+        )
+    raw = json.loads(result_path.read_text(encoding="utf-8"))
+    memory = raw.get("memory_mb")
+    if memory:
+        memory["peak_uss"] = max(memory["uss_end"], sampler.peak / (1024 * 1024))
+        memory["uss_samples"] = sampler.samples
+    return WorkerResult(raw["status"], raw.get("error"), raw, None, raw.get("exit_code"))
 
 
 def _child_env() -> dict[str, str]:

@@ -113,4 +113,6 @@ def load_adult(*, seed: int = 0, train_rows: int | None = None) -> Dataset:
         slices_train=slices(full, train_idx),
         slices_val=slices(full, val_idx),
         slices_test=slices(test),
+        attackable=np.array([name in CONTINUOUS for name in feature_names]),
+        pdp_features=("age", "hours-per-week"),
     )

@@ -31,6 +31,12 @@ class Dataset:
     slices_train: dict[str, np.ndarray] = field(default_factory=dict)
     slices_val: dict[str, np.ndarray] = field(default_factory=dict)
     slices_test: dict[str, np.ndarray] = field(default_factory=dict)
+    # Rules of the dataset itself, which the trust checks follow:
+    # which flattened features an attack may move (None: all; Adult: not the one-hot columns,
+    # whose only valid values are 0 and 1), and the features a partial-dependence plot shows
+    # by default (empty: the two most important ones).
+    attackable: np.ndarray | None = None
+    pdp_features: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -1,118 +1,64 @@
-"""Passes turn one artifact into another. Registered by name; modules imported lazily.
+"""Passes turn one artifact into another. Registered by name; modules imported on first use.
 
-The registry's metadata (input formats, output format, the targets it serves, a one-line
-description) is readable without importing a pass module, so config validation and
-``supports`` checks stay cheap.
+The registry only says where each built-in pass lives. Everything else about a pass (its
+config schema, input formats, output format, the targets it serves, a description) is an
+attribute of its class, declared once. A plug-in pass is named ``module:Class``.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 from edge_opt.errors import ConfigError
 from edge_opt.passes.base import Pass, PassContext
 
-
-@dataclass(frozen=True)
-class PassInfo:
-    target: str  # module:Class
-    inputs: tuple[str, ...]
-    output: str
-    description: str
-    targets: tuple[str, ...] | None = None  # target profiles it serves; None: any
-
-
-REGISTRY: dict[str, PassInfo] = {
-    "tflite": PassInfo(
-        "edge_opt.passes.convert:TFLitePass",
-        ("keras",),
-        "tflite",
-        "Keras → LiteRT flatbuffer: fp32, fp16, dynamic-range or full-integer int8 (float or int8 I/O)",
-    ),
-    "onnx": PassInfo("edge_opt.passes.convert:OnnxPass", ("keras",), "onnx", "Keras → ONNX with tf2onnx"),
-    "openvino": PassInfo(
-        "edge_opt.passes.convert:OpenVINOPass", ("onnx",), "openvino", "ONNX → OpenVINO IR (.xml + .bin), fp32 or fp16"
-    ),
-    "ort_quantize": PassInfo(
-        "edge_opt.passes.quantize_ext:OrtQuantizePass",
-        ("onnx",),
-        "onnx",
-        "ONNX Runtime post-training int8: static QDQ (calibrated MinMax/Entropy/Percentile) or dynamic",
-    ),
-    "nncf": PassInfo(
-        "edge_opt.passes.quantize_ext:NNCFQuantizePass",
-        ("openvino", "onnx"),
-        "openvino",
-        "OpenVINO NNCF post-training int8 quantization (calibrated), → OpenVINO IR",
-    ),
-    "prune": PassInfo(
-        "edge_opt.passes.tfmot:PrunePass",
-        ("keras",),
-        "keras",
-        "Magnitude pruning (tfmot, polynomial ramp to target_sparsity) with a fine-tune; needs training data",
-    ),
-    "cluster": PassInfo(
-        "edge_opt.passes.tfmot:ClusterPass",
-        ("keras",),
-        "keras",
-        "Weight clustering (tfmot, number_of_clusters shared values per kernel) with a fine-tune; needs training data",
-    ),
-    "qat": PassInfo(
-        "edge_opt.passes.tfmot:QATPass",
-        ("keras",),
-        "tflite",
-        "Quantization-aware training (tfmot 8-bit, optionally pruning- or cluster-preserving) → int8 LiteRT",
-    ),
-    "distill": PassInfo(
-        "edge_opt.passes.distill:DistillPass",
-        ("keras",),
-        "keras",
-        "Knowledge distillation: a smaller student trained from the teacher's softened logits; needs training data",
-    ),
-    "pca": PassInfo(
-        "edge_opt.passes.reduce:PCAPass",
-        ("keras",),
-        "keras",
-        "PCA fitted on the train split, folded into the graph as a frozen Dense; the MLP head retrained",
-    ),
-    "select_features": PassInfo(
-        "edge_opt.passes.reduce:FeatureSelectPass",
-        ("keras",),
-        "keras",
-        "Drop features (by name, least permutation-important, or correlated) via a frozen 0/1 Dense; head retrained",
-    ),
-    "ica": PassInfo(
-        "edge_opt.passes.reduce:ICAPass",
-        ("keras",),
-        "keras",
-        "FastICA unmixing folded in as a frozen Dense; head retrained",
-    ),
-    "nmf": PassInfo(
-        "edge_opt.passes.reduce:NMFPass",
-        ("keras",),
-        "keras",
-        "NMF folded approximately as relu(x @ pinv(H)); needs non-negative features; head retrained",
-    ),
+_BUILTIN: dict[str, str] = {
+    "tflite": "edge_opt.passes.convert:TFLitePass",
+    "onnx": "edge_opt.passes.convert:OnnxPass",
+    "openvino": "edge_opt.passes.convert:OpenVINOPass",
+    "ort_quantize": "edge_opt.passes.quantize_ext:OrtQuantizePass",
+    "nncf": "edge_opt.passes.quantize_ext:NNCFQuantizePass",
+    "prune": "edge_opt.passes.tfmot:PrunePass",
+    "cluster": "edge_opt.passes.tfmot:ClusterPass",
+    "qat": "edge_opt.passes.tfmot:QATPass",
+    "distill": "edge_opt.passes.distill:DistillPass",
+    "pca": "edge_opt.passes.reduce:PCAPass",
+    "select_features": "edge_opt.passes.reduce:FeatureSelectPass",
+    "ica": "edge_opt.passes.reduce:ICAPass",
+    "nmf": "edge_opt.passes.reduce:NMFPass",
 }
 
 
+def pass_names() -> list[str]:
+    """The built-in passes, by name."""
+    return list(_BUILTIN)
+
+
+def pass_class(name: str) -> type[Pass]:
+    """The class of a built-in pass, or of a plug-in named ``module:Class``."""
+    target = _BUILTIN.get(name, name)
+    if ":" not in target:
+        raise ConfigError(f"unknown pass '{name}'; known: {', '.join(sorted(_BUILTIN))} (or module:Class)")
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"pass '{name}' cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Pass)):
+        raise ConfigError(f"pass '{name}' is not an edge-opt Pass subclass")
+    return cls
+
+
 def get_pass(name: str) -> Pass:
-    info = REGISTRY.get(name)
-    if info is None:
-        raise ConfigError(f"unknown pass '{name}'; known: {', '.join(sorted(REGISTRY))}")
-    module, _, cls = info.target.partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return pass_class(name)()
 
 
 def supports(name: str, target: str | None) -> str | None:
     """Why pass ``name`` cannot serve ``target``, or None when it can."""
-    info = REGISTRY.get(name)
-    if info is None:
-        return f"unknown pass '{name}'"
-    if target is not None and info.targets is not None and target not in info.targets:
-        return f"pass '{name}' serves targets {', '.join(info.targets)}, not '{target}'"
+    cls = pass_class(name)
+    if target is not None and cls.targets is not None and target not in cls.targets:
+        return f"pass '{name}' serves targets {', '.join(cls.targets)}, not '{target}'"
     return None
 
 
-__all__ = ["REGISTRY", "Pass", "PassContext", "PassInfo", "get_pass", "supports"]
+__all__ = ["Pass", "PassContext", "get_pass", "pass_class", "pass_names", "supports"]

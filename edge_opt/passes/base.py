@@ -1,7 +1,15 @@
-"""The Pass contract: ``apply(artifact, config, out_dir, ctx) -> Artifact``, never mutating."""
+"""The Pass contract: ``apply(artifact, config, out_dir, ctx) -> Artifact``, never mutating.
+
+A pass is a class whose attributes say everything the registry, profile validation and the
+conformance suite need (``name``, ``Config``, ``inputs``, ``output``, ``description``,
+``uses``), and whose ``build`` writes one model file. The template ``apply`` does the rest
+once for every pass: validate the config, refuse a wrong input format, hash ``identity``
+into the artifact id, return an existing artifact of that id, publish atomically.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -9,9 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from edge_opt.artifacts import Artifact
+from edge_opt.artifacts import Artifact, ArtifactWriter
 from edge_opt.config import validate
 from edge_opt.datasets import Dataset
+from edge_opt.errors import UnsupportedTargetError
+
+#: The file each output format is written as.
+MODEL_FILES = {"keras": "model.keras", "tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
 
 
 @dataclass
@@ -29,36 +41,110 @@ class PassContext:
     data: Dataset | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    calibration_hint: str = ""  # how the user gives calibration rows ("--calibration FILE"), for errors
+
+    def need_calibration(self, what: str) -> np.ndarray:
+        """The calibration rows, or UnsupportedTargetError saying that ``what`` needs them."""
+        if self.calibration is None:
+            needs = self.calibration_hint or "calibration data (none was given)"
+            raise UnsupportedTargetError(f"{what} needs {needs}")
+        return self.calibration
 
 
 class PassConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Pass:
-    """Subclasses set ``name``, ``Config`` and implement ``run``.
+def array_digest(*arrays: np.ndarray) -> str:
+    """A short hash of arrays' shapes, dtypes and bytes."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
-    ``apply`` validates the config, refuses an input of the wrong format, and returns the
-    published artifact. Heavy imports belong inside ``run``.
+
+def data_digest(data: Dataset) -> str:
+    """What a training pass learns from: the train and validation splits with their labels."""
+    return f"{data.name}:{len(data.x_train)}:" + array_digest(data.x_train, data.y_train, data.x_val, data.y_val)
+
+
+class Pass:
+    """Subclasses set the class attributes and implement ``build`` (heavy imports inside it).
+
+    ``uses`` names the context inputs besides the config that change the output:
+    ``"calibration"`` (the calibration rows) and ``"data"`` (the training data and seed).
+    ``identity`` hashes them, so the same id always means the same file; the conformance
+    suite (tests/conformance) checks that changing each one changes the id.
     """
 
     name: ClassVar[str] = "pass"
     Config: ClassVar[type[PassConfig]] = PassConfig
     inputs: ClassVar[tuple[str, ...]] = ()
+    output: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    targets: ClassVar[tuple[str, ...] | None] = None  # target profiles it serves; None: any
+    uses: ClassVar[tuple[str, ...]] = ()
 
     def config(self, raw: dict[str, Any]) -> PassConfig:
         return validate(self.Config, raw, f"pass '{self.name}'")
 
-    def apply(self, artifact: Artifact, config: dict[str, Any], out_dir: Path, ctx: PassContext) -> Artifact:
-        from edge_opt.errors import UnsupportedTargetError
+    def identity(self, cfg: PassConfig, ctx: PassContext) -> dict[str, Any]:
+        """Every input besides the parent artifact and the tool versions that changes the output."""
+        ident: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "target": ctx.target}
+        rows = self.calibration_rows(cfg) if "calibration" in self.uses else 0
+        if rows != 0:
+            calib = None if ctx.calibration is None else np.asarray(ctx.calibration[:rows], dtype=np.float32)
+            ident["calibration"] = None if calib is None else array_digest(calib)
+        if "data" in self.uses:
+            ident["data"] = None if ctx.data is None else data_digest(ctx.data)
+            ident["seed"] = ctx.seed
+        return ident
 
+    def calibration_rows(self, cfg: PassConfig) -> int | None:
+        """How many leading calibration rows this config reads (0: none, None: all of them)."""
+        return None
+
+    def precision(self, cfg: PassConfig) -> str:
+        """The precision the output stores."""
+        return "fp32"
+
+    def label(self, cfg: PassConfig) -> str:
+        return self.name
+
+    def check(self, artifact: Artifact, cfg: PassConfig, ctx: PassContext) -> None:
+        """Raise UnsupportedTargetError (or ConfigError) when the pass cannot apply, before any work."""
+        if "data" in self.uses and ctx.data is None:
+            raise UnsupportedTargetError(
+                f"pass '{self.name}' needs labelled training data, and no data was given (optimize: --train FILE)"
+            )
+
+    def build(self, parent: Artifact, cfg: PassConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        """Write the output model to ``model_path`` (other files beside it); facts go into ``notes``."""
+        raise NotImplementedError
+
+    def apply(self, artifact: Artifact, config: dict[str, Any], out_dir: Path, ctx: PassContext) -> Artifact:
         cfg = self.config(config)
         if artifact.format not in self.inputs:
             raise UnsupportedTargetError(
                 f"pass '{self.name}' takes {'/'.join(self.inputs)} input, "
                 f"not {artifact.format} (artifact {artifact.id})"
             )
-        return self.run(artifact, cfg, Path(out_dir), ctx)
-
-    def run(self, artifact: Artifact, cfg: PassConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        raise NotImplementedError
+        self.check(artifact, cfg, ctx)
+        with ArtifactWriter(
+            Path(out_dir),
+            parent=artifact,
+            pass_name=self.name,
+            config=cfg.model_dump(mode="json"),
+            identity=self.identity(cfg, ctx),
+            target=ctx.target,
+            fmt=self.output,
+            precision=self.precision(cfg),
+            model_file=MODEL_FILES[self.output],
+            label=self.label(cfg),
+        ) as w:
+            if w.existing:
+                return w.existing
+            self.build(artifact, cfg, w.stage / MODEL_FILES[self.output], ctx, w.notes)
+            return w.publish()

@@ -8,8 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
-from edge_opt.errors import UnsupportedTargetError
+from edge_opt.artifacts import Artifact
 from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
@@ -33,47 +32,45 @@ class TFLitePass(Pass):
     name = "tflite"
     Config = TFLiteConfig
     inputs = ("keras",)
+    output = "tflite"
+    description = "Keras → LiteRT flatbuffer: fp32, fp16, dynamic-range or full-integer int8 (float or int8 I/O)"
+    uses = ("calibration",)  # full-integer int8 is calibrated on it
 
-    def run(self, artifact: Artifact, cfg: TFLiteConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+    def calibration_rows(self, cfg: TFLiteConfig) -> int:
+        return cfg.calibration_samples if cfg.precision == "int8" else 0
+
+    def precision(self, cfg: TFLiteConfig) -> str:
+        return {"dynamic": "int8-dynamic"}.get(cfg.precision, cfg.precision)
+
+    def label(self, cfg: TFLiteConfig) -> str:
         label = f"tflite-{cfg.precision}" + ("-int8io" if cfg.io == "int8" else "")
-        label += "" if cfg.per_channel or cfg.precision not in ("int8", "dynamic") else "-pertensor"
-        precision = {"dynamic": "int8-dynamic"}.get(cfg.precision, cfg.precision)
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=cfg.model_dump(),
-            target=ctx.target,
-            fmt="tflite",
-            precision=precision,
-            model_file="model.tflite",
-            label=label,
-        ) as w:
-            if w.existing:
-                return w.existing
-            from edge_opt._tf import tf
+        return label + ("" if cfg.per_channel or cfg.precision not in ("int8", "dynamic") else "-pertensor")
 
-            tf_ = tf()
-            model = load_keras(artifact.model_path)
-            converter = tf_.lite.TFLiteConverter.from_keras_model(model)
-            if cfg.precision != "fp32":
-                converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-                # No public switch exists; TF's own tests use this converter attribute.
-                converter._experimental_disable_per_channel = not cfg.per_channel
-            if cfg.precision == "fp16":
-                converter.target_spec.supported_types = [tf_.float16]
-            if cfg.precision == "int8":
-                if ctx.calibration is None:
-                    raise UnsupportedTargetError("full-integer int8 needs calibration data (none was given)")
-                calib = np.asarray(ctx.calibration[: cfg.calibration_samples], dtype=np.float32)
-                converter.representative_dataset = lambda: ([row[None, ...]] for row in calib)
-                converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                w.notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
-                if cfg.io == "int8":
-                    converter.inference_input_type = tf_.int8
-                    converter.inference_output_type = tf_.int8
-            (w.stage / "model.tflite").write_bytes(converter.convert())
-            return w.publish()
+    def check(self, artifact: Artifact, cfg: TFLiteConfig, ctx: PassContext) -> None:
+        if cfg.precision == "int8":
+            ctx.need_calibration("full-integer int8")
+
+    def build(self, parent: Artifact, cfg: TFLiteConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        from edge_opt._tf import tf
+
+        tf_ = tf()
+        model = load_keras(parent.model_path)
+        converter = tf_.lite.TFLiteConverter.from_keras_model(model)
+        if cfg.precision != "fp32":
+            converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+            # No public switch exists; TF's own tests use this converter attribute.
+            converter._experimental_disable_per_channel = not cfg.per_channel
+        if cfg.precision == "fp16":
+            converter.target_spec.supported_types = [tf_.float16]
+        if cfg.precision == "int8":
+            calib = np.asarray(ctx.calibration[: cfg.calibration_samples], dtype=np.float32)
+            converter.representative_dataset = lambda: ([row[None, ...]] for row in calib)
+            converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
+            if cfg.io == "int8":
+                converter.inference_input_type = tf_.int8
+                converter.inference_output_type = tf_.int8
+        model_path.write_bytes(converter.convert())
 
 
 class OnnxConfig(PassConfig):
@@ -84,33 +81,22 @@ class OnnxPass(Pass):
     name = "onnx"
     Config = OnnxConfig
     inputs = ("keras",)
+    output = "onnx"
+    description = "Keras → ONNX with tf2onnx"
 
-    def run(self, artifact: Artifact, cfg: OnnxConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=cfg.model_dump(),
-            target=ctx.target,
-            fmt="onnx",
-            precision="fp32",
-            model_file="model.onnx",
-            label="onnx-fp32",
-        ) as w:
-            if w.existing:
-                return w.existing
-            from edge_opt._tf import tf
+    def label(self, cfg: OnnxConfig) -> str:
+        return "onnx-fp32"
 
-            model = load_keras(artifact.model_path)
-            import tf2onnx
+    def build(self, parent: Artifact, cfg: OnnxConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        import tf2onnx
 
-            spec = tuple(
-                tf().TensorSpec((None, *t.shape[1:]), t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs)
-            )
-            tf2onnx.convert.from_keras(
-                model, input_signature=spec, opset=cfg.opset, output_path=str(w.stage / "model.onnx")
-            )
-            return w.publish()
+        from edge_opt._tf import tf
+
+        model = load_keras(parent.model_path)
+        spec = tuple(
+            tf().TensorSpec((None, *t.shape[1:]), t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs)
+        )
+        tf2onnx.convert.from_keras(model, input_signature=spec, opset=cfg.opset, output_path=str(model_path))
 
 
 class OpenVINOConfig(PassConfig):
@@ -121,24 +107,17 @@ class OpenVINOPass(Pass):
     name = "openvino"
     Config = OpenVINOConfig
     inputs = ("onnx",)
+    output = "openvino"
+    description = "ONNX → OpenVINO IR (.xml + .bin), fp32 or fp16"
 
-    def run(self, artifact: Artifact, cfg: OpenVINOConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        precision = "fp16" if cfg.compress_to_fp16 else "fp32"
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=cfg.model_dump(),
-            target=ctx.target,
-            fmt="openvino",
-            precision=precision,
-            model_file="model.xml",
-            label=f"openvino-{precision}",
-        ) as w:
-            if w.existing:
-                return w.existing
-            import openvino as ov
+    def precision(self, cfg: OpenVINOConfig) -> str:
+        return "fp16" if cfg.compress_to_fp16 else "fp32"
 
-            model = ov.convert_model(str(artifact.model_path))
-            ov.save_model(model, str(w.stage / "model.xml"), compress_to_fp16=cfg.compress_to_fp16)
-            return w.publish()
+    def label(self, cfg: OpenVINOConfig) -> str:
+        return f"openvino-{self.precision(cfg)}"
+
+    def build(self, parent: Artifact, cfg: OpenVINOConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        import openvino as ov
+
+        model = ov.convert_model(str(parent.model_path))
+        ov.save_model(model, str(model_path), compress_to_fp16=cfg.compress_to_fp16)

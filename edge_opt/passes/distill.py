@@ -28,7 +28,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.artifacts import Artifact
 from edge_opt.datasets import Dataset
 from edge_opt.errors import ConfigError, UnsupportedTargetError
 from edge_opt.models import ModelConfig, build, dataset_pipeline, predicted_labels, train
@@ -139,50 +139,44 @@ class DistillPass(Pass):
     name = "distill"
     Config = DistillConfig
     inputs = ("keras",)
+    output = "keras"
+    description = (
+        "Knowledge distillation: a smaller student trained from the teacher's softened logits; needs training data"
+    )
+    uses = ("data",)  # the student learns from the train split (and the seed), not only its row count
 
-    def run(self, artifact: Artifact, cfg: DistillConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        data = ctx.data
-        if data is None:
-            raise UnsupportedTargetError("pass 'distill' trains a student and needs training data (none was given)")
-        if cfg.student.kind == "cnn" and len(data.input_shape) != 3:
-            raise ConfigError(f"pass 'distill': a cnn student needs image input, {data.name} is {data.input_shape}")
+    def label(self, cfg: DistillConfig) -> str:
         s = cfg.student
         label = f"distill-{s.kind}{'x'.join(map(str, s.hidden)) or '0'}-T{cfg.temperature:g}-a{cfg.alpha:g}"
-        label += "-mixup" if cfg.mixup else ""
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            # The seed and training rows change the student, so they are part of its identity.
-            config={**cfg.model_dump(), "seed": ctx.seed, "data": {"name": data.name, "train_rows": len(data.x_train)}},
-            target=ctx.target,
-            fmt="keras",
-            precision="fp32",
-            model_file="model.keras",
-            label=label,
-        ) as w:
-            if w.existing:
-                return w.existing
-            from edge_opt._tf import keras
+        return label + ("-mixup" if cfg.mixup else "")
 
-            teacher = keras().models.load_model(str(artifact.model_path), compile=False)
-            # Build a throwaway student first, so an oversized one fails before any training.
-            teacher_params = int(teacher.count_params())
-            student_params = int(build(s, data.input_shape, data.n_classes).count_params())
-            if student_params > cfg.max_param_ratio * teacher_params:
-                raise ConfigError(
-                    f"pass 'distill': student has {student_params} parameters, more than "
-                    f"max_param_ratio {cfg.max_param_ratio:g} of the teacher's {teacher_params}"
-                )
-            student, history = distill(teacher, cfg, data, seed=ctx.seed)
-            student.save(str(w.stage / "model.keras"))
-            w.notes.update(
-                teacher_parameters=teacher_params,
-                student_parameters=student_params,
-                param_ratio=round(student_params / teacher_params, 4),
-                teacher_val_accuracy=accuracy(teacher, data.x_val, data.y_val, data.n_classes),
-                student_val_accuracy=accuracy(student, data.x_val, data.y_val, data.n_classes),
-                loss=[round(v, 5) for v in history],
-                input_shape=list(data.input_shape),
+    def check(self, artifact: Artifact, cfg: DistillConfig, ctx: PassContext) -> None:
+        super().check(artifact, cfg, ctx)
+        if cfg.student.kind == "cnn" and len(ctx.data.input_shape) != 3:
+            data = ctx.data
+            raise ConfigError(f"pass 'distill': a cnn student needs image input, {data.name} is {data.input_shape}")
+
+    def build(self, parent: Artifact, cfg: DistillConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        from edge_opt._tf import keras
+
+        data = ctx.data
+        teacher = keras().models.load_model(str(parent.model_path), compile=False)
+        # Build a throwaway student first, so an oversized one fails before any training.
+        teacher_params = int(teacher.count_params())
+        student_params = int(build(cfg.student, data.input_shape, data.n_classes).count_params())
+        if student_params > cfg.max_param_ratio * teacher_params:
+            raise ConfigError(
+                f"pass 'distill': student has {student_params} parameters, more than "
+                f"max_param_ratio {cfg.max_param_ratio:g} of the teacher's {teacher_params}"
             )
-            return w.publish()
+        student, history = distill(teacher, cfg, data, seed=ctx.seed)
+        student.save(str(model_path))
+        notes.update(
+            teacher_parameters=teacher_params,
+            student_parameters=student_params,
+            param_ratio=round(student_params / teacher_params, 4),
+            teacher_val_accuracy=accuracy(teacher, data.x_val, data.y_val, data.n_classes),
+            student_val_accuracy=accuracy(student, data.x_val, data.y_val, data.n_classes),
+            loss=[round(v, 5) for v in history],
+            input_shape=list(data.input_shape),
+        )

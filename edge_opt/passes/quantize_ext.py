@@ -7,40 +7,21 @@ the artifact id with the config, since they change the scales.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.artifacts import Artifact
 from edge_opt.errors import UnsupportedTargetError, first_line
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def _identity(cfg: PassConfig, calib: np.ndarray | None, tool: str, ctx: PassContext) -> dict[str, Any]:
-    ident = {**cfg.model_dump(), tool: _version(tool)}
-    if calib is not None:
-        digest = hashlib.sha256(np.ascontiguousarray(calib).tobytes()).hexdigest()[:16]
-        ident["calibration"] = f"{ctx.calibration_source}:{len(calib)}:{digest}"
-    return ident
-
-
 def _calibration_rows(ctx: PassContext, n: int, what: str) -> np.ndarray:
-    if ctx.calibration is None:
-        raise UnsupportedTargetError(f"{what} needs calibration data (none was given)")
-    return np.asarray(ctx.calibration[:n], dtype=np.float32)
+    return np.asarray(ctx.need_calibration(what)[:n], dtype=np.float32)
 
 
 def _batch_of_one(row: np.ndarray, dims: list[int]) -> np.ndarray:
@@ -96,66 +77,66 @@ class OrtQuantizePass(Pass):
     name = "ort_quantize"
     Config = OrtQuantizeConfig
     inputs = ("onnx",)
+    output = "onnx"
+    description = "ONNX Runtime post-training int8: static QDQ (calibrated MinMax/Entropy/Percentile) or dynamic"
+    uses = ("calibration",)  # static mode
 
-    def run(self, artifact: Artifact, cfg: OrtQuantizeConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        static = cfg.mode == "static"
-        calib = _calibration_rows(ctx, cfg.calibration_samples, "static ONNX Runtime quantization") if static else None
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=_identity(cfg, calib, "onnxruntime", ctx),
-            target=ctx.target,
-            fmt="onnx",
-            precision="int8" if static else "int8-dynamic",
-            model_file="model.onnx",
-            label="ort-int8" if static else "ort-int8-dynamic",
-        ) as w:
-            if w.existing:
-                return w.existing
-            import onnx
-            from onnxruntime.quantization import (
-                CalibrationMethod,
-                QuantFormat,
-                QuantType,
-                quantize_dynamic,
-                quantize_static,
-            )
-            from onnxruntime.quantization.shape_inference import quant_pre_process
+    def calibration_rows(self, cfg: OrtQuantizeConfig) -> int:
+        return cfg.calibration_samples if cfg.mode == "static" else 0
 
-            out = w.stage / "model.onnx"
-            with tempfile.TemporaryDirectory(prefix="edge-opt-ortq-") as tmp:
-                # Shape inference + graph optimization (MatMul+Add -> Gemm) lets more ops be
-                # quantized. Symbolic inference needs sympy and only matters for symbolic dims
-                # inside the graph, so plain ONNX shape inference is used.
-                source = Path(tmp) / "pre.onnx"
-                try:
-                    quant_pre_process(str(artifact.model_path), str(source), skip_symbolic_shape=True)
-                    w.notes["preprocessed"] = True
-                except Exception as exc:  # a graph it cannot optimize is still quantizable as is
-                    source = artifact.model_path
-                    w.notes["preprocessed"] = f"skipped: {first_line(exc)}"
-                if static:
-                    name, dims = _onnx_input(onnx.load(str(source)))
-                    quantize_static(
-                        str(source),
-                        str(out),
-                        _Rows(name, dims, calib),
-                        quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8,
-                        per_channel=cfg.per_channel,
-                        calibrate_method=getattr(CalibrationMethod, _METHODS[cfg.calibrate_method]),
-                    )
-                    w.notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
-                else:
-                    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=cfg.per_channel)
-            count, ops = _onnx_quantized_ops(onnx.load(str(out)))
-            if not ops:
-                raise UnsupportedTargetError("ONNX Runtime found no op to quantize in this model")
-            w.notes["quantize_nodes"] = count
-            w.notes["quantized_ops"] = ops
-            return w.publish()
+    def precision(self, cfg: OrtQuantizeConfig) -> str:
+        return "int8" if cfg.mode == "static" else "int8-dynamic"
+
+    def label(self, cfg: OrtQuantizeConfig) -> str:
+        return "ort-int8" if cfg.mode == "static" else "ort-int8-dynamic"
+
+    def check(self, artifact: Artifact, cfg: OrtQuantizeConfig, ctx: PassContext) -> None:
+        if cfg.mode == "static":
+            _calibration_rows(ctx, cfg.calibration_samples, "static ONNX Runtime quantization")
+
+    def build(self, parent: Artifact, cfg: OrtQuantizeConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with tempfile.TemporaryDirectory(prefix="edge-opt-ortq-") as tmp:
+            # Shape inference + graph optimization (MatMul+Add -> Gemm) lets more ops be
+            # quantized. Symbolic inference needs sympy and only matters for symbolic dims
+            # inside the graph, so plain ONNX shape inference is used.
+            source = Path(tmp) / "pre.onnx"
+            try:
+                quant_pre_process(str(parent.model_path), str(source), skip_symbolic_shape=True)
+                notes["preprocessed"] = True
+            except Exception as exc:  # a graph it cannot optimize is still quantizable as is
+                source = parent.model_path
+                notes["preprocessed"] = f"skipped: {first_line(exc)}"
+            if cfg.mode == "static":
+                calib = _calibration_rows(ctx, cfg.calibration_samples, "static ONNX Runtime quantization")
+                name, dims = _onnx_input(onnx.load(str(source)))
+                quantize_static(
+                    str(source),
+                    str(model_path),
+                    _Rows(name, dims, calib),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=cfg.per_channel,
+                    calibrate_method=getattr(CalibrationMethod, _METHODS[cfg.calibrate_method]),
+                )
+                notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
+            else:
+                quantize_dynamic(str(source), str(model_path), weight_type=QuantType.QInt8, per_channel=cfg.per_channel)
+        count, ops = _onnx_quantized_ops(onnx.load(str(model_path)))
+        if not ops:
+            raise UnsupportedTargetError("ONNX Runtime found no op to quantize in this model")
+        notes["quantize_nodes"] = count
+        notes["quantized_ops"] = ops
 
 
 class NNCFConfig(PassConfig):
@@ -167,45 +148,46 @@ class NNCFQuantizePass(Pass):
     name = "nncf"
     Config = NNCFConfig
     inputs = ("openvino", "onnx")
+    output = "openvino"
+    description = "OpenVINO NNCF post-training int8 quantization (calibrated), → OpenVINO IR"
+    uses = ("calibration",)
 
-    def run(self, artifact: Artifact, cfg: NNCFConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+    def calibration_rows(self, cfg: NNCFConfig) -> int:
+        return cfg.subset_size
+
+    def precision(self, cfg: NNCFConfig) -> str:
+        return "int8"
+
+    def label(self, cfg: NNCFConfig) -> str:
+        return "nncf-int8"
+
+    def check(self, artifact: Artifact, cfg: NNCFConfig, ctx: PassContext) -> None:
+        _calibration_rows(ctx, cfg.subset_size, "NNCF quantization")
+
+    def build(self, parent: Artifact, cfg: NNCFConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         calib = _calibration_rows(ctx, cfg.subset_size, "NNCF quantization")
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=_identity(cfg, calib, "nncf", ctx),
-            target=ctx.target,
-            fmt="openvino",
-            precision="int8",
-            model_file="model.xml",
-            label="nncf-int8",
-        ) as w:
-            if w.existing:
-                return w.existing
-            try:
-                import nncf
-            except ImportError:
-                raise UnsupportedTargetError("nncf is not installed: pip install nncf") from None
-            import openvino as ov
+        try:
+            import nncf
+        except ImportError:
+            raise UnsupportedTargetError("nncf is not installed: pip install nncf") from None
+        import openvino as ov
 
-            model = ov.Core().read_model(str(artifact.model_path))  # .xml or .onnx
-            if len(model.inputs) != 1:
-                raise UnsupportedTargetError(f"calibration feeds one input; this model has {len(model.inputs)}")
-            shape = model.inputs[0].get_partial_shape()
-            dims = [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
-            quantized = nncf.quantize(
-                model,
-                nncf.Dataset(list(calib), lambda row: _batch_of_one(row, dims)),
-                preset=nncf.QuantizationPreset(cfg.preset),
-                subset_size=len(calib),
-            )
-            fq = [op for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize"]
-            if not fq:
-                raise UnsupportedTargetError("NNCF found no op to quantize in this model")
-            consumers = Counter(t.get_node().get_type_name() for op in fq for t in op.output(0).get_target_inputs())
-            w.notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
-            w.notes["fake_quantize_nodes"] = len(fq)
-            w.notes["quantized_ops"] = dict(sorted(consumers.items()))
-            ov.save_model(quantized, str(w.stage / "model.xml"), compress_to_fp16=False)
-            return w.publish()
+        model = ov.Core().read_model(str(parent.model_path))  # .xml or .onnx
+        if len(model.inputs) != 1:
+            raise UnsupportedTargetError(f"calibration feeds one input; this model has {len(model.inputs)}")
+        shape = model.inputs[0].get_partial_shape()
+        dims = [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(list(calib), lambda row: _batch_of_one(row, dims)),
+            preset=nncf.QuantizationPreset(cfg.preset),
+            subset_size=len(calib),
+        )
+        fq = [op for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize"]
+        if not fq:
+            raise UnsupportedTargetError("NNCF found no op to quantize in this model")
+        consumers = Counter(t.get_node().get_type_name() for op in fq for t in op.output(0).get_target_inputs())
+        notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
+        notes["fake_quantize_nodes"] = len(fq)
+        notes["quantized_ops"] = dict(sorted(consumers.items()))
+        ov.save_model(quantized, str(model_path), compress_to_fp16=False)

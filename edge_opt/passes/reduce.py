@@ -9,7 +9,6 @@ runtime downstream sees an ordinary model, and no preprocessing ships beside it.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -17,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.artifacts import Artifact
 from edge_opt.datasets import Dataset
 from edge_opt.errors import BadInputError, ConfigError, UnsupportedTargetError
 from edge_opt.passes.base import Pass, PassConfig, PassContext
@@ -82,6 +81,8 @@ class FoldingPass(Pass):
     """Fit ``project`` on the training split, fold it in front of a retrained copy of the parent's head."""
 
     inputs = ("keras",)
+    output = "keras"
+    uses = ("data",)
     needs_non_negative: ClassVar[bool] = False
 
     def label(self, cfg) -> str:
@@ -90,50 +91,32 @@ class FoldingPass(Pass):
     def project(self, cfg, x: np.ndarray, data: Dataset, parent, seed: int) -> Projection:
         raise NotImplementedError
 
-    def run(self, artifact: Artifact, cfg: HeadConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+    def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
-        if data is None:
-            raise UnsupportedTargetError(f"pass '{self.name}' fits on the training split, and no data was given")
-        digest = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()[:16]
-        config = {**cfg.model_dump(), "seed": ctx.seed, "data": f"{data.name}:{digest}"}
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=config,
-            target=ctx.target,
-            fmt="keras",
-            precision="fp32",
-            model_file="model.keras",
-            label=self.label(cfg),
-        ) as w:
-            if w.existing:
-                return w.existing
-            from edge_opt._tf import keras
+        from edge_opt._tf import keras
 
-            k = keras()
-            parent = k.models.load_model(str(artifact.model_path), compile=False)
-            if tuple(parent.input_shape[1:]) != data.input_shape:
-                raise BadInputError(
-                    f"pass '{self.name}': the parent takes input {parent.input_shape[1:]}, the data {data.input_shape}"
-                )
-            head = self._head_layers(parent)
-            x_train = data.x_train.reshape(len(data.x_train), -1).astype(np.float64)
-            if self.needs_non_negative:
-                _check_non_negative(self.name, x_train, data.feature_names)
-            k.utils.set_random_seed(ctx.seed)
-            proj = self.project(cfg, x_train, data, parent, ctx.seed)
-            model = _fold(data.input_shape, proj, head)
-            val_accuracy = _train(model, cfg, data, ctx.seed)
-            model.save(str(w.stage / "model.keras"))
-            w.notes.update(proj.notes)
-            w.notes.update(
-                input_width=int(x_train.shape[1]),
-                kept=int(proj.weights.shape[1]),
-                val_accuracy=val_accuracy,
-                parameters=int(model.count_params()),
+        k = keras()
+        model_in = k.models.load_model(str(parent.model_path), compile=False)
+        if tuple(model_in.input_shape[1:]) != data.input_shape:
+            raise BadInputError(
+                f"pass '{self.name}': the parent takes input {model_in.input_shape[1:]}, the data {data.input_shape}"
             )
-            return w.publish()
+        head = self._head_layers(model_in)
+        x_train = data.x_train.reshape(len(data.x_train), -1).astype(np.float64)
+        if self.needs_non_negative:
+            _check_non_negative(self.name, x_train, data.feature_names)
+        k.utils.set_random_seed(ctx.seed)
+        proj = self.project(cfg, x_train, data, model_in, ctx.seed)
+        model = _fold(data.input_shape, proj, head)
+        val_accuracy = _train(model, cfg, data, ctx.seed)
+        model.save(str(model_path))
+        notes.update(proj.notes)
+        notes.update(
+            input_width=int(x_train.shape[1]),
+            kept=int(proj.weights.shape[1]),
+            val_accuracy=val_accuracy,
+            parameters=int(model.count_params()),
+        )
 
     def _head_layers(self, parent) -> list:
         """Fresh (untrained) copies of the parent's Dense/Dropout layers, widths and activations kept."""
@@ -211,6 +194,7 @@ def _check_components(pass_name: str, n: int, x: np.ndarray) -> None:
 
 class PCAPass(FoldingPass):
     name = "pca"
+    description = "PCA fitted on the train split, folded into the graph as a frozen Dense; the MLP head retrained"
     Config = PCAConfig
 
     def label(self, cfg: PCAConfig) -> str:
@@ -232,6 +216,7 @@ class PCAPass(FoldingPass):
 
 class ICAPass(FoldingPass):
     name = "ica"
+    description = "FastICA unmixing folded in as a frozen Dense; head retrained"
     Config = ComponentsConfig
 
     def project(self, cfg: ComponentsConfig, x, data, parent, seed) -> Projection:
@@ -256,6 +241,7 @@ class NMFPass(FoldingPass):
     """
 
     name = "nmf"
+    description = "NMF folded approximately as relu(x @ pinv(H)); needs non-negative features; head retrained"
     Config = ComponentsConfig
     needs_non_negative = True
 
@@ -291,6 +277,9 @@ class FeatureSelectPass(FoldingPass):
     """
 
     name = "select_features"
+    description = (
+        "Drop features (by name, least permutation-important, or correlated) via a frozen 0/1 Dense; head retrained"
+    )
     Config = SelectConfig
     repeats = 3
 

@@ -9,7 +9,6 @@ hashed into the artifact id with the config, since they change the weights.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.artifacts import Artifact
 from edge_opt.datasets import Dataset
 from edge_opt.errors import UnsupportedTargetError, first_line
 from edge_opt.passes.base import Pass, PassConfig, PassContext
@@ -66,12 +65,6 @@ def _need_data(name: str, ctx: PassContext) -> Dataset:
     if ctx.data is None:
         raise UnsupportedTargetError(f"pass '{name}' needs labelled training data (--train FILE); skipped")
     return ctx.data
-
-
-def _identity(cfg: PassConfig, ctx: PassContext, data: Dataset) -> dict[str, Any]:
-    h = hashlib.sha256(np.ascontiguousarray(data.x_train).tobytes())
-    h.update(np.ascontiguousarray(data.y_train).tobytes())
-    return {**cfg.model_dump(), "seed": ctx.seed, "train_data": f"{data.name}:{len(data.x_train)}:{h.hexdigest()[:16]}"}
 
 
 def _kernel_layers(model, include_output: bool) -> list[str]:
@@ -124,111 +117,97 @@ class PrunePass(Pass):
     name = "prune"
     Config = PruneConfig
     inputs = ("keras",)
+    output = "keras"
+    description = "Magnitude pruning (tfmot, polynomial ramp to target_sparsity) with a fine-tune; needs training data"
+    uses = ("data",)
 
-    def run(self, artifact: Artifact, cfg: PruneConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+    def label(self, cfg: PruneConfig) -> str:
+        return f"prune-{round(cfg.target_sparsity * 100)}"
+
+    def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=_identity(cfg, ctx, data),
-            target=ctx.target,
-            fmt="keras",
-            precision="fp32",
-            model_file="model.keras",
-            label=f"prune-{round(cfg.target_sparsity * 100)}",
-        ) as w:
-            if w.existing:
-                return w.existing
-            k, tfmot = _tfmot()
-            k.utils.set_random_seed(ctx.seed)
-            model = _load(k, artifact)
-            names = _kernel_layers(model, cfg.include_output)
-            if not names:
-                raise UnsupportedTargetError(f"pass 'prune': model {artifact.id} has no layer with a kernel to prune")
-            accuracy_before = _val_accuracy(_keras_predict(model), data)
+        k, tfmot = _tfmot()
+        k.utils.set_random_seed(ctx.seed)
+        model = _load(k, parent)
+        names = _kernel_layers(model, cfg.include_output)
+        if not names:
+            raise UnsupportedTargetError(f"pass 'prune': model {parent.id} has no layer with a kernel to prune")
+        accuracy_before = _val_accuracy(_keras_predict(model), data)
 
-            # Sparsity ramps up over the first 2/3 of the steps, the rest lets accuracy recover.
-            # Steps count from 1 and the mask is updated every `frequency` steps, so `end` must
-            # be a multiple of `frequency` for the target sparsity to be reached.
-            steps = math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
-            ramp = max(1, steps * 2 // 3)
-            frequency = max(1, ramp // 10)
-            end = ramp // frequency * frequency
-            sparsity = tfmot.sparsity.keras
-            schedule = sparsity.PolynomialDecay(cfg.initial_sparsity, cfg.target_sparsity, 0, end, frequency=frequency)
-            pruned = _wrap_layers(
-                k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-            )
-            _fine_tune(k, pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
-            final = sparsity.strip_pruning(pruned)
+        # Sparsity ramps up over the first 2/3 of the steps, the rest lets accuracy recover.
+        # Steps count from 1 and the mask is updated every `frequency` steps, so `end` must
+        # be a multiple of `frequency` for the target sparsity to be reached.
+        steps = math.ceil(len(data.x_train) / cfg.batch_size) * cfg.epochs
+        ramp = max(1, steps * 2 // 3)
+        frequency = max(1, ramp // 10)
+        end = ramp // frequency * frequency
+        sparsity = tfmot.sparsity.keras
+        schedule = sparsity.PolynomialDecay(cfg.initial_sparsity, cfg.target_sparsity, 0, end, frequency=frequency)
+        pruned = _wrap_layers(
+            k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+        )
+        _fine_tune(k, pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
+        final = sparsity.strip_pruning(pruned)
 
-            per_layer = {n: float(np.mean(final.get_layer(n).kernel.numpy() == 0)) for n in names}
-            zeros = sum(int(np.sum(final.get_layer(n).kernel.numpy() == 0)) for n in names)
-            total = sum(int(np.size(final.get_layer(n).kernel.numpy())) for n in names)
-            w.notes["pruned_layers"] = {n: round(s, 4) for n, s in per_layer.items()}
-            w.notes["sparsity"] = round(zeros / total, 4)  # over the pruned kernels
-            w.notes["schedule"] = {"end_step": end, "frequency": frequency, "steps": steps}
-            w.notes["val_accuracy_before"] = accuracy_before
-            w.notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
-            final.save(str(w.stage / "model.keras"))
-            return w.publish()
+        per_layer = {n: float(np.mean(final.get_layer(n).kernel.numpy() == 0)) for n in names}
+        zeros = sum(int(np.sum(final.get_layer(n).kernel.numpy() == 0)) for n in names)
+        total = sum(int(np.size(final.get_layer(n).kernel.numpy())) for n in names)
+        notes["pruned_layers"] = {n: round(s, 4) for n, s in per_layer.items()}
+        notes["sparsity"] = round(zeros / total, 4)  # over the pruned kernels
+        notes["schedule"] = {"end_step": end, "frequency": frequency, "steps": steps}
+        notes["val_accuracy_before"] = accuracy_before
+        notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
+        final.save(str(model_path))
 
 
 class ClusterPass(Pass):
     name = "cluster"
     Config = ClusterConfig
     inputs = ("keras",)
+    output = "keras"
+    description = (
+        "Weight clustering (tfmot, number_of_clusters shared values per kernel) with a fine-tune; needs training data"
+    )
+    uses = ("data",)
 
-    def run(self, artifact: Artifact, cfg: ClusterConfig, out_dir: Path, ctx: PassContext) -> Artifact:
+    def label(self, cfg: ClusterConfig) -> str:
+        return f"cluster-{cfg.number_of_clusters}"
+
+    def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=_identity(cfg, ctx, data),
-            target=ctx.target,
-            fmt="keras",
-            precision="fp32",
-            model_file="model.keras",
-            label=f"cluster-{cfg.number_of_clusters}",
-        ) as w:
-            if w.existing:
-                return w.existing
-            k, tfmot = _tfmot()
-            k.utils.set_random_seed(ctx.seed)
-            model = _load(k, artifact)
-            # A kernel with no more weights than clusters has nothing to share.
-            names = [
-                n
-                for n in _kernel_layers(model, cfg.include_output)
-                if np.size(model.get_layer(n).kernel.numpy()) > cfg.number_of_clusters
-            ]
-            if not names:
-                raise UnsupportedTargetError(
-                    f"pass 'cluster': model {artifact.id} has no kernel with more than "
-                    f"{cfg.number_of_clusters} weights to cluster"
-                )
-            accuracy_before = _val_accuracy(_keras_predict(model), data)
-
-            clustering = tfmot.clustering.keras
-            init = clustering.CentroidInitialization[cfg.centroid_init.upper()]
-            clustered = _wrap_layers(
-                k,
-                model,
-                names,
-                lambda layer: clustering.cluster_weights(
-                    layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init
-                ),
+        k, tfmot = _tfmot()
+        k.utils.set_random_seed(ctx.seed)
+        model = _load(k, parent)
+        # A kernel with no more weights than clusters has nothing to share.
+        names = [
+            n
+            for n in _kernel_layers(model, cfg.include_output)
+            if np.size(model.get_layer(n).kernel.numpy()) > cfg.number_of_clusters
+        ]
+        if not names:
+            raise UnsupportedTargetError(
+                f"pass 'cluster': model {parent.id} has no kernel with more than "
+                f"{cfg.number_of_clusters} weights to cluster"
             )
-            _fine_tune(k, clustered, data, cfg, ctx.seed)
-            final = clustering.strip_clustering(clustered)
+        accuracy_before = _val_accuracy(_keras_predict(model), data)
 
-            w.notes["unique_weights"] = {n: int(np.unique(final.get_layer(n).kernel.numpy()).size) for n in names}
-            w.notes["val_accuracy_before"] = accuracy_before
-            w.notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
-            final.save(str(w.stage / "model.keras"))
-            return w.publish()
+        clustering = tfmot.clustering.keras
+        init = clustering.CentroidInitialization[cfg.centroid_init.upper()]
+        clustered = _wrap_layers(
+            k,
+            model,
+            names,
+            lambda layer: clustering.cluster_weights(
+                layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init
+            ),
+        )
+        _fine_tune(k, clustered, data, cfg, ctx.seed)
+        final = clustering.strip_clustering(clustered)
+
+        notes["unique_weights"] = {n: int(np.unique(final.get_layer(n).kernel.numpy()).size) for n in names}
+        notes["val_accuracy_before"] = accuracy_before
+        notes["val_accuracy"] = _val_accuracy(_keras_predict(final), data)
+        final.save(str(model_path))
 
 
 def _scheme(tfmot, preserve: str):
@@ -271,63 +250,58 @@ class QATPass(Pass):
     name = "qat"
     Config = QATConfig
     inputs = ("keras",)
+    output = "tflite"
+    description = "Quantization-aware training (tfmot 8-bit, optionally pruning- or cluster-preserving) → int8 LiteRT"
+    uses = ("data",)
 
-    def run(self, artifact: Artifact, cfg: QATConfig, out_dir: Path, ctx: PassContext) -> Artifact:
-        data = _need_data(self.name, ctx)
+    def precision(self, cfg: QATConfig) -> str:
+        return "int8"
+
+    def label(self, cfg: QATConfig) -> str:
         prefix = {"none": "qat", "sparsity": "pqat", "clusters": "cqat"}[cfg.preserve]
-        with ArtifactWriter(
-            out_dir,
-            parent=artifact,
-            pass_name=self.name,
-            config=_identity(cfg, ctx, data),
-            target=ctx.target,
-            fmt="tflite",
-            precision="int8",
-            model_file="model.tflite",
-            label=f"{prefix}-int8" + ("-int8io" if cfg.io == "int8" else ""),
-        ) as w:
-            if w.existing:
-                return w.existing
-            from edge_opt._tf import tf
+        return f"{prefix}-int8" + ("-int8io" if cfg.io == "int8" else "")
 
-            k, tfmot = _tfmot()
-            tf_ = tf()
-            k.utils.set_random_seed(ctx.seed)
-            model = _load(k, artifact)
-            accuracy_before = _val_accuracy(_keras_predict(model), data)
-            # Dropout, pooling, Flatten are supported; BatchNormalization only where tfmot folds it
-            # into the Conv/Dense before it, so let tfmot's own transforms decide, then name the layer.
-            quant = tfmot.quantization.keras
-            try:
-                qat = quant.quantize_apply(quant.quantize_annotate_model(model), _scheme(tfmot, cfg.preserve))
-            except (ValueError, RuntimeError) as exc:
-                why = first_line(exc).split(". You can quantize")[0]
-                raise UnsupportedTargetError(
-                    f"pass 'qat' cannot quantize model {artifact.id} with tfmot's 8-bit scheme: {why}"
-                ) from None
-            _fine_tune(k, qat, data, cfg, ctx.seed)
+    def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        data = _need_data(self.name, ctx)
+        from edge_opt._tf import tf
 
-            # The fake-quant ranges learnt in training replace a representative dataset. Not
-            # setting supported_ops=INT8: TF 2.21 then demands a representative dataset even for
-            # a QAT model; the inspection below checks that the result is int8 instead.
-            converter = tf_.lite.TFLiteConverter.from_keras_model(qat)
-            converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-            if cfg.io == "int8":
-                converter.inference_input_type = tf_.int8
-                converter.inference_output_type = tf_.int8
-            path = w.stage / "model.tflite"
-            path.write_bytes(converter.convert())
+        k, tfmot = _tfmot()
+        tf_ = tf()
+        k.utils.set_random_seed(ctx.seed)
+        model = _load(k, parent)
+        accuracy_before = _val_accuracy(_keras_predict(model), data)
+        # Dropout, pooling, Flatten are supported; BatchNormalization only where tfmot folds it
+        # into the Conv/Dense before it, so let tfmot's own transforms decide, then name the layer.
+        quant = tfmot.quantization.keras
+        try:
+            qat = quant.quantize_apply(quant.quantize_annotate_model(model), _scheme(tfmot, cfg.preserve))
+        except (ValueError, RuntimeError) as exc:
+            why = first_line(exc).split(". You can quantize")[0]
+            raise UnsupportedTargetError(
+                f"pass 'qat' cannot quantize model {parent.id} with tfmot's 8-bit scheme: {why}"
+            ) from None
+        _fine_tune(k, qat, data, cfg, ctx.seed)
 
-            facts = inspect_tflite(path)
-            if facts["float_tensors"] or facts["weight_dtypes"] != ["int8"]:
-                raise UnsupportedTargetError(
-                    f"pass 'qat': the converted model is not fully int8 (float tensors: "
-                    f"{', '.join(facts['float_tensors'][:5]) or 'none'}; weights: {', '.join(facts['weight_dtypes'])})"
-                )
-            w.notes.update(facts)
-            w.notes["val_accuracy_before"] = accuracy_before
-            w.notes["val_accuracy"] = _val_accuracy(_tflite_predict(path), data)  # of the int8 file itself
-            return w.publish()
+        # The fake-quant ranges learnt in training replace a representative dataset. Not
+        # setting supported_ops=INT8: TF 2.21 then demands a representative dataset even for
+        # a QAT model; the inspection below checks that the result is int8 instead.
+        converter = tf_.lite.TFLiteConverter.from_keras_model(qat)
+        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+        if cfg.io == "int8":
+            converter.inference_input_type = tf_.int8
+            converter.inference_output_type = tf_.int8
+        path = model_path
+        path.write_bytes(converter.convert())
+
+        facts = inspect_tflite(path)
+        if facts["float_tensors"] or facts["weight_dtypes"] != ["int8"]:
+            raise UnsupportedTargetError(
+                f"pass 'qat': the converted model is not fully int8 (float tensors: "
+                f"{', '.join(facts['float_tensors'][:5]) or 'none'}; weights: {', '.join(facts['weight_dtypes'])})"
+            )
+        notes.update(facts)
+        notes["val_accuracy_before"] = accuracy_before
+        notes["val_accuracy"] = _val_accuracy(_tflite_predict(path), data)  # of the int8 file itself
 
 
 def _tflite_predict(path: Path):

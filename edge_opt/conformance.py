@@ -1,0 +1,262 @@
+"""Conformance suites for edge-opt's extension points, in the spirit of scikit-learn's
+``check_estimator``: ``check_backend``, ``check_pass`` and ``check_trust_check`` run one
+implementation through everything its contract promises and raise ``AssertionError``
+naming the broken promise. edge-opt's own tests run every registered backend, pass and
+trust check through them (tests/test_conformance.py); a plug-in author runs them on theirs.
+
+Each check really runs the implementation (a real model file, a real runtime, real data);
+nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _fail(what: str, why: str) -> None:
+    raise AssertionError(f"{what}: {why}")
+
+
+# --- backends -------------------------------------------------------------------------
+
+
+def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: dict | None = None) -> None:
+    """A Backend class: declared attributes, availability answers, load/bind/invoke/predict, info.
+
+    ``model`` is a file the backend reads (None for a backend that needs none), ``x`` a few
+    rows of float features for ``predict``, ``shapes`` static input shapes to load with.
+    """
+    from edge_opt.errors import EdgeOptError
+    from edge_opt.runtimes import FORMATS
+    from edge_opt.runtimes.base import Backend, TensorSpec, random_inputs
+
+    what = f"backend {getattr(cls, '__name__', cls)!r}"
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        _fail(what, "is not a subclass of edge_opt.runtimes.base.Backend")
+    if not isinstance(cls.name, str) or not cls.name or cls.name == "base":
+        _fail(what, f"sets no name of its own (name = {cls.name!r})")
+    if not cls.formats or not set(cls.formats) <= {*FORMATS, "none"}:
+        _fail(what, f"formats {cls.formats!r} must be a non-empty subset of {(*FORMATS, 'none')}")
+    if cls.timer not in ("wall", "runtime"):
+        _fail(what, f"timer must be 'wall' or 'runtime', not {cls.timer!r}")
+    for device in ("cpu", "no-such-device"):
+        reason = cls.unavailable(device)
+        if reason is not None and not (isinstance(reason, str) and reason):
+            _fail(what, f"unavailable({device!r}) must return None or a reason, got {reason!r}")
+    if cls.unavailable("no-such-device") is None:
+        _fail(what, "claims to run on a device named 'no-such-device'")
+    for precision in ("fp32", "bf16", "fp16"):
+        reason = cls.cannot_run("cpu", precision)
+        if precision not in cls.precisions and not reason:
+            _fail(what, f"does not offer {precision} but cannot_run('cpu', {precision!r}) gives no reason")
+    reason = cls.unavailable("cpu")
+    if reason:  # e.g. a runtime that is not installed here: nothing more can be checked
+        return
+
+    backend = cls(threads=1, device="cpu")
+    try:
+        backend.load("/nonexistent/model-file")
+    except EdgeOptError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the point of the check
+        _fail(what, f"a missing model file must raise an EdgeOptError (exit 2), not {type(exc).__name__}: {exc}")
+    else:
+        if model is not None:
+            _fail(what, "loaded a file that does not exist")
+
+    backend = cls(threads=1, device="cpu")
+    backend.load(None if model is None else str(model), shapes)
+    specs = backend.inputs()
+    if shapes is None and any(s.dynamic for s in specs):  # as the harness does: batch 1, then a fresh load
+        shapes = {s.name: tuple(1 if d < 0 else d for d in s.shape) for s in specs}
+        backend = cls(threads=1, device="cpu")
+        backend.load(None if model is None else str(model), shapes)
+        specs = backend.inputs()
+    if not specs or not all(isinstance(s, TensorSpec) for s in specs):
+        _fail(what, f"inputs() must list TensorSpecs, got {specs!r}")
+    if any(s.dynamic for s in specs):
+        _fail(what, f"after load with shapes {shapes!r}, inputs still dynamic: {specs!r}")
+    backend.bind(random_inputs(specs))
+    backend.invoke()
+    backend.invoke()
+    if cls.timer == "runtime":
+        t = backend.last_latency_ms()
+        if not (isinstance(t, float | int) and math.isfinite(t) and t >= 0):
+            _fail(what, f"timer 'runtime' but last_latency_ms() gave {t!r}")
+    y1, y2 = backend.predict(x), backend.predict(x)
+    if not isinstance(y1, np.ndarray) or len(y1) != len(x):
+        _fail(what, f"predict() of {len(x)} rows must give {len(x)} rows, got {getattr(y1, 'shape', y1)!r}")
+    if y1.dtype.kind != "f" or not np.all(np.isfinite(y1)):
+        _fail(what, f"predict() must give finite floats, got dtype {y1.dtype}")
+    if not np.array_equal(y1, y2):
+        _fail(what, "predict() of the same rows twice gave different outputs")
+    if len(x) > 1 and not np.allclose(backend.predict(x[:1]), y1[:1], atol=1e-5):
+        _fail(what, "predict() of one row differs from the same row inside a batch")
+    info = backend.info()
+    missing = {"name", "version", "threads", "device", "timer", "precision"} - set(info)
+    if missing:
+        _fail(what, f"info() lacks {sorted(missing)}: a record must say what ran")
+    if (info["name"], info["threads"], info["device"]) != (cls.name, 1, "cpu"):
+        _fail(what, f"info() says {info['name']}/{info['threads']} thread(s)/{info['device']}, not what ran")
+    json.dumps(info)  # it goes into results.json
+
+
+# --- passes ---------------------------------------------------------------------------
+
+
+def _perturbed(arr: np.ndarray) -> np.ndarray:
+    out = np.array(arr, dtype=np.float32, copy=True)
+    out.flat[0] += 1.0
+    return out
+
+
+def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *, apply: bool = True) -> None:
+    """A Pass class: declared attributes, an ``identity`` that covers every input that changes
+    the output, and an ``apply`` that publishes a new artifact without touching its input.
+
+    ``parent`` is an artifact of one of ``cls.inputs``; ``ctx`` a PassContext with whatever
+    the pass uses (calibration rows, training data). With ``apply=False`` only the cheap
+    checks run.
+    """
+    from edge_opt.artifacts import verify
+    from edge_opt.errors import UnsupportedTargetError
+    from edge_opt.passes import pass_class
+    from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
+
+    what = f"pass {getattr(cls, 'name', cls)!r}"
+    if not (isinstance(cls, type) and issubclass(cls, Pass)):
+        _fail(what, "is not a subclass of edge_opt.passes.base.Pass")
+    if not cls.name or cls.name == "pass":
+        _fail(what, "sets no name of its own")
+    if not (isinstance(cls.Config, type) and issubclass(cls.Config, PassConfig)):
+        _fail(what, "Config must be a PassConfig subclass (frozen, extra fields forbidden)")
+    if not cls.inputs or not set(cls.inputs) <= set(MODEL_FILES):
+        _fail(what, f"inputs {cls.inputs!r} must be a non-empty subset of {tuple(MODEL_FILES)}")
+    if cls.output not in MODEL_FILES:
+        _fail(what, f"output {cls.output!r} must be one of {tuple(MODEL_FILES)}")
+    if not cls.description:
+        _fail(what, "has no description (shown in the docs and by `edge-opt targets`)")
+    if not set(cls.uses) <= {"calibration", "data"}:
+        _fail(what, f"uses {cls.uses!r}: only 'calibration' and 'data' are known context inputs")
+    try:
+        if pass_class(cls.name) is not cls:
+            _fail(what, f"the registry maps {cls.name!r} to another class")
+    except Exception:  # noqa: BLE001 - a plug-in named module:Class has no registry entry
+        pass
+
+    p = cls()
+    cfg = p.config(config)
+    ident = p.identity(cfg, ctx)
+    if ident != p.identity(cfg, ctx):
+        _fail(what, "identity() is not deterministic")
+    json.dumps(ident)  # hashed canonically into the artifact id
+    rows = p.calibration_rows(cfg) if "calibration" in cls.uses else 0
+    if ctx.calibration is not None:
+        changed = p.identity(cfg, replace(ctx, calibration=_perturbed(ctx.calibration)))
+        if rows != 0 and changed == ident:
+            _fail(what, "uses calibration rows, but changing them does not change its identity")
+        if rows == 0 and changed != ident:
+            _fail(what, "does not read calibration rows with this config, but they change its identity")
+    if "data" in cls.uses and ctx.data is not None:
+        data = ctx.data
+        other = replace(data, x_train=_perturbed(data.x_train))
+        if p.identity(cfg, replace(ctx, data=other)) == ident:
+            _fail(what, "trains on data, but changing the training rows does not change its identity")
+        if p.identity(cfg, replace(ctx, seed=ctx.seed + 1)) == ident:
+            _fail(what, "trains on data, but changing the seed does not change its identity")
+    if not apply:
+        return
+
+    wrong = next((f for f in MODEL_FILES if f not in cls.inputs), None)
+    if wrong is not None:
+        fake = replace(parent, manifest={**parent.manifest, "format": wrong})
+        try:
+            p.apply(fake, config, out_dir, ctx)
+        except UnsupportedTargetError:
+            pass
+        else:
+            _fail(what, f"accepted a {wrong} input though its inputs are {cls.inputs}")
+    before = dict(parent.manifest)
+    out = p.apply(parent, config, out_dir, ctx)
+    if parent.manifest != before or verify(parent):
+        _fail(what, "changed its input artifact")
+    if out.format != cls.output or not out.model_path.is_file() or verify(out):
+        _fail(what, f"published {out.format} {out.model_path}, not an intact {cls.output} artifact")
+    if out.parent != parent.id or out.manifest["pass"] != cls.name:
+        _fail(what, "the manifest does not name its parent and pass")
+    if out.manifest["precision"] != p.precision(cfg) or out.manifest["label"] is None:
+        _fail(what, "the manifest's precision is not the one the pass declares")
+    again = p.apply(parent, config, out_dir, ctx)
+    if again.id != out.id:
+        _fail(what, "the same inputs gave another artifact id")
+    if rows != 0 and ctx.calibration is not None:
+        other = p.apply(parent, config, out_dir, replace(ctx, calibration=_perturbed(ctx.calibration)))
+        if other.id == out.id:
+            _fail(what, "other calibration rows returned the same (stale) artifact")
+
+
+# --- trust checks ---------------------------------------------------------------------
+
+
+def check_trust_check(check: Any, inputs: Any, deployed: Any, config: dict | None = None) -> None:
+    """A TrustCheck: declared attributes, a result per file with a flat numeric ``summary``,
+    the same summary twice for the same seed, and zero deltas when the file *is* the float model.
+
+    ``inputs`` is a CheckInputs (the float model as ``reference``), ``deployed`` a Predictor
+    of a deployed file of that model.
+    """
+    from pydantic import BaseModel
+
+    from edge_opt.analysis.trust import Subject, TrustCheck, TrustResult
+    from edge_opt.fileio import _default
+
+    what = f"trust check {getattr(check, 'name', check)!r}"
+    if not isinstance(check, TrustCheck):
+        _fail(what, "is not an instance of edge_opt.analysis.trust.TrustCheck")
+    if not check.name or check.name == "check" or "." in check.name:
+        _fail(what, "needs a name of its own without dots (the gate's metrics are <name>.<key>)")
+    if not (isinstance(check.Config, type) and issubclass(check.Config, BaseModel)) or check.Config is BaseModel:
+        _fail(what, "Config must be its own pydantic model (the suite's checks.<name> block)")
+    if not check.description:
+        _fail(what, "has no description")
+    cfg = check.Config.model_validate(config or {})
+    reason = check.unavailable(inputs.data)
+    if reason is not None:
+        if not (isinstance(reason, str) and reason):
+            _fail(what, f"unavailable() must return None or a reason, got {reason!r}")
+        return
+    subjects = [Subject("deployed", "deployed", deployed), Subject("float", "float", inputs.reference)]
+    res = check.run(subjects, inputs, cfg)
+    if not isinstance(res, TrustResult) or set(res.per_subject) != {"deployed", "float"}:
+        _fail(what, f"run() must give a TrustResult with one result per subject, got {type(res).__name__}")
+    for sid, result in res.per_subject.items():
+        summary = result.get("summary")
+        if not isinstance(summary, dict) or not summary:
+            _fail(what, f"the result for {sid!r} has no summary")
+        for key, value in summary.items():
+            if not (isinstance(key, str) and re.fullmatch(r"[A-Za-z_][\w.@]*", key)):
+                _fail(what, f"summary key {key!r} cannot be named in a gate check ({check.name}.<key>)")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                _fail(what, f"summary[{key!r}] must be a number or None, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                _fail(what, f"summary[{key!r}] is not finite: {value}")
+    json.dumps({"per_subject": res.per_subject, "shared": res.shared}, default=_default)  # goes into results.json
+    float_summary = res.per_subject["float"]["summary"]
+    for key, expected in check.zero_deltas.items():
+        got = float_summary.get(key)
+        if got is None or not math.isclose(got, expected, abs_tol=1e-6):
+            _fail(what, f"on the float model itself, {key} must be {expected}, got {got!r}")
+    again = check.run(subjects[:1], inputs, cfg)
+
+    def repeatable(summary: dict) -> dict:
+        return {k: v for k, v in summary.items() if k not in check.timing_keys}
+
+    if repeatable(again.per_subject["deployed"]["summary"]) != repeatable(res.per_subject["deployed"]["summary"]):
+        _fail(what, "two runs with the same seed gave different summaries")

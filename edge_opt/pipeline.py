@@ -1,0 +1,46 @@
+"""``run_pipeline``: a chain of passes from one artifact, the one runner ``run`` and ``optimize`` share.
+
+A pass that cannot apply here (UnsupportedTargetError: no labels, no calibration rows, an
+unsupported layer) makes the pipeline ``skipped`` with the reason; any other error makes it
+``failed``. Neither stops the caller: it records the result and goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_opt.artifacts import Artifact
+from edge_opt.errors import EdgeOptError, UnsupportedTargetError, first_line
+from edge_opt.passes import PassContext, get_pass, supports
+from edge_opt.targets import Step
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    names: str  # "onnx → openvino"
+    status: str  # ok | skipped | failed
+    artifact: Artifact | None  # the last pass's output, when ok
+    error: str | None = None
+
+
+def pipeline_names(steps: list[Step]) -> str:
+    return " → ".join(step.pass_ for step in steps)
+
+
+def run_pipeline(root: Artifact, steps: list[Step], out_dir: Path, ctx: PassContext) -> PipelineResult:
+    names = pipeline_names(steps)
+    artifact = root
+    try:
+        for step in steps:
+            reason = supports(step.pass_, ctx.target)
+            if reason:
+                raise UnsupportedTargetError(reason)
+            artifact = get_pass(step.pass_).apply(artifact, step.config, out_dir, ctx)
+    except UnsupportedTargetError as exc:
+        return PipelineResult(names, "skipped", None, str(exc))
+    except EdgeOptError as exc:
+        return PipelineResult(names, "failed", None, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the caller goes on
+        return PipelineResult(names, "failed", None, f"{type(exc).__name__}: {first_line(exc)}")
+    return PipelineResult(names, "ok", artifact)

@@ -1,0 +1,49 @@
+"""The typed measurement record and how trust-check results reach it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edge_opt.analysis.checks import attach
+from edge_opt.records import Measurement, build_record, runtime_label
+
+
+def _rec(artifact_id: str, sha: str, target: str) -> Measurement:
+    artifact = {"id": artifact_id, "path": "", "sha256": sha, "format": "tflite", "precision": "int8",
+                "target": target, "pass": "tflite", "parent": None, "label": "tflite-int8"}  # fmt: skip
+    return build_record(artifact=artifact, runtime="litert", device="cpu", threads=1, size_bytes={"raw": 1, "gzip": 1})
+
+
+def test_a_record_is_immutable_and_its_json_shares_nothing():
+    rec = _rec("a", "s", "mobile")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.status = "ok"
+    js = rec.to_json()
+    js["artifact"]["path"] = "elsewhere"
+    assert rec.artifact["path"] == "" and set(js) >= {"id", "artifact", "runtime", "latency_ms", "checks"}
+    assert rec.key == ("a", "litert", "cpu", 1, None)
+
+
+def test_a_requested_precision_is_part_of_the_identity_and_the_label():
+    plain = build_record(artifact={"id": "a", "precision": "fp32"}, runtime="openvino", device="cpu", threads=1,
+                         size_bytes=None)  # fmt: skip
+    bf16 = build_record(artifact={"id": "a", "precision": "fp32"}, runtime="openvino", device="cpu", threads=1,
+                        size_bytes=None, precision="bf16")  # fmt: skip
+    assert plain.id != bf16.id and plain.key != bf16.key
+    assert runtime_label(bf16.runtime) == "openvino@bf16" and runtime_label(plain.runtime) == "openvino"
+    assert (plain.runtime["precision"], bf16.runtime["precision"]) == ("fp32", "bf16")
+
+
+def test_checks_reach_every_target_whose_file_has_the_same_bytes():
+    """mobile and edgetpu give the same int8 file under two artifact ids: one check covers both.
+
+    Before, results were looked up by artifact id, so the second target's records had no
+    ``checks`` and its trust budgets failed as "not measured".
+    """
+    mobile, edgetpu, other = _rec("a-mobile", "same", "mobile"), _rec("a-tpu", "same", "edgetpu"), _rec("b", "x", "cpu")
+    checks = {"artifacts": {"a-mobile": {"sha256": "same", "summary": {"fairness": {"flips": 2}}}}}
+    out = attach([mobile, edgetpu, other], checks)
+    assert [r.checks for r in out] == [{"fairness": {"flips": 2}}, {"fairness": {"flips": 2}}, None]
+    assert mobile.checks is None  # a new record, the old one unchanged
