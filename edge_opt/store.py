@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     p50_ms REAL, p90_ms REAL, p99_ms REAL, load_ms REAL, peak_rss_mb REAL,
     size_raw INTEGER, size_gzip INTEGER, accuracy REAL, accuracy_drop REAL, error TEXT
 )"""
+# Columns added since the first schema: (name, type). An older history file gets them.
+_ADDED = (("record_id", "TEXT"), ("executed_precision", "TEXT"), ("requested_precision", "TEXT"))
 
 
 def append_history(db: Path, results: dict) -> None:
@@ -117,8 +119,16 @@ def append_history(db: Path, results: dict) -> None:
                 r.get("accuracy"),
                 r.get("accuracy_drop"),
                 r.get("error"),
+                r.get("id"),
+                rt.get("precision"),
+                rt.get("precision_requested"),
             )
         )
     with sqlite3.connect(db) as con:  # a transaction: all rows of the run or none
         con.execute(_SCHEMA)
-        con.executemany(f"INSERT INTO measurements VALUES ({','.join('?' * 26)})", rows)
+        have = {row[1] for row in con.execute("PRAGMA table_info(measurements)")}
+        for name, kind in _ADDED:
+            if name not in have:
+                con.execute(f"ALTER TABLE measurements ADD COLUMN {name} {kind}")
+        names = [row[1] for row in con.execute("PRAGMA table_info(measurements)")][: 26 + len(_ADDED)]
+        con.executemany(f"INSERT INTO measurements ({','.join(names)}) VALUES ({','.join('?' * len(names))})", rows)

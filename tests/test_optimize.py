@@ -86,3 +86,27 @@ def test_lambda_code_needs_trust(tmp_path):
     )
     assert_clean_error(run_cli(*args), "--trust-model")
     assert run_cli(*args, "--trust-model").returncode == 0
+
+
+def test_a_reused_out_folder_never_returns_an_artifact_of_other_calibration_rows(user_files, tmp_path, adult_small):
+    """Before: the int8 id did not hash the calibration rows, so a second `optimize --out D` with
+    other rows returned the first run's artifact as if it were made from them."""
+    folder, model = user_files
+    np.save(folder / "other.npy", adult_small.x_train[100:200])
+    ids = {}
+    for name in ("calib", "other", "calib"):
+        proc = run_cli(
+            "optimize",
+            str(model),
+            "--target",
+            "edgetpu",
+            "--out",
+            str(tmp_path),
+            "--calibration",
+            str(folder / f"{name}.npy"),
+        )
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        int8 = next(a for a in summary["artifacts"] if a["status"] == "ok" and a["pipeline"] == "tflite")
+        ids.setdefault(name, set()).add(int8["artifact"])
+    assert len(ids["calib"]) == 1 and ids["calib"].isdisjoint(ids["other"])

@@ -1,7 +1,9 @@
 """Runtimes (backends): load a model file and run it. They know nothing about metrics.
 
-Backends are registered by name and imported lazily, so listing them or validating a
-config never imports a runtime. A third-party backend can be named as ``module:Class``.
+The registry only says where each built-in backend lives; what a backend reads
+(``formats``), its devices and precisions are attributes of its class, declared once.
+Backend modules import their native runtime inside their methods, so naming, listing and
+validating backends stays cheap. A third-party backend is named ``module:Class``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from edge_opt.runtimes.base import Backend, TensorSpec
 from edge_opt.runtimes.formats import FORMATS, detect_format
 
 _REGISTRY = {
-    "litert": ("edge_opt.runtimes.litert:LiteRTBackend", ("tflite",)),
-    "litert-compiled": ("edge_opt.runtimes.litert_compiled:LiteRTCompiledBackend", ("tflite",)),
-    "onnxruntime": ("edge_opt.runtimes.onnxrt:OnnxRuntimeBackend", ("onnx",)),
-    "openvino": ("edge_opt.runtimes.openvino:OpenVINOBackend", ("openvino",)),
-    "keras": ("edge_opt.runtimes.keras:KerasBackend", ("keras",)),
-    "null": ("edge_opt.runtimes.null:NullBackend", FORMATS + ("none",)),
+    "litert": "edge_opt.runtimes.litert:LiteRTBackend",
+    "litert-compiled": "edge_opt.runtimes.litert_compiled:LiteRTCompiledBackend",
+    "onnxruntime": "edge_opt.runtimes.onnxrt:OnnxRuntimeBackend",
+    "openvino": "edge_opt.runtimes.openvino:OpenVINOBackend",
+    "keras": "edge_opt.runtimes.keras:KerasBackend",
+    "null": "edge_opt.runtimes.null:NullBackend",
 }
 
 #: For each format, the runtime used when none is named.
@@ -30,14 +32,12 @@ def runtime_names() -> list[str]:
 
 
 def formats_of(name: str) -> tuple[str, ...]:
-    """Formats a runtime reads, without importing it."""
-    if name in _REGISTRY:
-        return _REGISTRY[name][1]
-    return get_backend_class(name).formats
+    """Formats a runtime reads (its class's ``formats``)."""
+    return tuple(get_backend_class(name).formats)
 
 
 def get_backend_class(name: str) -> type[Backend]:
-    target = _REGISTRY[name][0] if name in _REGISTRY else name
+    target = _REGISTRY.get(name, name)
     if ":" not in target:
         raise ConfigError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
     module, _, cls = target.partition(":")

@@ -69,6 +69,7 @@ def test_a_pass_that_cannot_apply_is_skipped_and_one_artifact_is_measured_once(t
         assert ok[0]["id"] in npz.files and npz[ok[0]["id"]].size >= 5
     with sqlite3.connect(tmp_path / "out" / "history.sqlite") as con:
         assert con.execute("select count(*) from measurements").fetchone()[0] == len(ids)
+        assert sorted(r for (r,) in con.execute("select record_id from measurements")) == sorted(ids)
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,8 @@ def test_run_writes_results_reports_and_history(quick_run):
     assert all((run_dir / r["artifact"]["path"]).is_file() for r in recs if r["artifact"]["path"])
     with sqlite3.connect(out / "history.sqlite") as con:
         assert con.execute("select count(*) from measurements").fetchone()[0] == len(recs)
+        rows = con.execute("select requested_precision, executed_precision from measurements where status = 'ok'")
+        assert all(executed and requested in (None, executed) for requested, executed in rows)
     report = (run_dir / "report.md").read_text()
     assert "| cpu | tflite-fp32 | litert |" in report and "skipped" in report
     assert "tflite-int8" in proc.stdout  # the summary table reached the terminal
