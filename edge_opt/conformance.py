@@ -127,7 +127,7 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
     """
     from edge_opt.artifacts import verify
     from edge_opt.errors import UnsupportedTargetError
-    from edge_opt.passes import pass_class
+    from edge_opt.passes import pass_class, pass_names
     from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
 
     what = f"pass {getattr(cls, 'name', cls)!r}"
@@ -145,11 +145,8 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
         _fail(what, "has no description (shown in the docs and by `edge-opt targets`)")
     if not set(cls.uses) <= {"calibration", "data"}:
         _fail(what, f"uses {cls.uses!r}: only 'calibration' and 'data' are known context inputs")
-    try:
-        if pass_class(cls.name) is not cls:
-            _fail(what, f"the registry maps {cls.name!r} to another class")
-    except Exception:  # noqa: BLE001 - a plug-in named module:Class has no registry entry
-        pass
+    if cls.name in pass_names() and pass_class(cls.name) is not cls and not issubclass(cls, pass_class(cls.name)):
+        _fail(what, f"the registry maps {cls.name!r} to another class")
 
     p = cls()
     cfg = p.config(config)

@@ -204,13 +204,23 @@ def _ms(x: float) -> str:
     return f"{x:.4g} ms"
 
 
-def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> Selection:
+#: A latency difference smaller than this share of the faster median is a tie even when the
+#: confidence intervals do not overlap: with thousands of samples a within-run interval
+#: shrinks to nanoseconds, while a fresh process (another memory layout, another core)
+#: moves a median by more than that.
+MIN_SPEEDUP = 0.02
+
+
+def choose(
+    target: str, records: list[dict[str, Any]], checks: list[Check], min_speedup: float = MIN_SPEEDUP
+) -> Selection:
     """Among a target's measured candidates that pass every check, the fastest, unless noise decides.
 
     A candidate beats another on latency only when their median confidence intervals (the
-    95% order-statistic intervals of each record's samples) do not overlap. The candidates
-    that cannot be told apart from the fastest form a tie, which the smaller file (raw bytes)
-    wins, then the more accurate, then the lower median.
+    95% order-statistic intervals of each record's samples) do not overlap and its median is
+    at least ``min_speedup`` (2%) lower. The candidates that cannot be told apart from the
+    fastest form a tie, which the smaller file (raw bytes) wins, then the more accurate,
+    then the lower median.
 
     Trust-check budgets are left out here: those checks run on the chosen artifact, and the
     gate then holds it to them.
@@ -231,7 +241,12 @@ def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> S
     fits.sort(key=lambda r: r["latency_ms"]["p50"])
     fastest = fits[0]
     lo, hi = _ci(fastest)
-    tied = [r for r in fits if _ci(r)[0] <= hi]  # intervals overlap the fastest's (all start >= its low end)
+    best = fastest["latency_ms"]["p50"]
+
+    def ties(r: dict[str, Any]) -> bool:  # its interval overlaps the fastest's, or the gap is negligible
+        return _ci(r)[0] <= hi or r["latency_ms"]["p50"] < best * (1 + min_speedup)
+
+    tied = [r for r in fits if ties(r)]
     slower = [r for r in fits if r not in tied]
 
     def size(r: dict[str, Any]) -> float:
@@ -253,8 +268,9 @@ def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> S
     for rec in others:
         r_lo, r_hi = _ci(rec)
         why = (
-            f"ties on latency with the chosen one (median CIs overlap: {_ms(r_lo)}–{_ms(r_hi)} vs "
-            f"{_ms(c_lo)}–{_ms(c_hi)})"
+            f"ties on latency: p50 {_ms(rec['latency_ms']['p50'])} (CI {_ms(r_lo)}–{_ms(r_hi)}) vs the chosen "
+            f"{_ms(chosen['latency_ms']['p50'])} (CI {_ms(c_lo)}–{_ms(c_hi)}), within noise of the fastest "
+            f"(intervals overlap, or medians under {min_speedup:.0%} apart)"
         )
         if size(rec) > size(chosen):
             why += f"; larger file ({size(rec):.0f} vs {size(chosen):.0f} bytes)"
@@ -265,7 +281,7 @@ def choose(target: str, records: list[dict[str, Any]], checks: list[Check]) -> S
         rejected.append((rec, why))
     for rec in slower:
         r_lo, r_hi = _ci(rec)
-        p50, best = rec["latency_ms"]["p50"], fastest["latency_ms"]["p50"]
+        p50 = rec["latency_ms"]["p50"]
         rejected.append(
             (
                 rec,

@@ -269,6 +269,15 @@ def test_choose_lets_latency_decide_when_the_intervals_do_not_overlap():
     assert "do not overlap" in sel.rejected[0][1]
 
 
+def test_a_gap_under_two_percent_is_a_tie_even_with_intervals_that_do_not_overlap():
+    """Thousands of samples shrink a within-run CI to nanoseconds: 1 ns of 1.15 µs is no win."""
+    faster = _timed("big", 0.001151, (0.001151, 0.001151), 20_000)
+    smaller = _timed("small", 0.001152, (0.001152, 0.001152), 10_000)
+    sel = choose("cpu", [faster, smaller], [])
+    assert sel.chosen is smaller and sel.decided_by == "size" and "under 2% apart" in sel.rejected[0][1]
+    assert choose("cpu", [faster, smaller], [], min_speedup=0).chosen is faster
+
+
 def test_a_tie_on_latency_and_size_goes_to_the_more_accurate():
     a = _timed("a", 1.00, (0.95, 1.05), 1000, accuracy=0.80)
     b = _timed("b", 1.01, (0.97, 1.06), 1000, accuracy=0.85)
