@@ -163,10 +163,10 @@ class ArtifactWriter:
             "precision": precision,
             "model_file": model_file,
         }
-        # Trust in a model's Lambda code, given once at import, follows it down the lineage.
-        self.notes: dict[str, Any] = (
-            {"trusted_code": True} if parent and parent.manifest["notes"].get("trusted_code") else {}
-        )
+        # Who trusted the imported model's code (``--trust-model``) is recorded down the
+        # lineage. It is a record only: trust is the command line's decision, never a manifest's.
+        trust = parent.manifest.get("notes", {}).get("trust") if parent else None
+        self.notes: dict[str, Any] = {"trust": trust} if trust else {}
         self.stage: Path | None = None
 
     def __enter__(self) -> ArtifactWriter:

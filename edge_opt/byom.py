@@ -15,26 +15,29 @@ import numpy as np
 from edge_opt.arrays import load_xy
 from edge_opt.artifacts import Artifact, ArtifactWriter, sha256_file
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError, ModelLoadError, first_line
+from edge_opt.errors import BadInputError, ModelLoadError
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def load_user_model(path: Path, trust: bool):
     """Load a .keras / .h5 file or a SavedModel folder; no Lambda code unless ``trust``."""
-    from edge_opt._tf import keras
+    from edge_opt.models import load_keras
 
     if not path.exists():
         raise ModelLoadError(f"{path}: file not found")
     if not (path.is_dir() or path.suffix.lower() in _KERAS_SUFFIXES):
         raise ModelLoadError(f"{path}: expected a Keras model (.keras, .h5 or a SavedModel folder)")
+    return load_keras(path, trust=trust)
+
+
+def _user() -> str:
+    import getpass
+
     try:
-        if path.suffix.lower() == ".keras":
-            return keras().models.load_model(str(path), compile=False, safe_mode=not trust)
-        return keras().models.load_model(str(path), compile=False)
-    except Exception as exc:  # Keras raises many types for a bad or unsafe file
-        hint = " (it holds Lambda code: pass --trust-model if you trust its source)" if "safe_mode" in str(exc) else ""
-        raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}{hint}") from None
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "unknown"
 
 
 def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Artifact:
@@ -55,8 +58,15 @@ def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Arti
             return w.existing
         model.save(str(w.stage / "model.keras"))
         w.notes["parameters"] = int(model.count_params())
-        if trust:
-            w.notes["trusted_code"] = True  # the user vouched for its Lambda code
+        if trust:  # a record of who trusted what; it never grants trust to a later command
+            from edge_opt.models import code_layers
+
+            w.notes["trust"] = {
+                "granted_by": "--trust-model",
+                "user": _user(),
+                "source_sha256": digest,
+                "code_layers": code_layers(source),
+            }
         return w.publish()
 
 
@@ -130,10 +140,11 @@ def optimize(
         calibration_source=source,
         data=data,
         seed=seed,
+        trust_model=trust_model,
         calibration_hint="--calibration FILE (or --random-calibration)",
     )
     check_rows = calib[:256] if calib is not None else None
-    reference = Predictor(root.model_path) if check_rows is not None else None
+    reference = Predictor(root.model_path, trust_model=trust_model) if check_rows is not None else None
     rows = []
     for pipeline in profile.pipelines:
         names = pipeline_names(pipeline)
@@ -145,7 +156,7 @@ def optimize(
         artifact = done.artifact
         agreement = None
         if reference is not None:
-            got = Predictor(artifact.model_path).labels(check_rows)
+            got = Predictor(artifact.model_path, trust_model=trust_model).labels(check_rows)
             agreement = float(np.mean(got == reference.labels(check_rows)))
         rows.append(
             {

@@ -121,6 +121,9 @@ def bench(
     min_time: float = typer.Option(1.0, "--min-time", min=0, help="Minimum seconds of timed runs."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Warm-up runs before timing."),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here."),
+    trust_model: bool = typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    ),
 ) -> None:
     """Benchmark one model file on random inputs of its input dtype, in a fresh process."""
     from edge_opt.artifacts import gzip_size, sha256_file
@@ -148,7 +151,9 @@ def bench(
         "label": model.name,
     }
     with _console(stderr=True).status(f"measuring {model.name} on {runtime}, {threads} thread(s)"):
-        result = measure(model, runtime, threads=threads, device=device, shapes=shapes, options=options)
+        result = measure(
+            model, runtime, threads=threads, device=device, shapes=shapes, options=options, trust_model=trust_model
+        )
     size = {"raw": sum(f.stat().st_size for f in files), "gzip": gzip_size(files)}
     if result.status == "failed" and (result.exit_code == 2 or result.raw.get("signal")):
         # The user's file or option is at fault, or the runtime died on it.
@@ -339,16 +344,18 @@ def _floats(text: str, option: str) -> list[float]:
         raise BadInputError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0,0.05,0.1") from None
 
 
-def _check_inputs(model: Path, float_model: Path | None, runtime: str | None, need_float: bool = False):
+def _check_inputs(
+    model: Path, float_model: Path | None, runtime: str | None, need_float: bool = False, trust_model: bool = False
+):
     from edge_opt.analysis.inputs import float_model_for, model_file
     from edge_opt.analysis.predictor import Predictor
 
     path = model_file(model)
-    predictor = Predictor(path, runtime=runtime)
+    predictor = Predictor(path, runtime=runtime, trust_model=trust_model)
     ref_path = float_model_for(path, float_model)
     if ref_path is None and need_float:
         raise BadInputError(f"{model}: pass --float FLOAT.keras (the model it came from; needed for this check)")
-    return predictor, ref_path, (Predictor(ref_path) if ref_path else None)
+    return predictor, ref_path, (Predictor(ref_path, trust_model=trust_model) if ref_path else None)
 
 
 def _emit(text: str, result: dict, json_out: Path | None) -> None:
@@ -377,6 +384,9 @@ def fairness(
     n_boot: int = typer.Option(200, "--boot", min=0, help="Bootstrap resamples for the CIs (0: none)."),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    trust_model: bool = typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    ),
 ) -> None:
     """Per-slice metrics and fairness of a deployed file, as deltas against the float model."""
     from edge_opt.analysis.fairness import fairness_check, render_fairness
@@ -385,7 +395,7 @@ def fairness(
     columns = [s.split("+") if "+" in s else s for s in slice_] if slice_ else None
     with _quiet_native():
         evaluation = eval_data(data, rows)
-        predictor, _, reference = _check_inputs(artifact, float_model, runtime)
+        predictor, _, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
         result = fairness_check(
             predictor, evaluation, reference=reference, columns=columns, min_size=min_size, n_boot=n_boot
         )
@@ -406,6 +416,9 @@ def robustness(
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    trust_model: bool = typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    ),
 ) -> None:
     """FGSM/PGD transfer from the float model, a black-box attack on the file, and noise."""
     from edge_opt.analysis.inputs import eval_data
@@ -414,7 +427,7 @@ def robustness(
     epsilons, noise = _floats(eps, "--eps"), _floats(sigmas, "--sigmas")
     with _quiet_native():
         evaluation = eval_data(data)
-        predictor, ref_path, _ = _check_inputs(artifact, float_model, runtime, need_float=True)
+        predictor, ref_path, _ = _check_inputs(artifact, float_model, runtime, True, trust_model)
         result = robustness_check(
             {artifact.name: predictor},
             ref_path,
@@ -425,6 +438,7 @@ def robustness(
             blackbox_queries=queries,
             rows=rows,
             seed=seed,
+            trust_model=trust_model,
         )
     _emit(render_robustness(result), result, json_out)
 
@@ -440,6 +454,9 @@ def explain(
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    trust_model: bool = typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    ),
 ) -> None:
     """SHAP, permutation importance, PDP/ICE (and LIME, integrated gradients) on a deployed file,
     with their stability against the float model."""
@@ -448,10 +465,17 @@ def explain(
 
     with _quiet_native():
         evaluation = eval_data(data)
-        predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime)
+        predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
         result = explain_check(
-            predictor, evaluation, reference=reference, float_model_path=ref_path, methods=chosen, rows=rows, seed=seed
+            predictor,
+            evaluation,
+            reference=reference,
+            float_model_path=ref_path,
+            methods=chosen,
+            rows=rows,
+            seed=seed,
+            trust_model=trust_model,
         )
     _emit(render_explain(result), result, json_out)
 
@@ -465,6 +489,9 @@ def drift(
     p_value: float = typer.Option(0.01, "--p-value", help="Drift needs a test p-value below this ..."),
     psi: float = typer.Option(0.1, "--psi", help="... and a population stability index above this."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    trust_model: bool = typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    ),
 ) -> None:
     """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted."""
     from edge_opt.analysis.drift import drift_check, load_table, render_drift
@@ -479,7 +506,7 @@ def drift(
             from edge_opt.analysis.inputs import model_file
             from edge_opt.analysis.predictor import Predictor
 
-            predictor = Predictor(model_file(artifact))
+            predictor = Predictor(model_file(artifact), trust_model=trust_model)
         result = drift_check(x_ref, x_new, names_ref, thresholds={"p_value": p_value, "psi": psi}, predictor=predictor)
     _emit(render_drift(result), result, json_out)
     if result["drifted"]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.artifacts import Artifact, ArtifactWriter
 from edge_opt.datasets import Dataset
+from edge_opt.errors import ModelLoadError, first_line
 
 
 class ModelConfig(BaseModel):
@@ -23,21 +27,131 @@ class ModelConfig(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0)
 
 
-def load_keras(path: str | Path):
-    """Load a Keras model file, with safe mode on unless its artifact was imported with
-    ``--trust-model`` (its manifest, beside the file, then carries ``trusted_code``)."""
+_H5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: Keras layers whose saved config carries Python code (marshalled bytecode or a source string).
+CODE_LAYERS = ("Lambda",)
+TRUST_HINT = "pass --trust-model only if you trust where the file came from"
+
+
+def keras_format(path: str | Path) -> str:
+    """A Keras model's real format, sniffed from its bytes, not its name: ``keras`` (the zip
+    format), ``h5`` (HDF5) or ``savedmodel`` (a folder with saved_model.pb)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "savedmodel"
+        raise ModelLoadError(f"{path}: a folder, but not a SavedModel (no saved_model.pb)")
+    if not path.exists():
+        raise ModelLoadError(f"{path}: file not found")
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: not a regular file (a FIFO, device or socket is never read)")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        return "keras"
+    if head == _H5_MAGIC:
+        return "h5"
+    raise ModelLoadError(f"{path}: not a Keras model (neither a .keras zip, an HDF5 .h5 file nor a SavedModel folder)")
+
+
+def _configs(path: Path, fmt: str) -> list:
+    """The model's saved layer configs, read without deserialising (or running) anything."""
+    import json
+
+    try:
+        if fmt == "keras":
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                return [json.loads(zf.read("config.json"))]
+        if fmt == "h5":
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                raw = fh.attrs.get("model_config")
+                if raw is None:
+                    raise ModelLoadError(f"{path}: an HDF5 file without a Keras model config (weights only?)")
+                return [json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)]
+        meta = path / "keras_metadata.pb"
+        if not meta.is_file():
+            return []  # a plain TensorFlow SavedModel: Keras rebuilds no layers from configs
+        from tf_keras.protobuf import saved_metadata_pb2
+
+        saved = saved_metadata_pb2.SavedMetadata()
+        saved.ParseFromString(meta.read_bytes())
+        return [json.loads(node.metadata) for node in saved.nodes if node.metadata]
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt container: one clear line
+        raise ModelLoadError(f"{path}: cannot read its Keras config: {first_line(exc)}") from None
+
+
+def code_layers(path: str | Path) -> list[str]:
+    """Names of the layers of a saved Keras model that carry Python code (Lambda), found by
+    reading its config only."""
+    path = Path(path)
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") in CODE_LAYERS:
+                cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
+                found.append(str(cfg.get("name") or node.get("name") or node["class_name"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for config in _configs(path, keras_format(path)):
+        walk(config)
+    return sorted(set(found))
+
+
+def load_keras(path: str | Path, *, trust: bool = False):
+    """The one Keras loader: every module loads Keras models through it.
+
+    Trust is the command line's decision alone (``--trust-model``); nothing in or beside the
+    file grants it. Without it, the file's real format is sniffed, its config is read without
+    deserialising anything, and a model with a Lambda layer (Python code) is refused naming
+    the layer; the load itself then runs with Keras's safe mode on. With it, the model loads
+    as Keras would load it.
+    """
     from edge_opt._tf import keras
 
     path = Path(path)
-    manifest = path.parent / "manifest.json"
-    trusted = False
-    if manifest.is_file():
-        import json
+    fmt = keras_format(path)
+    if not trust:
+        layers = code_layers(path)
+        if layers:
+            raise ModelLoadError(
+                f"{path}: layer {', '.join(repr(n) for n in layers)} is a Lambda holding Python code, "
+                f"which edge-opt does not run; {TRUST_HINT}"
+            )
+    k = keras()
+    suffix = {"keras": ".keras", "h5": ".h5"}.get(fmt)
+    with _named(path, suffix) as named:  # Keras picks its reader by the name: give it the real one
+        try:
+            if fmt == "keras":
+                return k.models.load_model(str(named), compile=False, safe_mode=not trust)
+            return k.models.load_model(str(named), compile=False)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # Keras raises many types for a bad or unsafe file
+            hint = f" (it holds code: {TRUST_HINT})" if "safe_mode" in str(exc) else ""
+            raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}{hint}") from None
 
-        trusted = bool(json.loads(manifest.read_text(encoding="utf-8")).get("notes", {}).get("trusted_code"))
-    if path.suffix == ".keras":
-        return keras().models.load_model(str(path), compile=False, safe_mode=not trusted)
-    return keras().models.load_model(str(path), compile=False)
+
+@contextlib.contextmanager
+def _named(path: Path, suffix: str | None):
+    """``path``, or a temporary link to it whose name ends in ``suffix`` when it does not."""
+    if suffix is None or path.suffix.lower() == suffix or (suffix == ".h5" and path.suffix.lower() == ".hdf5"):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="edge-opt-keras-") as tmp:
+        link = Path(tmp) / f"model{suffix}"
+        os.symlink(path.resolve(), link)
+        yield link
 
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int):

@@ -69,6 +69,7 @@ def explain_check(
     permutation_repeats: int = 5,
     pdp_features: Sequence[str] | None = None,
     lime_row: int | None = None,
+    trust_model: bool = False,
 ) -> dict[str, Any]:
     """Explain ``predictor`` on the first ``rows`` rows of ``data`` and compare with ``reference``.
 
@@ -92,7 +93,7 @@ def explain_check(
     if unknown:
         raise BadInputError(f"unknown explanation method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     if reference is None and float_model_path is not None:
-        reference = Predictor(float_model_path)
+        reference = Predictor(float_model_path, trust_model=trust_model)
     predictors = {"artifact": predictor} | ({"float": reference} if reference is not None else {})
     for p in predictors.values():
         _check_shape(p, data)
@@ -135,7 +136,7 @@ def explain_check(
             requested = pdp_features if pdp_features is not None else (head.pdp_features or None)
             found["pdp"] = _timed(_pdp, models, x, _pdp_features(requested, names, found), names)
         if ig_path is not None:
-            found["ig"] = _timed(_ig, ig_path, head.x, target, names)
+            found["ig"] = _timed(_ig, ig_path, head.x, target, names, trust_model)
         if lime_row is not None:
             row, row_target = _flat(data.x[lime_row : lime_row + 1])[0], _targets(data.y, data.n_classes)[lime_row]
             out["lime"] = {"row": lime_row, "implementation": f"lime {metadata.version('lime')}"} | _timed(
@@ -174,8 +175,8 @@ def _pdp(models: dict[str, FlatModel], x: np.ndarray, features: list[str], names
     return pdp
 
 
-def _ig(path: Path, x: np.ndarray, target: np.ndarray, names: list[str]) -> dict:
-    values, gap = integrated_gradients(path, x, target)
+def _ig(path: Path, x: np.ndarray, target: np.ndarray, names: list[str], trust_model: bool = False) -> dict:
+    values, gap = integrated_gradients(path, x, target, trust_model=trust_model)
     return {"float": _ranked(names, np.abs(values).mean(axis=0)), "model": str(path), "completeness_gap": gap}
 
 
@@ -250,15 +251,18 @@ def partial_dependence(
     return _batched(model, run)
 
 
-def integrated_gradients(model_path: str | Path, x: np.ndarray, target: np.ndarray, steps: int = 32):
+def integrated_gradients(
+    model_path: str | Path, x: np.ndarray, target: np.ndarray, steps: int = 32, trust_model: bool = False
+):
     """Integrated gradients of the target probability from the rows' mean, on the Keras model.
 
     Returns per-row attributions (flat) and the completeness gap: mean |sum(IG) - (f(x) - f(mean))|.
     """
-    from edge_opt._tf import keras, tf
+    from edge_opt._tf import tf
+    from edge_opt.models import load_keras
 
     tf_ = tf()
-    model = keras().models.load_model(str(model_path), compile=False)
+    model = load_keras(model_path, trust=trust_model)
     x = np.asarray(x, dtype=np.float32)
     base = x.mean(axis=0, keepdims=True)
     alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32).reshape(-1, *[1] * x.ndim)

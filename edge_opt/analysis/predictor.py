@@ -18,12 +18,18 @@ class Predictor:
     """``Predictor(path)(x) -> (n, n_classes)`` probabilities; ``.labels(x)`` class indices."""
 
     def __init__(
-        self, model_path: str | Path, runtime: str | None = None, threads: int = 1, precision: str | None = None
+        self,
+        model_path: str | Path,
+        runtime: str | None = None,
+        threads: int = 1,
+        precision: str | None = None,
+        trust_model: bool = False,
     ) -> None:
         self.path = Path(model_path)
         self.format = detect_format(self.path)
         self.runtime = runtime or DEFAULT_RUNTIME[self.format]
-        self._backend = get_backend_class(self.runtime)(threads=threads, precision=precision)
+        backend = get_backend_class(self.runtime)
+        self._backend = backend(threads=threads, precision=precision, trust_model=trust_model)
         self._backend.load(str(self.path))
         self.calls = 0  # rows predicted, for query budgets of black-box attacks
         self.input_shape = tuple(self._backend.inputs()[0].shape[1:])  # without the batch dimension

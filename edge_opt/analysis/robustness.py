@@ -25,7 +25,7 @@ import numpy as np
 
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError, ModelLoadError, first_line
+from edge_opt.errors import BadInputError
 
 ATTACKS = ("fgsm", "pgd", "blackbox", "noise")
 SUMMARY_KEYS = {
@@ -72,14 +72,12 @@ class Box:
 class FloatModel:
     """The float Keras model: probabilities like a ``Predictor``, and input gradients of its loss."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, trust_model: bool = False) -> None:
         from edge_opt._tf import keras, tf
+        from edge_opt.models import load_keras
 
         self.tf, k = tf(), keras()
-        try:
-            self.model = k.models.load_model(str(path), compile=False, safe_mode=True)
-        except Exception as exc:  # Keras raises many types for a bad file
-            raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}") from None
+        self.model = load_keras(path, trust=trust_model)
         self.path = Path(path)
         self.calls = 0
         self.input_shape = tuple(int(d) for d in self.model.inputs[0].shape[1:])
@@ -370,6 +368,7 @@ def robustness_check(
     blackbox_queries: int = 100,
     rows: int | None = 500,
     seed: int = 0,
+    trust_model: bool = False,
 ) -> dict[str, Any]:
     """Robustness curves of the float model and of each artifact, their deltas and a gate summary.
 
@@ -389,8 +388,10 @@ def robustness_check(
         raise BadInputError(f"rows must be at least 1, got {rows}")
     data = data.head(rows) if rows else data
     box = Box.of(data)
-    predictors = {k: v if isinstance(v, Predictor) else Predictor(v) for k, v in artifacts.items()}
-    model = FloatModel(float_model_path)
+    predictors = {
+        k: v if isinstance(v, Predictor) else Predictor(v, trust_model=trust_model) for k, v in artifacts.items()
+    }
+    model = FloatModel(float_model_path, trust_model)
     _check_shape(f"the float model ({model.path.name})", model.input_shape, data)
     for name, pred in predictors.items():
         _check_shape(f"artifact '{name}' ({pred.path.name})", pred.input_shape, data)

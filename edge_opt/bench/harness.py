@@ -62,6 +62,7 @@ def measure(
     default_batch: int | None = None,
     data: np.ndarray | None = None,
     options: HarnessOptions = HarnessOptions(),
+    trust_model: bool = False,
 ) -> WorkerResult:
     """Measure one (model, runtime, threads) in a fresh process; never raises for a crash.
 
@@ -80,6 +81,7 @@ def measure(
             "file_precision": file_precision,
             "shapes": {k: list(v) for k, v in (shapes or {}).items()},
             "default_batch": default_batch,
+            "trust_model": trust_model,
             **options.to_dict(),
         }
         if data is not None:

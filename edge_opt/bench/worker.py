@@ -105,7 +105,8 @@ def run(spec: dict) -> dict:
     # process stops and the harness starts a fresh one that loads the model once, with the
     # shapes, so no figure of the measuring process includes a first, discarded load.
     final = spec.get("shapes_final", False)
-    backend = cls(threads=spec.get("threads", 1), device=device, precision=precision)
+    trust = bool(spec.get("trust_model", False))
+    backend = cls(threads=spec.get("threads", 1), device=device, precision=precision, trust_model=trust)
     t0 = time.perf_counter()
     backend.load(spec["model"], {k: tuple(v) for k, v in spec["shapes"].items()} if final else None)
     load_ms = (time.perf_counter() - t0) * 1e3

@@ -41,6 +41,7 @@ class PassContext:
     data: Dataset | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    trust_model: bool = False  # the user's --trust-model: Keras Lambda code in the parents may run
     calibration_hint: str = ""  # how the user gives calibration rows ("--calibration FILE"), for errors
 
     def need_calibration(self, what: str) -> np.ndarray:

@@ -54,7 +54,7 @@ class TFLitePass(Pass):
         from edge_opt._tf import tf
 
         tf_ = tf()
-        model = load_keras(parent.model_path)
+        model = load_keras(parent.model_path, trust=ctx.trust_model)
         converter = tf_.lite.TFLiteConverter.from_keras_model(model)
         if cfg.precision != "fp32":
             converter.optimizations = [tf_.lite.Optimize.DEFAULT]
@@ -92,7 +92,7 @@ class OnnxPass(Pass):
 
         from edge_opt._tf import tf
 
-        model = load_keras(parent.model_path)
+        model = load_keras(parent.model_path, trust=ctx.trust_model)
         spec = tuple(
             tf().TensorSpec((None, *t.shape[1:]), t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs)
         )

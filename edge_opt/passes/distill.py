@@ -157,10 +157,10 @@ class DistillPass(Pass):
             raise ConfigError(f"pass 'distill': a cnn student needs image input, {data.name} is {data.input_shape}")
 
     def build(self, parent: Artifact, cfg: DistillConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        from edge_opt._tf import keras
+        from edge_opt.models import load_keras
 
         data = ctx.data
-        teacher = keras().models.load_model(str(parent.model_path), compile=False)
+        teacher = load_keras(parent.model_path, trust=ctx.trust_model)
         # Build a throwaway student first, so an oversized one fails before any training.
         teacher_params = int(teacher.count_params())
         student_params = int(build(cfg.student, data.input_shape, data.n_classes).count_params())

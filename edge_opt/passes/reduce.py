@@ -94,9 +94,10 @@ class FoldingPass(Pass):
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
         from edge_opt._tf import keras
+        from edge_opt.models import load_keras
 
         k = keras()
-        model_in = k.models.load_model(str(parent.model_path), compile=False)
+        model_in = load_keras(parent.model_path, trust=ctx.trust_model)
         if tuple(model_in.input_shape[1:]) != data.input_shape:
             raise BadInputError(
                 f"pass '{self.name}': the parent takes input {model_in.input_shape[1:]}, the data {data.input_shape}"

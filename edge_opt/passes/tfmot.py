@@ -109,8 +109,10 @@ def _keras_predict(model):
     return lambda x: np.concatenate([model(x[i : i + 4096], training=False).numpy() for i in range(0, len(x), 4096)])
 
 
-def _load(k, artifact: Artifact):
-    return k.models.load_model(str(artifact.model_path), compile=False)
+def _load(k, artifact: Artifact, ctx: PassContext):
+    from edge_opt.models import load_keras
+
+    return load_keras(artifact.model_path, trust=ctx.trust_model)
 
 
 class PrunePass(Pass):
@@ -128,7 +130,7 @@ class PrunePass(Pass):
         data = _need_data(self.name, ctx)
         k, tfmot = _tfmot()
         k.utils.set_random_seed(ctx.seed)
-        model = _load(k, parent)
+        model = _load(k, parent, ctx)
         names = _kernel_layers(model, cfg.include_output)
         if not names:
             raise UnsupportedTargetError(f"pass 'prune': model {parent.id} has no layer with a kernel to prune")
@@ -177,7 +179,7 @@ class ClusterPass(Pass):
         data = _need_data(self.name, ctx)
         k, tfmot = _tfmot()
         k.utils.set_random_seed(ctx.seed)
-        model = _load(k, parent)
+        model = _load(k, parent, ctx)
         # A kernel with no more weights than clusters has nothing to share.
         names = [
             n
@@ -268,7 +270,7 @@ class QATPass(Pass):
         k, tfmot = _tfmot()
         tf_ = tf()
         k.utils.set_random_seed(ctx.seed)
-        model = _load(k, parent)
+        model = _load(k, parent, ctx)
         accuracy_before = _val_accuracy(_keras_predict(model), data)
         # Dropout, pooling, Flatten are supported; BatchNormalization only where tfmot folds it
         # into the Conv/Dense before it, so let tfmot's own transforms decide, then name the layer.

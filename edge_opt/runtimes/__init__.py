@@ -40,11 +40,14 @@ def get_backend_class(name: str) -> type[Backend]:
     target = _REGISTRY.get(name, name)
     if ":" not in target:
         raise ConfigError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
-    module, _, cls = target.partition(":")
+    module, _, attr = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), cls)
+        cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"runtime '{name}' cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"runtime '{name}' is not an edge-opt Backend subclass (edge_opt.runtimes.base.Backend)")
+    return cls
 
 
 __all__ = [

@@ -36,10 +36,15 @@ class Backend:
     #: runtime in a target profile), e.g. ("bf16",) where the runtime can run float files so.
     precisions: tuple[str, ...] = ()
 
-    def __init__(self, threads: int = 1, device: str = "cpu", precision: str | None = None) -> None:
+    def __init__(
+        self, threads: int = 1, device: str = "cpu", precision: str | None = None, trust_model: bool = False
+    ) -> None:
         self.threads = threads
         self.device = device
         self.precision = precision  # None: as the file stores it
+        # A model file is a program: code it carries (Keras Lambda layers) runs only when the
+        # user said --trust-model on the command line. Backends whose formats hold no code ignore it.
+        self.trust_model = trust_model
 
     @classmethod
     def import_runtime(cls) -> None:

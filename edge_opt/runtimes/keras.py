@@ -28,7 +28,9 @@ class KerasBackend(Backend):
         except RuntimeError:  # TensorFlow already started in this process (not in a worker)
             pass
         try:
-            self._model = load_keras(path)
+            self._model = load_keras(path, trust=self.trust_model)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # Keras raises many types for a bad file
             raise ModelLoadError(f"{path}: Keras cannot load it: {first_line(exc)}") from None
         self._shapes = dict(shapes or {})
