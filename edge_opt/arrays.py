@@ -17,13 +17,22 @@ _LABEL_COLUMNS = ("label", "y")
 def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """(features float32, labels int64 or None, feature names or None) from a data file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise BadInputError(f"{path}: file not found")
+    if not path.is_file():
+        raise BadInputError(f"{path}: not a regular file (a FIFO, device or socket is never read)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            x, y, names = np.load(path, allow_pickle=False), None, None
+            # Memory-mapped first: a header that declares more data than the file holds fails
+            # here, and the size is checked before anything is read into memory.
+            mapped = np.load(path, allow_pickle=False, mmap_mode="r")
+            _check_size(path, mapped.nbytes)
+            x, y, names = np.array(mapped), None, None
         elif suffix == ".npz":
+            with zipfile.ZipFile(path) as zf:  # the sizes the archive declares, before decompressing
+                for info in zf.infolist():
+                    _check_size(path, info.file_size, info.filename)
             with np.load(path, allow_pickle=False) as npz:
                 if "x" not in npz.files:
                     raise BadInputError(f"{path}: no array named 'x' (has: {', '.join(npz.files) or 'none'})")
@@ -43,12 +52,52 @@ def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] 
         raise BadInputError(f"{path}: features must be numeric, got dtype {x.dtype}")
     if x.ndim < 2 or len(x) == 0:
         raise BadInputError(f"{path}: expected at least one row of features (shape (rows, ...)), got shape {x.shape}")
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    bad = ~np.isfinite(x32)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise BadInputError(
+            f"{path}: features hold {int(bad.sum())} NaN, Inf or beyond-float32 values (the first in row {row})"
+        )
     if y is not None:
         y = np.asarray(y).reshape(-1)
         if len(y) != len(x):
             raise BadInputError(f"{path}: {len(x)} rows of features but {len(y)} labels")
-        y = y.astype(np.int64)
-    return x.astype(np.float32), y, names
+        y = _class_labels(path, y)
+    return x32, y, names
+
+
+def _class_labels(path: Path, y: np.ndarray) -> np.ndarray:
+    """Labels as class indices 0..k-1, or one clear error."""
+    if y.dtype.kind not in "iufb":
+        raise BadInputError(f"{path}: labels must be class indices 0, 1, ..., got {y.dtype} values like {y[0]!r}")
+    if y.dtype.kind == "f" and (not np.isfinite(y).all() or not np.all(y == np.round(y))):
+        odd = y[~(np.isfinite(y) & (y == np.round(y)))][:1]
+        raise BadInputError(f"{path}: labels must be whole class indices 0, 1, ..., got values like {odd}")
+    if len(y) and y.min() < 0:
+        raise BadInputError(f"{path}: labels must be class indices 0, 1, ..., got {y.min():g}")
+    return y.astype(np.int64)
+
+
+#: The most bytes one data array may take in memory (also a guard against archive bombs).
+MAX_DATA_BYTES = 4 * 1024**3
+
+
+def _check_size(path: Path, nbytes: int, member: str | None = None) -> None:
+    limit = MAX_DATA_BYTES
+    try:
+        import psutil
+
+        limit = min(limit, psutil.virtual_memory().available // 2)
+    except Exception:  # noqa: BLE001 - no memory figure here: the fixed cap alone
+        pass
+    if nbytes > limit:
+        what = f"{path}" + (f" ({member})" if member else "")
+        raise BadInputError(
+            f"{what}: declares {nbytes / 1024**3:.1f} GiB of data, more than edge-opt reads "
+            f"({limit / 1024**3:.1f} GiB: half the free memory, at most 4 GiB)"
+        )
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:

@@ -25,6 +25,14 @@ app = typer.Typer(
 )
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that clean-up runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 def _handled(fn):
     """EdgeOptError → one line on stderr and its exit code; anything else → exit 3. No traceback."""
 
@@ -35,8 +43,12 @@ def _handled(fn):
         except EdgeOptError as exc:
             print(f"edge-opt: error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: clean-up has run on the way here
+            why = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+            print(f"edge-opt: {why}; nothing half-written was left", file=sys.stderr)
+            raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
         except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 3
             if os.environ.get("EDGE_OPT_DEBUG"):
                 raise
@@ -80,7 +92,7 @@ def run(
     profiles = [load_profile(name) for name in spec.targets]
     total = plan_steps(spec, profiles)
     options = {"suite": suite or "default", "out": str(out)}
-    with _native_logs_to(out / "native.log") as (term_out, _):
+    with _native_logs_to(_native_log(out)) as (term_out, _):
         console = _console(file=term_out)
         if quiet:
             result = run_suite(spec, out, options=options)
@@ -99,6 +111,8 @@ def run(
                     bar.update(task, description=desc)
 
                 result = run_suite(spec, out, progress=progress, options=options)
+    for name in result.removed:
+        print(f"edge-opt: removed {out / name}, left by a run that did not finish", file=sys.stderr)
     console = _console()
     _print_table(console, result.results)
     console.print(f"\nRun folder: {result.run_dir}  ({result.results['duration_s']} s)")
@@ -120,6 +134,9 @@ def bench(
     runs: int = typer.Option(50, "--runs", min=1, help="Minimum timed runs."),
     min_time: float = typer.Option(1.0, "--min-time", min=0, help="Minimum seconds of timed runs."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Warm-up runs before timing."),
+    max_time: float = typer.Option(
+        60.0, "--max-time", min=0.001, help="Stop warm-up and timing after this many seconds each."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here."),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
@@ -138,7 +155,7 @@ def bench(
     if fmt not in formats_of(runtime):
         raise BadInputError(f"runtime '{runtime}' does not read {fmt} files ({model})")
     shapes = parse_shapes(shape or [])
-    options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup)
+    options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup, max_time_s=max_time)
     files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
     artifact = {
         "id": sha256_file(model)[:16],
@@ -301,7 +318,10 @@ def optimize(
     """
     from edge_opt.byom import optimize as run_optimize
 
-    with _native_logs_to(out / "native.log") as (_, term_err), _console(file=term_err).status("optimizing") as status:
+    with (
+        _native_logs_to(_native_log(out)) as (_, term_err),
+        _console(file=term_err).status("optimizing") as status,
+    ):
         summary = run_optimize(
             model,
             target,
@@ -574,6 +594,13 @@ def _print_table(console, results: dict) -> None:
     console.print(table)
 
 
+def _native_log(out: Path) -> Path:
+    """This command's own native log: ``OUT/logs/native-<time>-<pid>.log``."""
+    from datetime import UTC, datetime
+
+    return out / "logs" / f"native-{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
+
+
 @contextlib.contextmanager
 def _native_logs_to(path: Path):
     """Send native libraries' fd-level chatter (TensorFlow, converters) to a log file.
@@ -581,7 +608,9 @@ def _native_logs_to(path: Path):
     Yields (stdout, stderr) file objects that still reach the terminal, for the consoles
     that show progress and tables. Errors are printed after the descriptors are restored.
     """
-    created = not path.parent.exists()
+    # The folders this command creates for its log, innermost first, to remove if left empty.
+    made = [p for p in (path.parent, path.parent.parent) if not p.exists()]
+    created = path.parent.parent in made
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -605,11 +634,11 @@ def _native_logs_to(path: Path):
             os.close(fd)
         # Leave nothing behind when nothing was logged, or when the command failed before
         # writing anything but this log into a folder it created.
-        only_log = [p.name for p in path.parent.iterdir()] == [path.name]
-        if path.stat().st_size == 0 or (failed and created and only_log):
+        if path.exists() and (path.stat().st_size == 0 or (failed and created)):
             path.unlink()
-            if created and not any(path.parent.iterdir()):
-                path.parent.rmdir()
+        for folder in made:
+            with contextlib.suppress(OSError):  # only when empty: another command may be writing there
+                folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -622,6 +651,11 @@ def _quiet_native():
 
 
 def main() -> None:
+    import signal
+
+    # SIGTERM ends the command like Ctrl-C: clean-up runs (staging folders, temporary files)
+    # and running workers are stopped; they also die with this process if it is killed.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
 
 

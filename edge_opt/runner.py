@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_opt.artifacts import Artifact
 from edge_opt.bench.harness import HarnessOptions, measure
+from edge_opt.errors import EdgeOptError
 from edge_opt.records import Measurement, build_record
 from edge_opt.runtimes import formats_of
 from edge_opt.suite import Suite, TaskConfig
@@ -31,6 +32,7 @@ Progress = Callable[[str], None]  # called before each step with a description
 class RunResult:
     run_dir: Path
     results: dict
+    removed: list[str] = field(default_factory=list)  # staging folders of dead runs cleaned at the start
 
 
 def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
@@ -56,12 +58,13 @@ def run_suite(
     suite: Suite, out: Path, *, progress: Progress = lambda _: None, options: dict | None = None
 ) -> RunResult:
     from edge_opt.provenance import provenance
+    from edge_opt.store import check_history
 
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-{suite.name}"
     out = Path(out)
-    stage = out / f".partial-{run_id}"
-    stage.mkdir(parents=True, exist_ok=False)
+    check_history(out / "history.sqlite")  # a corrupt one is exit 2 now, not after the run
+    removed = _clean_stale(out)
+    run_id, stage = _new_stage(out, suite.name)
     started = time.perf_counter()
     harness = HarnessOptions(**suite.harness.model_dump())
     records: list[Measurement] = []
@@ -95,7 +98,47 @@ def run_suite(
     from edge_opt.store import append_history
 
     append_history(out / "history.sqlite", results)
-    return RunResult(final, results)
+    return RunResult(final, results, removed)
+
+
+def _new_stage(out: Path, name: str) -> tuple[str, Path]:
+    """A run id no other run has, even one started in the same second, and its staging folder.
+
+    The folder is created with ``exist_ok=False`` (the file system decides between two runs
+    racing for one id) and records this process's pid, so a later run can tell a dead run's
+    leftovers from a live one's.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        run_id = f"{stamp}-{name}" + ("" if n == 1 else f"-{n}")
+        stage = out / f".partial-{run_id}"
+        if (out / run_id).exists():
+            continue
+        try:
+            stage.mkdir(exist_ok=False)
+        except FileExistsError:
+            continue
+        (stage / ".pid").write_text(str(os.getpid()), encoding="ascii")
+        return run_id, stage
+    raise EdgeOptError(f"{out}: no free run id for {stamp}-{name} after 999 tries")
+
+
+def _clean_stale(out: Path) -> list[str]:
+    """Remove the staging folders of runs whose process is gone (killed, or the machine restarted)."""
+    import psutil
+
+    removed = []
+    for stage in sorted(out.glob(".partial-*")) if out.is_dir() else []:
+        try:
+            pid = int((stage / ".pid").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and pid != os.getpid() and psutil.pid_exists(pid):
+            continue  # a run in progress
+        shutil.rmtree(stage, ignore_errors=True)
+        removed.append(stage.name)
+    return removed
 
 
 def _run_task(

@@ -6,6 +6,7 @@ readable; records name their array in ``samples``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sqlite3
@@ -83,6 +84,36 @@ CREATE TABLE IF NOT EXISTS measurements (
 _ADDED = (("record_id", "TEXT"), ("executed_precision", "TEXT"), ("requested_precision", "TEXT"))
 
 
+def _connect(db: Path) -> sqlite3.Connection:
+    """A connection that waits for another run's write instead of failing, in WAL mode."""
+    con = sqlite3.connect(db, timeout=60)
+    con.execute("PRAGMA journal_mode=WAL")
+    return con
+
+
+def check_history(db: Path) -> None:
+    """Before a run: the history file is absent or an edge-opt history SQLite can append to."""
+    db = Path(db)
+    if not db.exists():
+        return
+    if not db.is_file():
+        raise BadInputError(f"{db}: not a file; move it away so the run can start a history there")
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
+        try:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+            if tables and "measurements" not in tables:
+                raise BadInputError(f"{db}: an SQLite file, but not an edge-opt history (no 'measurements' table)")
+            if "measurements" in tables:
+                con.execute("select count(*) from measurements").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise BadInputError(
+            f"{db}: not a readable edge-opt history ({exc}); move it away or delete it to start a new one"
+        ) from None
+
+
 def append_history(db: Path, results: dict) -> None:
     """One row per measurement, for trends across runs and machines."""
     prov = results.get("provenance", {})
@@ -124,7 +155,7 @@ def append_history(db: Path, results: dict) -> None:
                 rt.get("precision_requested"),
             )
         )
-    with sqlite3.connect(db) as con:  # a transaction: all rows of the run or none
+    with contextlib.closing(_connect(db)) as con, con:  # a transaction: all rows of the run or none
         con.execute(_SCHEMA)
         have = {row[1] for row in con.execute("PRAGMA table_info(measurements)")}
         for name, kind in _ADDED:

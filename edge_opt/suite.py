@@ -68,7 +68,8 @@ class ChecksConfig(_Strict):
 
 
 class Suite(_Strict):
-    name: str
+    # Part of the run folder's name: letters, digits, '-', '_' only, so no path leaves --out.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     description: str = ""
     seed: int = 0
     tasks: list[TaskConfig] = Field(min_length=1)

@@ -46,8 +46,12 @@ def float_model_for(model: Path, given: Path | None) -> Path | None:
     if not (folder / MANIFEST).is_file():
         return None
     art = load_artifact(folder)
+    seen = {art.id}
     while art.parent and (folder.parent / art.parent / MANIFEST).is_file():
+        if art.parent in seen:  # a forged or corrupt manifest: never walk in circles
+            raise BadInputError(f"{folder}: the lineage loops (artifact {art.parent} is its own ancestor)")
         art = load_artifact(folder.parent / art.parent)
+        seen.add(art.id)
     return art.model_path if art.format == "keras" and art.model_path != model else None
 
 

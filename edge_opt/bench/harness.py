@@ -70,6 +70,9 @@ def measure(
     (``bf16`` on OpenVINO); ``file_precision`` (the artifact's) is what the record names as
     executed when the runtime has no precision of its own to report.
     """
+    cpus = usable_cpus()
+    if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
+        return WorkerResult("skipped", f"{threads} threads asked, and this machine lets edge-opt use {cpus} CPUs", {})
     with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
         tmp = Path(tmp)
         spec = {
@@ -138,16 +141,17 @@ def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
     cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
     # The child's output goes to a file: a pipe could fill up while the parent samples memory.
     with open(tmp / "child.log", "w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True)
+        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True, preexec_fn=_die_with_parent)
         sampler = _UssSampler(proc.pid)
         sampler.start()
         try:
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
             return WorkerResult("failed", f"timed out after {timeout_s:.0f} s", {})
-        finally:
+        finally:  # on a timeout, Ctrl-C or SIGTERM alike: no worker outlives the measurement
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             sampler.stop()
         log.seek(0)
         stderr = log.read()
@@ -166,6 +170,23 @@ def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
         memory["peak_uss"] = max(memory["uss_end"], sampler.peak / (1024 * 1024))
         memory["uss_samples"] = sampler.samples
     return WorkerResult(raw["status"], raw.get("error"), raw, None, raw.get("exit_code"))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel kills it if the harness's process dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _child_env() -> dict[str, str]:

@@ -20,11 +20,14 @@ def detect_format(path: str | Path) -> str:
         raise ModelLoadError(f"{path}: a folder, but not a SavedModel (no saved_model.pb)")
     if not path.exists():
         raise ModelLoadError(f"{path}: file not found")
+    if not path.is_file():  # a FIFO would block the read forever; a device never ends
+        raise ModelLoadError(f"{path}: not a regular file (a FIFO, device or socket is never read)")
     fmt = _BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(_BY_SUFFIX))
         raise ModelLoadError(f"{path}: unknown model extension '{path.suffix}'; known: {known}")
-    head = path.read_bytes()[:64]
+    with open(path, "rb") as fh:
+        head = fh.read(64)
     if not head:
         raise ModelLoadError(f"{path}: empty file")
     problem = _check_magic(fmt, head)

@@ -151,7 +151,7 @@ def test_run_works_from_the_packaged_suite_and_profiles(venv):
     )
     (work / "quick-cpu.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     _ok(_run([edge_opt, "run", "quick-cpu.yaml", "--out", "out", "--quiet"], cwd=work, env=env, timeout=300))
-    (run_dir,) = [p for p in (work / "out").iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (work / "out").iterdir() if (p / "results.json").is_file()]
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["targets"]) == ["cpu"]
     recs = results["measurements"]
