@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.errors import ModelLoadError
 from edge_opt.fileio import write_json_atomic
@@ -203,7 +205,27 @@ class ArtifactWriter:
         return load_artifact(self.final)
 
 
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a file name inside the folder: no '/', no '..'
+
+
+class _Manifest(BaseModel):
+    """What edge-opt reads from a manifest.json; other fields are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    parent: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    format: Literal["keras", "tflite", "onnx", "openvino"]
+    precision: str
+    model_file: str = Field(pattern=_NAME)
+    files: dict[Annotated[str, Field(pattern=_NAME)], str] = Field(default_factory=dict)
+    notes: dict[str, Any] = Field(default_factory=dict)
+    size_bytes: dict[str, int] = Field(default_factory=dict)
+
+
 def load_artifact(folder: str | Path) -> Artifact:
+    """Read an artifact folder; a missing, corrupt or foreign manifest is one clear error (exit 2)."""
+    from edge_opt.config import validate
+
     folder = Path(folder)
     path = folder / MANIFEST
     try:
@@ -212,6 +234,14 @@ def load_artifact(folder: str | Path) -> Artifact:
         raise ModelLoadError(f"{folder}: not an artifact (no {MANIFEST})") from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{path}: corrupt manifest: {exc.msg} at line {exc.lineno}") from None
+    except (UnicodeDecodeError, RecursionError, OSError) as exc:
+        raise ModelLoadError(f"{path}: unreadable manifest: {type(exc).__name__}") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: corrupt manifest: expected an object, got {type(manifest).__name__}")
+    validate(_Manifest, manifest, path)
+    manifest.setdefault("notes", {})
+    manifest.setdefault("label", manifest.get("pass") or "artifact")
+    manifest.setdefault("pass", "unknown")
     return Artifact(folder, manifest)
 
 

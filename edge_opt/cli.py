@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.errors import EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
 
 app = typer.Typer(
     name="edge-opt",
@@ -62,6 +62,37 @@ def _handled(fn):
     return wrapper
 
 
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable_dir(value: Path | None) -> Path | None:
+    """``--out``: a folder (or a path where one can be made) this user may write."""
+    if value is None:
+        return value
+    if value.exists() and not value.is_dir():
+        raise typer.BadParameter(f"{value} exists and is not a folder", param_hint="'--out'")
+    base = _nearest_existing(value)
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{base} is not writable, so {value} cannot hold results", param_hint="'--out'")
+    return value
+
+
+def _writable_file(value: Path | None) -> Path | None:
+    """``--json PATH``: a file path (not a folder) whose folder this user may write."""
+    if value is None:
+        return value
+    if value.is_dir():
+        raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint="'--json'")
+    base = _nearest_existing(value.parent)
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint="'--json'")
+    return value
+
+
 def _console(stderr: bool = False, file=None):
     from rich.console import Console
 
@@ -75,7 +106,9 @@ def _console(stderr: bool = False, file=None):
 @_handled
 def run(
     suite: str = typer.Argument(None, help="Suite YAML (default: benchmarks/default.yaml) or a suite name."),
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for the run folder and history.sqlite."),
+    out: Path = typer.Option(
+        Path("reports"), "--out", help="Folder for the run folder and history.sqlite.", callback=_writable_dir
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """The main job: train, convert for every target profile, measure, report.
@@ -137,7 +170,7 @@ def bench(
     max_time: float = typer.Option(
         60.0, "--max-time", min=0.001, help="Stop warm-up and timing after this many seconds each."
     ),
-    json_out: Path = typer.Option(None, "--json", help="Write the measurement record here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=_writable_file),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
     ),
@@ -209,7 +242,7 @@ def gate(
         False, "--allow-skipped", help="Skipped measurements (no device here) do not fail."
     ),
     every: bool = typer.Option(False, "--every", help="Every measurement must meet the budgets, not just the chosen."),
-    json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here.", callback=_writable_file),
 ) -> None:
     """Check a run against budgets; exit 0 when every check passes, 1 when one fails.
 
@@ -263,7 +296,7 @@ def compare(
     run_a: Path = typer.Argument(..., help="The baseline run folder (e.g. last release, or device A)."),
     run_b: Path = typer.Argument(..., help="The run to compare with it."),
     fail_on: str = typer.Option(None, "--fail-on", help="Exit 1 when a median is this much slower (e.g. 10%)."),
-    json_out: Path = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the comparison as JSON here.", callback=_writable_file),
 ) -> None:
     """Compare the same measurements across two runs or devices: median change, with a
     Mann-Whitney U test on the raw samples (p < 0.01) before a change is called one."""
@@ -305,7 +338,7 @@ def compare(
 def optimize(
     model: Path = typer.Argument(..., help="Your Keras model: .keras, .h5 or a SavedModel folder."),
     target: str = typer.Option(..., "--target", help="Target profile name (cpu, gpu, edgetpu, mobile) or YAML."),
-    out: Path = typer.Option(..., "--out", help="Folder for the artifacts and summary.json."),
+    out: Path = typer.Option(..., "--out", help="Folder for the artifacts and summary.json.", callback=_writable_dir),
     calibration: Path = typer.Option(None, "--calibration", help="Calibration rows: .npy, .npz (x) or .csv."),
     random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on random inputs."),
     train: Path = typer.Option(None, "--train", help="Labelled rows (.npz x+y, .csv with a label column)."),
@@ -403,7 +436,7 @@ def fairness(
     min_size: int = typer.Option(30, "--min-size", min=1, help="Slices smaller than this are marked small."),
     n_boot: int = typer.Option(200, "--boot", min=0, help="Bootstrap resamples for the CIs (0: none)."),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
     ),
@@ -435,7 +468,7 @@ def robustness(
     pgd_steps: int = typer.Option(10, "--pgd-steps", min=1),
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
     ),
@@ -473,7 +506,7 @@ def explain(
     rows: int = typer.Option(400, "--rows", min=10, help="Rows for permutation importance and PDP."),
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
     ),
@@ -508,7 +541,7 @@ def drift(
     artifact: Path = typer.Option(None, "--artifact", help="Also measure prediction drift through this model."),
     p_value: float = typer.Option(0.01, "--p-value", help="Drift needs a test p-value below this ..."),
     psi: float = typer.Option(0.1, "--psi", help="... and a population stability index above this."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = typer.Option(
         False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
     ),
@@ -655,8 +688,23 @@ def main() -> None:
 
     # SIGTERM ends the command like Ctrl-C: clean-up runs (staging folders, temporary files)
     # and running workers are stopped; they also die with this process if it is killed.
+    from typer._click.exceptions import ClickException, UsageError  # typer vendors click
+    from typer.exceptions import Abort
+
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:  # one line, like every other bad input
+        where = f"edge-opt {exc.ctx.info_name}" if exc.ctx and exc.ctx.info_name != "edge-opt" else "edge-opt"
+        print(f"edge-opt: error: {exc.format_message()} (see {where} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except ClickException as exc:
+        print(f"edge-opt: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Abort:
+        print("edge-opt: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

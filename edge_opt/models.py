@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])  # mlp: dense widths; cnn: conv filters
+    # mlp: dense widths; cnn: conv filters (bounded: a model for an edge device, not a typo's 2e8)
+    hidden: list[Annotated[int, Field(ge=1, le=16384)]] = Field(default_factory=lambda: [256, 128])
     dropout: float = Field(default=0.1, ge=0, lt=1)
     epochs: int = Field(default=4, ge=1)
     batch_size: int = Field(default=256, ge=1)

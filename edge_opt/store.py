@@ -11,13 +11,54 @@ import io
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from edge_opt.errors import BadInputError
+from edge_opt.errors import BadInputError, first_line
 from edge_opt.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 RESULTS = "results.json"
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ArtifactRef(_Loose):
+    id: str
+    format: str
+    precision: str
+    label: str | None = None
+    path: str | None = None
+
+
+class _RuntimeRef(_Loose):
+    name: str | None = None
+    device: str | None = None
+    threads: int | None = None
+
+
+class _Record(_Loose):
+    id: str
+    status: Literal["ok", "failed", "skipped"]
+    target: str | None = None
+    task: str | None = None
+    artifact: _ArtifactRef
+    runtime: _RuntimeRef
+    error: str | None = None
+    latency_ms: dict[str, Any] | None = None
+    size_bytes: dict[str, Any] | None = None
+
+
+class _Results(_Loose):
+    run_id: str
+    measurements: list[_Record]
+    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
 SAMPLES = "samples.npz"
 
 
@@ -56,10 +97,13 @@ def load_run(run_dir: str | Path) -> dict:
         raise BadInputError(f"{run_dir}: no {RESULTS} here (is it a finished run folder?)")
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: corrupt results file: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadInputError(f"{path}: corrupt results file: {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(results, dict) or "measurements" not in results:
         raise BadInputError(f"{path}: not an edge-opt results file (no 'measurements')")
+    from edge_opt.config import validate
+
+    validate(_Results, results, path)  # the fields every reader relies on, typed
     return results
 
 
@@ -156,6 +200,9 @@ def append_history(db: Path, results: dict) -> None:
             )
         )
     with contextlib.closing(_connect(db)) as con, con:  # a transaction: all rows of the run or none
+        # One writer at a time from the schema check to the commit: two runs finishing together
+        # must not both add the same column (the busy timeout makes the second one wait).
+        con.execute("BEGIN IMMEDIATE")
         con.execute(_SCHEMA)
         have = {row[1] for row in con.execute("PRAGMA table_info(measurements)")}
         for name, kind in _ADDED:

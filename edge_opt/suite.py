@@ -71,7 +71,7 @@ class Suite(_Strict):
     # Part of the run folder's name: letters, digits, '-', '_' only, so no path leaves --out.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # NumPy's and TensorFlow's seed range
     tasks: list[TaskConfig] = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     harness: HarnessConfig = HarnessConfig()

@@ -52,7 +52,7 @@ class Predictor:
         self.input_shape = tuple(shape[1:])  # without the batch dimension
 
     def _start(self, threads: int, precision: str | None, trust_model: bool) -> list[int]:
-        from edge_opt.bench.harness import _child_env, _die_with_parent
+        from edge_opt.bench.harness import _child_env
 
         spec = {
             "path": str(self.path),
@@ -67,7 +67,6 @@ class Predictor:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=_child_env(),
-            preexec_fn=_die_with_parent,
         )
         hello, _ = self._header("loading it")
         return hello["input_shape"]

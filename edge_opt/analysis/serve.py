@@ -45,6 +45,9 @@ def receive(inp) -> tuple[dict | None, np.ndarray | None]:
 
 
 def main(argv: list[str]) -> int:
+    from edge_opt.procs import die_with_parent
+
+    die_with_parent()
     spec = json.loads(argv[1])
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the protocol stream; fd 1 now goes to stderr

@@ -141,7 +141,7 @@ def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
     cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
     # The child's output goes to a file: a pipe could fill up while the parent samples memory.
     with open(tmp / "child.log", "w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True)
         sampler = _UssSampler(proc.pid)
         sampler.start()
         try:
@@ -180,17 +180,10 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel kills it if the harness's process dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
+    from edge_opt.procs import child_env
+
+    env = child_env(dict(os.environ))  # the worker dies with this process (edge_opt.procs)
     # The child sees the same modules as the parent (an editable install, a plug-in backend).
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

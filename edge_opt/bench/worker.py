@@ -46,6 +46,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+#: The most bytes one input tensor may take (a typo like 100000,100000,3 is 112 GiB).
+MAX_INPUT_BYTES = 2 * 1024**3
+
+
 def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -> dict | None:
     """Static input shapes to run with, from the model, ``--shape`` and a default batch."""
     user_shapes = dict(user_shapes or {})
@@ -66,6 +70,12 @@ def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -
                 )
             if any(d < 1 for d in shape):
                 raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} must have positive dimensions")
+            nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
+            if nbytes > MAX_INPUT_BYTES:
+                raise BadInputError(
+                    f"--shape {spec.name}:{_fmt(shape)} is {nbytes / 1024**3:.1f} GiB of input, "
+                    f"more than edge-opt allocates ({MAX_INPUT_BYTES / 1024**3:.0f} GiB)"
+                )
             changed |= shape != spec.shape
         elif spec.dynamic:
             shape = list(spec.shape)
@@ -183,6 +193,9 @@ def run(spec: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    from edge_opt.procs import die_with_parent
+
+    die_with_parent()
     spec_path, result_path = argv[1], argv[2]
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)

@@ -1,0 +1,89 @@
+"""Bad input is exit 2 with one line on stderr, never exit 3 or a traceback (before: 41 cases)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import assert_clean_error, run_cli
+
+
+def _artifact_copy(tmp_path, art):
+    folder = tmp_path / "art"
+    shutil.copytree(art.folder, folder)
+    (folder / "manifest.json").chmod(0o644)
+    return folder
+
+
+def _manifest(**fields) -> bytes:
+    return json.dumps({"format": "tflite", "precision": "fp32", **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfe not utf-8 \x00", "unreadable manifest"),
+        (b"[]", "expected an object"),
+        (b"[" * 100_000, "manifest"),
+        (_manifest(id="a"), "field 'model_file'"),
+        (_manifest(id="a", model_file="../../model.tflite"), "field 'model_file'"),
+        (_manifest(id="a/../b", model_file="m"), "field 'id'"),
+    ],
+)
+def test_a_corrupt_or_forged_manifest_is_one_line(tmp_path, tiny_artifacts, content, says):
+    folder = _artifact_copy(tmp_path, tiny_artifacts["tflite"])
+    (folder / "manifest.json").write_bytes(content)
+    assert_clean_error(run_cli("fairness", str(folder), "--rows", "50"), says)
+
+
+def test_a_results_file_of_the_wrong_shape_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"run_id": "r", "measurements": [{"id": "x", "status": 5}]}))
+    assert_clean_error(run_cli("gate", str(run)), "field 'measurements.0.")
+    (run / "results.json").write_bytes(b"\xff\xfe\x00")
+    assert_clean_error(run_cli("report", str(run)), "corrupt results file")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda s: s.update(seed=1e30), "field 'seed'"),
+        (lambda s: s["tasks"][0]["model"].update(hidden=[200_000_000]), "field 'tasks.0.model.hidden.0'"),
+    ],
+)
+def test_absurd_suite_numbers_are_config_errors(tmp_path, change, says):
+    suite = yaml.safe_load(open("benchmarks/quick.yaml"))
+    change(suite)
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert_clean_error(run_cli("run", str(path), "--out", str(tmp_path / "out")), says)
+
+
+def test_a_suite_nested_thousands_of_levels_deep(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: deep\ntasks: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_clean_error(run_cli("run", str(path), "--out", str(tmp_path / "out")), "deep.yaml")
+
+
+def test_an_input_shape_too_large_for_memory(tiny_artifacts):
+    proc = run_cli("bench", str(tiny_artifacts["onnx"].model_path), "--shape", "100000,100000,3")
+    # The ONNX model takes (batch, 108): the shape does not fit, or is refused for its size.
+    assert_clean_error(proc, "--shape")
+    proc = run_cli("bench", str(tiny_artifacts["onnx"].model_path), "--shape", "10000000,108")
+    assert_clean_error(proc, "GiB of input")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("bench",), "Missing argument 'model'"),
+        (("run", "--nope"), "No such option: --nope"),
+        (("nope",), "No such command"),
+    ],
+)
+def test_usage_errors_are_one_line(args, says):
+    assert_clean_error(run_cli(*args), says)
