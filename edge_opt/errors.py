@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -38,6 +40,20 @@ class RuntimeFailure(EdgeOptError):
     """A runtime failed (or crashed) while measuring."""
 
     exit_code = EXIT_INTERNAL
+
+
+_LOCATION = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
+
+
+def runtime_message(exc: BaseException) -> str:
+    """A native runtime's message without its source locations, on one line.
+
+    OpenVINO's first line is only ``Exception from src/inference/src/cpp/core.cpp:84:``;
+    the reason comes after (``node <layer> is missing mandatory attribute: version``).
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    kept = [ln for ln in lines if not _LOCATION.match(ln)]
+    return ": ".join(kept) if kept else first_line(exc)
 
 
 def first_line(exc: BaseException) -> str:

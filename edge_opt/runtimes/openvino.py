@@ -6,7 +6,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.errors import ModelLoadError, runtime_message
 from edge_opt.runtimes.base import Backend, TensorSpec, batched
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}
@@ -71,7 +71,7 @@ class OpenVINOBackend(Backend):
                 config["INFERENCE_NUM_THREADS"] = str(self.threads)
             self._compiled = core.compile_model(model, _DEVICES[self.device], config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long text
-            raise ModelLoadError(f"{path}: OpenVINO cannot load it: {first_line(exc)}") from None
+            raise ModelLoadError(f"{path}: OpenVINO cannot load it: {runtime_message(exc)}") from None
         self._request = self._compiled.create_infer_request()
 
     def executed_precision(self) -> str | None:

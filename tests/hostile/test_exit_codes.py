@@ -87,3 +87,24 @@ def test_an_input_shape_too_large_for_memory(tiny_artifacts):
 )
 def test_usage_errors_are_one_line(args, says):
     assert_clean_error(run_cli(*args), says)
+
+
+def test_a_runtime_error_keeps_its_meaning_not_only_a_source_location(tmp_path):
+    """Before: OpenVINO's errors were cut to 'Exception from src/inference/src/cpp/core.cpp:84:'."""
+    xml = tmp_path / "model.xml"
+    xml.write_text(
+        '<?xml version="1.0"?>\n<net name="x" version="11"><layers><layer id="0" type="Parameter" name="x">'
+        '<data shape="1,4" element_type="f32"/></layer></layers></net>\n'
+    )
+    (tmp_path / "model.bin").write_bytes(b"")
+    proc = run_cli("bench", str(xml), "--runs", "1", "--min-time", "0")
+    assert_clean_error(proc, "missing mandatory attribute: version")
+    assert "core.cpp" not in proc.stderr
+
+
+def test_runtime_message_drops_source_locations():
+    from edge_opt.errors import runtime_message
+
+    exc = RuntimeError("Exception from src/a.cpp:84:\nCheck 'false' failed at src/b.cpp:53:\nBad model\n\n")
+    assert runtime_message(exc) == "Bad model"
+    assert runtime_message(RuntimeError("plain")) == "plain"
