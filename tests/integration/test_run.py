@@ -55,11 +55,15 @@ def test_run_writes_results_reports_and_history(quick_run):
     } <= ok
     # Where a device or precision is missing the record is skipped with the reason, never run on the
     # CPU (or in fp32) instead; where it is present, it ran there. Either way the record says which.
+    from edge_opt.bench.harness import usable_cpus
     from edge_opt.runtimes import get_backend_class
 
     for rec in recs:
         rt = rec["runtime"]
         if rt["name"] in ("-", "keras") or rec["status"] == "failed":
+            continue
+        if rt["threads"] > usable_cpus():  # a machine with fewer CPUs than the profile's thread counts
+            assert rec["status"] == "skipped" and "threads asked" in rec["error"], rec
             continue
         reason = get_backend_class(rt["name"]).cannot_run(rt["device"], rt.get("precision_requested"))
         if reason:
