@@ -62,6 +62,13 @@ def _handled(fn):
     return wrapper
 
 
+def _trust_option():
+    """``--trust-model``: the command line's decision, the only one, to let a model's code run."""
+    return typer.Option(
+        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
+    )
+
+
 def _nearest_existing(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:
@@ -171,9 +178,7 @@ def bench(
         60.0, "--max-time", min=0.001, help="Stop warm-up and timing after this many seconds each."
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=_writable_file),
-    trust_model: bool = typer.Option(
-        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
-    ),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """Benchmark one model file on random inputs of its input dtype, in a fresh process."""
     from edge_opt.artifacts import gzip_size, sha256_file
@@ -342,7 +347,7 @@ def optimize(
     calibration: Path = typer.Option(None, "--calibration", help="Calibration rows: .npy, .npz (x) or .csv."),
     random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on random inputs."),
     train: Path = typer.Option(None, "--train", help="Labelled rows (.npz x+y, .csv with a label column)."),
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow Lambda layers' code in the model file."),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
 
@@ -437,9 +442,7 @@ def fairness(
     n_boot: int = typer.Option(200, "--boot", min=0, help="Bootstrap resamples for the CIs (0: none)."),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
-    trust_model: bool = typer.Option(
-        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
-    ),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """Per-slice metrics and fairness of a deployed file, as deltas against the float model."""
     from edge_opt.analysis.fairness import fairness_check, render_fairness
@@ -469,9 +472,7 @@ def robustness(
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
-    trust_model: bool = typer.Option(
-        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
-    ),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """FGSM/PGD transfer from the float model, a black-box attack on the file, and noise."""
     from edge_opt.analysis.inputs import eval_data
@@ -507,9 +508,7 @@ def explain(
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
-    trust_model: bool = typer.Option(
-        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
-    ),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """SHAP, permutation importance, PDP/ICE (and LIME, integrated gradients) on a deployed file,
     with their stability against the float model."""
@@ -542,9 +541,7 @@ def drift(
     p_value: float = typer.Option(0.01, "--p-value", help="Drift needs a test p-value below this ..."),
     psi: float = typer.Option(0.1, "--psi", help="... and a population stability index above this."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
-    trust_model: bool = typer.Option(
-        False, "--trust-model", help="Let Keras Lambda code in the model files run (only for files you trust)."
-    ),
+    trust_model: bool = _trust_option(),
 ) -> None:
     """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted."""
     from edge_opt.analysis.drift import drift_check, load_table, render_drift

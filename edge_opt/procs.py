@@ -9,9 +9,14 @@ import sys
 PARENT_ENV = "EDGE_OPT_PARENT_PID"
 
 
-def child_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` plus this process's pid, for the child's ``die_with_parent``."""
-    return {**env, PARENT_ENV: str(os.getpid())}
+def child_env() -> dict[str, str]:
+    """The environment of an edge-opt worker: it sees the same modules as this process (an
+    editable install, a plug-in backend), and this pid, for its ``die_with_parent``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env[PARENT_ENV] = str(os.getpid())
+    return env
 
 
 def die_with_parent() -> None:

@@ -52,7 +52,7 @@ class Predictor:
         self.input_shape = tuple(shape[1:])  # without the batch dimension
 
     def _start(self, threads: int, precision: str | None, trust_model: bool) -> list[int]:
-        from edge_opt.bench.harness import _child_env
+        from edge_opt.procs import child_env
 
         spec = {
             "path": str(self.path),
@@ -66,7 +66,7 @@ class Predictor:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=_child_env(),
+            env=child_env(),
         )
         hello, _ = self._header("loading it")
         return hello["input_shape"]

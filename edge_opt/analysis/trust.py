@@ -14,7 +14,6 @@ The registry lists the built-in checks in the order they run; a plug-in is named
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from edge_opt.analysis.data import EvalData
-from edge_opt.errors import ConfigError
+from edge_opt.plugins import load_class
 from edge_opt.suite import ExplainConfig, FairnessConfig, RobustnessConfig
 
 
@@ -165,14 +164,4 @@ def trust_check_names() -> list[str]:
 
 
 def get_trust_check(name: str) -> TrustCheck:
-    target = _BUILTIN.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown trust check '{name}'; known: {', '.join(_BUILTIN)} (or module:Class)")
-    module, _, attr = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"trust check '{name}' cannot be imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, TrustCheck)):
-        raise ConfigError(f"trust check '{name}' is not an edge-opt TrustCheck subclass")
-    return cls()
+    return load_class(name, _BUILTIN, TrustCheck, "trust check", list(_BUILTIN))()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_opt.bench.stats import summarize
+from edge_opt.procs import child_env
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
     cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
     # The child's output goes to a file: a pipe could fill up while the parent samples memory.
     with open(tmp / "child.log", "w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(cmd, env=_child_env(), stdout=log, stderr=log, text=True)
+        proc = subprocess.Popen(cmd, env=child_env(), stdout=log, stderr=log, text=True)
         sampler = _UssSampler(proc.pid)
         sampler.start()
         try:
@@ -178,16 +179,6 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def _child_env() -> dict[str, str]:
-    from edge_opt.procs import child_env
-
-    env = child_env(dict(os.environ))  # the worker dies with this process (edge_opt.procs)
-    # The child sees the same modules as the parent (an editable install, a plug-in backend).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 def _tail(text: str, lines: int = 5) -> str:

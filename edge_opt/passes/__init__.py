@@ -7,10 +7,8 @@ attribute of its class, declared once. A plug-in pass is named ``module:Class``.
 
 from __future__ import annotations
 
-import importlib
-
-from edge_opt.errors import ConfigError
 from edge_opt.passes.base import Pass, PassContext
+from edge_opt.plugins import load_class
 
 _BUILTIN: dict[str, str] = {
     "tflite": "edge_opt.passes.convert:TFLitePass",
@@ -36,17 +34,7 @@ def pass_names() -> list[str]:
 
 def pass_class(name: str) -> type[Pass]:
     """The class of a built-in pass, or of a plug-in named ``module:Class``."""
-    target = _BUILTIN.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown pass '{name}'; known: {', '.join(sorted(_BUILTIN))} (or module:Class)")
-    module, _, attr = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"pass '{name}' cannot be imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Pass)):
-        raise ConfigError(f"pass '{name}' is not an edge-opt Pass subclass")
-    return cls
+    return load_class(name, _BUILTIN, Pass, "pass", sorted(_BUILTIN))
 
 
 def get_pass(name: str) -> Pass:

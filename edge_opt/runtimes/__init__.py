@@ -8,9 +8,7 @@ validating backends stays cheap. A third-party backend is named ``module:Class``
 
 from __future__ import annotations
 
-import importlib
-
-from edge_opt.errors import ConfigError
+from edge_opt.plugins import load_class
 from edge_opt.runtimes.base import Backend, TensorSpec
 from edge_opt.runtimes.formats import FORMATS, detect_format
 
@@ -37,17 +35,7 @@ def formats_of(name: str) -> tuple[str, ...]:
 
 
 def get_backend_class(name: str) -> type[Backend]:
-    target = _REGISTRY.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
-    module, _, attr = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"runtime '{name}' cannot be imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ConfigError(f"runtime '{name}' is not an edge-opt Backend subclass (edge_opt.runtimes.base.Backend)")
-    return cls
+    return load_class(name, _REGISTRY, Backend, "runtime", runtime_names())
 
 
 __all__ = [
