@@ -19,7 +19,7 @@ from pathlib import Path
 from statistics import mean
 
 from edge_opt.datasets import load_dataset
-from edge_opt.models import ModelConfig, train_artifact
+from edge_opt.models import ModelConfig, load_keras, train_artifact
 from edge_opt.passes.base import PassContext
 from edge_opt.passes.distill import DistillPass, accuracy, train_student_alone
 
@@ -45,14 +45,13 @@ def key(student: dict) -> str:
 
 
 def run_dataset(name: str, settings: list[dict], seeds: list[int], work: Path) -> dict:
-    from edge_opt._tf import keras
 
     data = load_dataset(name)
     n = data.n_classes
     res = {"teacher": [], "alone": {}, "distilled": [[] for _ in settings]}
     for seed in seeds:
         root = train_artifact(TEACHERS[name], data, name, work / name, seed=seed)
-        teacher = keras().models.load_model(str(root.model_path), compile=False)
+        teacher = load_keras(root.model_path)
         res["teacher"].append(
             (accuracy(teacher, data.x_val, data.y_val, n), accuracy(teacher, data.x_test, data.y_test, n))
         )
@@ -60,7 +59,7 @@ def run_dataset(name: str, settings: list[dict], seeds: list[int], work: Path) -
         for i, setting in enumerate(settings):
             cfg = DistillPass().config(setting)
             art = DistillPass().apply(root, setting, work / name, PassContext(data=data, seed=seed))
-            student = keras().models.load_model(str(art.model_path), compile=False)
+            student = load_keras(art.model_path)
             res["distilled"][i].append(
                 (art.manifest["notes"]["student_val_accuracy"], accuracy(student, data.x_test, data.y_test, n))
             )
