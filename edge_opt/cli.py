@@ -117,46 +117,72 @@ def run(
         Path("reports"), "--out", help="Folder for the run folder and history.sqlite.", callback=_writable_dir
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the newest unfinished run of this suite in OUT (killed or interrupted), re-using "
+        "its finished artifacts, measurements and trust checks; start a new run when there is none.",
+    ),
 ) -> None:
     """The main job: train, convert for every target profile, measure, report.
 
     Writes OUT/<run-id>/results.json (every measurement, with provenance), samples.npz
     (raw latency samples), report.md and report.json, artifacts/ (each with its
-    manifest), and appends to OUT/history.sqlite.
+    manifest), and appends to OUT/history.sqlite. An interrupted run keeps what it
+    finished in OUT/.partial-<run-id>/ for --resume.
     """
-    from edge_opt.runner import plan_steps, run_suite
+    from edge_opt.runner import plan_steps
     from edge_opt.suite import load_suite
     from edge_opt.targets import load_profile
 
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
     total = plan_steps(spec, profiles)
-    options = {"suite": suite or "default", "out": str(out)}
-    with _native_logs_to(_native_log(out)) as (term_out, _):
-        console = _console(file=term_out)
-        if quiet:
-            result = run_suite(spec, out, options=options)
-        else:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=console, transient=True) as bar:
-                task = bar.add_task("starting", total=total)
-                steps = {"n": 0}
-
-                def progress(desc: str) -> None:
-                    if steps["n"]:
-                        bar.advance(task)
-                    steps["n"] += 1
-                    bar.update(task, description=desc)
-
-                result = run_suite(spec, out, progress=progress, options=options)
+    options = {"suite": suite or "default", "out": str(out), "resume": resume}
+    try:
+        result = _run_with_progress(spec, out, options, total, quiet, resume)
+    except KeyboardInterrupt:
+        again = " ".join(a for a in ("edge-opt run", suite, f"--out {out}", "--resume") if a)
+        print(f"edge-opt: what the run finished is kept; `{again}` continues it", file=sys.stderr)
+        raise
+    if result.resumed:
+        reused = result.results["resumed"]["reused"]
+        print(
+            f"edge-opt: resumed {out / result.resumed}: re-used {reused['measurements']} measurement(s) "
+            f"and {reused['checks']} task(s) of trust checks",
+            file=sys.stderr,
+        )
+    elif resume:
+        print(f"edge-opt: no unfinished run of suite '{spec.name}' in {out}; ran it anew", file=sys.stderr)
     for name in result.removed:
         print(f"edge-opt: removed {out / name}, left by a run that did not finish", file=sys.stderr)
     console = _console()
     _print_table(console, result.results)
     console.print(f"\nRun folder: {result.run_dir}  ({result.results['duration_s']} s)")
     console.print(f"Report: {result.run_dir / 'report.md'}")
+
+
+def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool):
+    from edge_opt.runner import run_suite
+
+    with _native_logs_to(_native_log(out)) as (term_out, _):
+        console = _console(file=term_out)
+        if quiet:
+            return run_suite(spec, out, options=options, resume=resume)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("starting", total=total)
+            steps = {"n": 0}
+
+            def progress(desc: str) -> None:
+                if steps["n"]:
+                    bar.advance(task)
+                steps["n"] += 1
+                bar.update(task, description=desc)
+
+            return run_suite(spec, out, progress=progress, options=options, resume=resume)
 
 
 @app.command()

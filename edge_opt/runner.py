@@ -3,10 +3,18 @@
 One failing pipeline or measurement is recorded and the run goes on. The run is staged in
 ``OUT/.partial-<run-id>/`` and renamed to ``OUT/<run-id>/`` once complete, so a killed
 run never leaves something that looks like a finished result.
+
+A staging folder keeps a journal of what is finished (``.journal/``: each scored
+measurement, the float model's predictions, each task's trust checks) next to the
+artifacts, which are content-addressed. ``run --resume`` takes over the newest staging
+folder of a dead run of the same suite and re-uses all of it: nothing finished is built,
+measured or checked again.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import time
@@ -19,8 +27,9 @@ import numpy as np
 
 from edge_opt.artifacts import Artifact
 from edge_opt.bench.harness import HarnessOptions, measure
-from edge_opt.errors import EdgeOptError
-from edge_opt.records import Measurement, build_record
+from edge_opt.errors import BadInputError, EdgeOptError
+from edge_opt.fileio import write_bytes_atomic, write_json_atomic
+from edge_opt.records import Measurement, build_record, record_id
 from edge_opt.runtimes import formats_of
 from edge_opt.suite import Suite, TaskConfig
 from edge_opt.targets import TargetProfile, load_profile
@@ -33,6 +42,53 @@ class RunResult:
     run_dir: Path
     results: dict
     removed: list[str] = field(default_factory=list)  # staging folders of dead runs cleaned at the start
+    resumed: str | None = None  # the staging folder this run took over (--resume)
+
+
+class Journal:
+    """What a staged run has finished, written as it finishes, so that a killed run can resume.
+
+    ``.journal/<record-id>.json`` holds a scored measurement (ok or skipped: a failed one is
+    measured again), ``<task>.reference.npy`` the float model's predicted labels (the other
+    records are scored against them), ``<task>.checks.json`` a task's trust checks.
+    """
+
+    def __init__(self, stage: Path) -> None:
+        self.dir = stage / ".journal"
+        self.dir.mkdir(exist_ok=True)
+        self.reused = {"measurements": 0, "checks": 0}
+
+    def measurement(self, rec_id: str) -> Measurement | None:
+        path = self.dir / f"{rec_id}.json"
+        if not path.is_file():
+            return None
+        rec = Measurement(**json.loads(path.read_text(encoding="utf-8")))
+        self.reused["measurements"] += 1
+        return rec
+
+    def save_measurement(self, rec: Measurement) -> None:
+        if rec.status in ("ok", "skipped"):
+            write_json_atomic(self.dir / f"{rec.id}.json", rec.to_json())
+
+    def labels(self, task: str) -> np.ndarray | None:
+        path = self.dir / f"{task}.reference.npy"
+        return np.load(path, allow_pickle=False) if path.is_file() else None
+
+    def save_labels(self, task: str, labels: np.ndarray | None) -> None:
+        if labels is not None:
+            buf = io.BytesIO()
+            np.save(buf, labels, allow_pickle=False)
+            write_bytes_atomic(self.dir / f"{task}.reference.npy", buf.getvalue())
+
+    def checks(self, task: str) -> dict | None:
+        path = self.dir / f"{task}.checks.json"
+        if not path.is_file():
+            return None
+        self.reused["checks"] += 1
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def save_checks(self, task: str, checks: dict) -> None:
+        write_json_atomic(self.dir / f"{task}.checks.json", checks)
 
 
 def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
@@ -55,7 +111,12 @@ def _output_format(pass_name: str) -> str:
 
 
 def run_suite(
-    suite: Suite, out: Path, *, progress: Progress = lambda _: None, options: dict | None = None
+    suite: Suite,
+    out: Path,
+    *,
+    progress: Progress = lambda _: None,
+    options: dict | None = None,
+    resume: bool = False,
 ) -> RunResult:
     from edge_opt.provenance import provenance
     from edge_opt.store import check_history
@@ -63,15 +124,19 @@ def run_suite(
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
     out = Path(out)
     check_history(out / "history.sqlite")  # a corrupt one is exit 2 now, not after the run
+    plan = _plan_identity(suite, profiles)
+    taken = _take_over(out, suite.name, plan) if resume else None
     removed = _clean_stale(out)
-    run_id, stage = _new_stage(out, suite.name)
+    run_id, stage = taken or _new_stage(out, suite.name)
+    write_json_atomic(stage / ".plan.json", plan)
+    journal = Journal(stage)
     started = time.perf_counter()
     harness = HarnessOptions(**suite.harness.model_dump())
     records: list[Measurement] = []
     checks: dict[str, dict] = {}
     try:
         for task in suite.tasks:
-            task_records, checks[task.name] = _run_task(task, suite, profiles, stage, harness, progress)
+            task_records, checks[task.name] = _run_task(task, suite, profiles, stage, harness, progress, journal)
             records += task_records
         results = {
             "schema": "edge-opt/results/1",
@@ -83,22 +148,79 @@ def run_suite(
             "targets": {p.name: p.to_dict() for p in profiles},
             "measurements": [rec.to_json() for rec in records],
             "checks": checks,
+            # A resumed run: how much of it the killed run had finished (None for a run in one go).
+            "resumed": {"reused": dict(journal.reused)} if taken else None,
         }
         for rec in results["measurements"]:  # paths relative to the run folder, which is renamed below
             if rec["artifact"]["path"]:
                 rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
         from edge_opt.store import write_run
 
+        shutil.rmtree(journal.dir)
+        (stage / ".plan.json").unlink()
+        (stage / ".pid").unlink()
         write_run(stage, results)
         final = out / run_id
         os.replace(stage, final)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the staging folder stays, for --resume
+        raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     from edge_opt.store import append_history
 
     append_history(out / "history.sqlite", results)
-    return RunResult(final, results, removed)
+    return RunResult(final, results, removed, stage.name if taken else None)
+
+
+def _plan_identity(suite: Suite, profiles: list[TargetProfile]) -> dict:
+    """What a resumed run must share with the killed one: the suite and the profiles as loaded."""
+    from edge_opt import __version__
+
+    return {
+        "edge_opt": __version__,
+        "suite": suite.model_dump(mode="json"),
+        "targets": {p.name: p.to_dict() for p in profiles},
+    }
+
+
+def _take_over(out: Path, name: str, plan: dict) -> tuple[str, Path] | None:
+    """The newest staging folder of a dead run of this suite, now this process's (None: none)."""
+    for stage in sorted(out.glob(f".partial-*-{name}*"), reverse=True) if out.is_dir() else []:
+        run_id = stage.name.removeprefix(".partial-")
+        if not _dead(stage) or not _same_suite(run_id, name):
+            continue
+        try:
+            before = json.loads((stage / ".plan.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # killed before it wrote its plan: nothing to re-use
+        if before != plan:
+            raise BadInputError(
+                f"{stage}: the suite, its target profiles or edge-opt changed since that run was killed; "
+                "run without --resume to start again"
+            )
+        (stage / ".pid").write_text(str(os.getpid()), encoding="ascii")
+        for leftover in (stage / "artifacts").glob(".*"):  # an artifact the kill interrupted
+            shutil.rmtree(leftover, ignore_errors=True)
+        return run_id, stage
+    return None
+
+
+def _same_suite(run_id: str, name: str) -> bool:
+    """``20261202-101500-quick`` or ``...-quick-2`` is a run of ``quick``; ``...-quick-x`` is not."""
+    rest = run_id[len("YYYYmmdd-HHMMSS-") :]
+    return rest == name or (rest.startswith(name + "-") and rest[len(name) + 1 :].isdigit())
+
+
+def _dead(stage: Path) -> bool:
+    """Whether the run that staged this folder is gone (killed, or the machine restarted)."""
+    import psutil
+
+    try:
+        pid = int((stage / ".pid").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return True
+    return pid != os.getpid() and not psutil.pid_exists(pid)
 
 
 def _new_stage(out: Path, name: str) -> tuple[str, Path]:
@@ -126,23 +248,23 @@ def _new_stage(out: Path, name: str) -> tuple[str, Path]:
 
 def _clean_stale(out: Path) -> list[str]:
     """Remove the staging folders of runs whose process is gone (killed, or the machine restarted)."""
-    import psutil
-
     removed = []
     for stage in sorted(out.glob(".partial-*")) if out.is_dir() else []:
-        try:
-            pid = int((stage / ".pid").read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            pid = None
-        if pid is not None and pid != os.getpid() and psutil.pid_exists(pid):
-            continue  # a run in progress
+        if not _dead(stage):
+            continue  # a run in progress, or the one this process took over
         shutil.rmtree(stage, ignore_errors=True)
         removed.append(stage.name)
     return removed
 
 
 def _run_task(
-    task: TaskConfig, suite: Suite, profiles, stage: Path, harness: HarnessOptions, progress: Progress
+    task: TaskConfig,
+    suite: Suite,
+    profiles,
+    stage: Path,
+    harness: HarnessOptions,
+    progress: Progress,
+    journal: Journal,
 ) -> tuple[list[Measurement], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
@@ -160,9 +282,13 @@ def _run_task(
         task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config={"train_rows": task.train_rows}
     )
     progress(f"{task.name}: measuring the float model (keras)")
-    reference, outputs = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
-    ref_pred = _labels(outputs, data.n_classes)
-    reference = _score(reference, ref_pred, y_test, None, None)
+    reference, ref_pred = journal.measurement(record_id(root.id, "keras", "cpu", 1)), journal.labels(task.name)
+    if reference is None or (reference.status == "ok" and ref_pred is None):
+        reference, outputs = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
+        ref_pred = _labels(outputs, data.n_classes)
+        reference = _score(reference, ref_pred, y_test, None, None)
+        journal.save_labels(task.name, ref_pred)  # before the record: a record found means its labels are there
+        journal.save_measurement(reference)
     records = [reference]
     ref_acc = reference.accuracy
 
@@ -197,23 +323,30 @@ def _run_task(
                     if key in seen:  # another pipeline ended in the same artifact: measured already
                         continue
                     seen.add(key)
-                    rec, outputs = _measure(
-                        artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
-                    )
-                    records.append(_score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred))
+                    rec = journal.measurement(record_id(artifact.id, rs.runtime, rs.device, threads, rs.precision))
+                    if rec is None:
+                        rec, outputs = _measure(
+                            artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
+                        )
+                        rec = _score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred)
+                        journal.save_measurement(rec)
+                    records.append(rec)
     progress(f"{task.name}: trust checks on the chosen artifacts")
     from edge_opt.analysis.checks import attach, run_checks
 
-    checks = run_checks(
-        data,
-        root,
-        [r.to_json() for r in records],
-        profiles,
-        suite.checks,
-        seed=suite.seed,
-        rows=task.test_rows,
-        progress=progress,
-    )
+    checks = journal.checks(task.name)
+    if checks is None:
+        checks = run_checks(
+            data,
+            root,
+            [r.to_json() for r in records],
+            profiles,
+            suite.checks,
+            seed=suite.seed,
+            rows=task.test_rows,
+            progress=progress,
+        )
+        journal.save_checks(task.name, checks)
     return attach(records, checks), checks
 
 

@@ -88,6 +88,9 @@ def load_suite(path: str | Path | None = None) -> Suite:
         candidate = builtin_dir("benchmarks") / f"{path}.yaml"
         if candidate.is_file():
             path = candidate
+        elif path.parent == Path("."):  # a name, not a path: say which names there are
+            known = ", ".join(sorted(p.stem for p in builtin_dir("benchmarks").glob("*.yaml")))
+            raise ConfigError(f"unknown suite '{path}': not a file, nor a built-in suite ({known})")
     suite = load_model(Suite, path)
     names = [t.name for t in suite.tasks]
     if len(set(names)) != len(names):

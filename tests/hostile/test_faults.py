@@ -211,3 +211,81 @@ def test_a_run_goes_on_when_its_runtime_crashes(tmp_path):
     assert crashed and all(r["status"] == "failed" and r["error"] for r in crashed)
     (entry,) = results["checks"]["adult"]["artifacts"].values()
     assert "crashed with SIGSEGV" in entry["fairness"]["error"]
+
+
+def _start_run(suite: str, out, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, "-m", "edge_opt.cli", "run", suite, "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(paths, proc: subprocess.Popen, timeout: float = 300):
+    """Poll until ``paths()`` finds something, the process ends or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = paths()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"never appeared (rc {proc.poll()}): {proc.stderr.read() if proc.poll() is not None else ''}")
+
+
+def test_a_killed_run_resumes_and_redoes_nothing_it_had_finished(tmp_path):
+    """SIGKILL after the first task's trust checks: --resume re-uses that task whole and does the second."""
+    suite = yaml.safe_load(open(_tiny_suite(tmp_path)))
+    first = suite["tasks"][0]
+    suite["tasks"] = [first, {**first, "name": "adult2"}]
+    suite["checks"]["fairness"] = {"n_boot": 0}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    out = tmp_path / "out"
+    cli = _start_run(str(tmp_path / "suite.yaml"), out)
+    (checks,) = _wait_for(lambda: list(out.glob(".partial-*/.journal/adult.checks.json")), cli)
+    cli.kill()
+    cli.communicate(timeout=60)
+    stage = checks.parent.parent
+    before = {p.name: json.loads(p.read_text()) for p in stage.glob(".journal/*.json")}
+    artifacts = {p.name: p.stat().st_ino for p in (stage / "artifacts").iterdir() if not p.name.startswith(".")}
+    assert before and artifacts
+
+    proc = run_cli("run", str(tmp_path / "suite.yaml"), "--out", str(out), "--quiet", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resumed {stage}" in proc.stderr and "1 task(s) of trust checks" in proc.stderr
+    assert not list(out.glob(".partial-*"))
+    run = out / stage.name.removeprefix(".partial-")
+    results = json.loads((run / "results.json").read_text())
+    assert results["resumed"]["reused"] == {"measurements": len(before) - 1, "checks": 1}
+    assert {r["task"] for r in results["measurements"]} == {"adult", "adult2"}
+    by_id = {r["id"]: r for r in results["measurements"]}
+    for name, rec in before.items():
+        if name.endswith(".checks.json"):
+            assert results["checks"]["adult"] == rec  # not checked again
+            continue
+        again = by_id[rec["id"]]  # the same samples: measured once, before the kill
+        assert again["latency_ms"] == rec["latency_ms"] and again["load_ms"] == rec["load_ms"]
+    for name, inode in artifacts.items():  # the same folders, not rebuilt
+        assert (run / "artifacts" / name).stat().st_ino == inode
+    assert not (run / ".journal").exists() and not (run / ".pid").exists()
+
+
+def test_an_interrupted_run_keeps_its_work_and_says_how_to_resume(tmp_path):
+    suite = _tiny_suite(tmp_path)
+    out = tmp_path / "out"
+    cli = _start_run(suite, out)
+    _wait_for(lambda: list(out.glob(".partial-*/.journal/*.json")), cli)
+    cli.send_signal(signal.SIGTERM)
+    _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 143 and "Traceback" not in err
+    assert f"`edge-opt run {suite} --out {out} --resume` continues it" in err
+    (stage,) = out.glob(".partial-*")
+    assert list(stage.glob(".journal/*.json")) and not list(out.glob("2*"))  # nothing that looks finished
+
+
+def test_resume_refuses_a_run_of_a_changed_suite(tmp_path):
+    out = tmp_path / "out"
+    stage = out / ".partial-20200101-000000-tiny"
+    (stage / ".journal").mkdir(parents=True)
+    (stage / ".pid").write_text("999999999")
+    (stage / ".plan.json").write_text(json.dumps({"suite": {"name": "tiny", "seed": 1}}))
+    proc = run_cli("run", _tiny_suite(tmp_path), "--out", str(out), "--quiet", "--resume")
+    assert_clean_error(proc, "changed since that run was killed; run without --resume")
+    assert stage.is_dir()  # kept: the user decides
