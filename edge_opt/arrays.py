@@ -117,3 +117,34 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
         return table, None, header
     keep = [i for i in range(len(header)) if i != label]
     return table[:, keep], table[:, label], [header[i] for i in keep]
+
+
+def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
+    """Model inputs by input name from an ``.npz`` (``bench --input``): numeric arrays, finite,
+    within the size limit. One unnamed array (``np.savez(f, x)``, stored as ``arr_0``) is for
+    a model with one input and comes back under the name ''."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise BadInputError(f"--input {path}: expected an .npz file with one array per model input, by input name")
+    if not path.is_file():
+        raise BadInputError(f"--input {path}: " + ("file not found" if not path.exists() else "not a regular file"))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                _check_size(path, info.file_size, info.filename)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise BadInputError(
+            f"--input {path}: cannot read it: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    if not arrays:
+        raise BadInputError(f"--input {path}: holds no arrays")
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "fiub":
+            raise BadInputError(f"--input {path}: array '{name}' is {arr.dtype}, not numbers")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise BadInputError(f"--input {path}: array '{name}' holds NaN or infinite values")
+    if list(arrays) == ["arr_0"]:
+        arrays = {"": arrays["arr_0"]}
+    return arrays

@@ -188,13 +188,25 @@ def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, 
 @app.command()
 @_handled
 def bench(
-    model: Path = typer.Argument(..., help="A .tflite, .onnx or OpenVINO .xml file (any origin)."),
+    model: Path = typer.Argument(
+        ..., help="A .tflite, .onnx or OpenVINO .xml file (any origin), a Keras file, or an artifact folder."
+    ),
     runtime: str = typer.Option(
-        None, "--runtime", "-r", help="litert | onnxruntime | openvino | keras (default: by format)."
+        None,
+        "--runtime",
+        "-r",
+        help="litert | litert-compiled | onnxruntime | openvino | keras (default: by format; "
+        "openvino also reads .onnx and .tflite).",
     ),
     threads: int = typer.Option(1, "--threads", "-t", min=1, help="Threads for the runtime."),
     shape: list[str] = typer.Option(
         None, "--shape", help="Input shape, NAME:1,3,224,224 or 1,3,224,224; repeat per input."
+    ),
+    inputs: Path = typer.Option(
+        None, "--input", help="Real inputs: an .npz with one array per model input, by input name (shapes follow)."
+    ),
+    input_range: list[str] = typer.Option(
+        None, "--input-range", help="Random values of an input within LO..HI: NAME:LO,HI (or LO,HI); repeat."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | edgetpu."),
     runs: int = typer.Option(50, "--runs", min=1, help="Minimum timed runs."),
@@ -206,47 +218,56 @@ def bench(
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
 ) -> None:
-    """Benchmark one model file on random inputs of its input dtype, in a fresh process."""
-    from edge_opt.artifacts import gzip_size, sha256_file
+    """Benchmark one model file in a fresh process, on real inputs (--input) or random ones of
+    each input's dtype. An edge-opt artifact (its folder, or a file with its manifest.json
+    beside it) keeps its id, precision and lineage in the record."""
+    from edge_opt.arrays import load_feeds
     from edge_opt.bench.harness import HarnessOptions, measure
     from edge_opt.fileio import write_json_atomic
     from edge_opt.provenance import provenance
     from edge_opt.records import build_record
-    from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, formats_of
+    from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, formats_of, runtime_names
 
+    artifact = _bench_subject(model)
+    model = Path(artifact["path"])
     fmt = detect_format(model)
     runtime = runtime or DEFAULT_RUNTIME[fmt]
     if fmt not in formats_of(runtime):
-        raise BadInputError(f"runtime '{runtime}' does not read {fmt} files ({model})")
+        readers = ", ".join(n for n in runtime_names() if fmt in formats_of(n))
+        raise BadInputError(f"runtime '{runtime}' does not read {fmt} files ({model}); runtimes that do: {readers}")
     shapes = parse_shapes(shape or [])
+    feeds = load_feeds(inputs) if inputs else None
+    ranges = parse_ranges(input_range or [])
     options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup, max_time_s=max_time)
-    files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
-    artifact = {
-        "id": sha256_file(model)[:16],
-        "path": str(model.resolve()),
-        "format": fmt,
-        "precision": "unknown",
-        "target": None,
-        "pass": None,
-        "parent": None,
-        "label": model.name,
-    }
     with _console(stderr=True).status(f"measuring {model.name} on {runtime}, {threads} thread(s)"):
         result = measure(
-            model, runtime, threads=threads, device=device, shapes=shapes, options=options, trust_model=trust_model
+            model,
+            runtime,
+            threads=threads,
+            device=device,
+            shapes=shapes,
+            # An edge-opt artifact's only dynamic dimension is its batch: measured at 1, as ``run`` does.
+            default_batch=1 if artifact["pass"] is not None else None,
+            file_precision=None if artifact["precision"] == "unknown" else artifact["precision"],
+            options=options,
+            trust_model=trust_model,
+            feeds=feeds,
+            input_ranges=ranges,
         )
-    size = {"raw": sum(f.stat().st_size for f in files), "gzip": gzip_size(files)}
     if result.status == "failed" and (result.exit_code == 2 or result.raw.get("signal")):
-        # The user's file or option is at fault, or the runtime died on it.
+        # The user's file, inputs or option is at fault, or the runtime died on it.
         raise BadInputError(
             result.error
             if not result.raw.get("signal")
             else f"{model}: {runtime} {result.error} while loading or running it (corrupt model?)"
         )
+    size = artifact.pop("size")
     record = build_record(
         artifact=artifact, runtime=runtime, device=device, threads=threads, size_bytes=size, result=result
     ).to_json()
     record["provenance"] = provenance({"command": "bench", "harness": options.to_dict()})
+    for warning in record.get("warnings") or []:
+        print(f"edge-opt: warning: {warning}", file=sys.stderr)
     console = _console()
     _print_table(console, {"measurements": [record]})
     if result.status == "ok":
@@ -262,6 +283,51 @@ def bench(
         raise EdgeOptError(f"measurement failed: {result.error}")
     if result.status == "skipped":
         raise BadInputError(f"not measured: {result.error}")
+
+
+def _bench_subject(model: Path) -> dict:
+    """The record's artifact fields for a file to bench: an edge-opt artifact's own (its folder,
+    or a file with its manifest beside it), else the file's hash as its id, precision unknown."""
+    from edge_opt.artifacts import MANIFEST, gzip_size, load_artifact, sha256_file
+    from edge_opt.runtimes import detect_format
+
+    folder = model if model.is_dir() and (model / MANIFEST).is_file() else model.parent
+    if (folder / MANIFEST).is_file() and (model.is_dir() or model.is_file()):
+        art = load_artifact(folder)
+        if model.is_dir() or art.model_path.resolve() == model.resolve():
+            return {**art.summary(), "path": str(art.model_path.resolve()), "size": art.manifest["size_bytes"]}
+    fmt = detect_format(model)  # one clear error for a missing, empty or foreign file
+    files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
+    digest = sha256_file(model) if model.is_file() else sha256_file(model / "saved_model.pb")
+    return {
+        "id": digest[:16],
+        "path": str(model.resolve()),
+        "sha256": digest,
+        "format": fmt,
+        "precision": "unknown",
+        "target": None,
+        "pass": None,
+        "parent": None,
+        "label": model.name,
+        "size": {"raw": sum(f.stat().st_size for f in files), "gzip": gzip_size(files)} if model.is_file() else None,
+    }
+
+
+def parse_ranges(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``NAME:LO,HI`` or ``LO,HI`` (for the only input) → {name: (lo, hi)}."""
+    import math
+
+    ranges: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        name, _, bounds = spec.rpartition(":")
+        try:
+            lo, hi = (float(v) for v in bounds.split(","))
+        except ValueError:
+            raise BadInputError(f"--input-range {spec!r}: expected NAME:LO,HI, e.g. sr:16000,16000") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise BadInputError(f"--input-range {spec!r}: needs finite LO <= HI")
+        ranges[name] = (lo, hi)
+    return ranges
 
 
 @app.command()

@@ -54,6 +54,7 @@ class Measurement:
     inputs: list[dict[str, Any]] | None = None
     latency_samples_ms: list[float] | None = None
     checks: dict[str, Any] | None = None  # trust-check summaries of this record's file
+    warnings: list[str] | None = None  # what the harness warned about (e.g. a placeholder input size)
 
     @property
     def key(self) -> tuple:
@@ -105,4 +106,5 @@ def build_record(
         size_bytes=size_bytes,
         inputs=raw.get("inputs"),
         latency_samples_ms=raw.get("samples_ms"),
+        warnings=raw.get("warnings") or None,
     )

@@ -30,7 +30,6 @@ from edge_opt.bench.harness import HarnessOptions, measure
 from edge_opt.errors import BadInputError, EdgeOptError
 from edge_opt.fileio import write_bytes_atomic, write_json_atomic
 from edge_opt.records import Measurement, build_record, record_id
-from edge_opt.runtimes import formats_of
 from edge_opt.suite import Suite, TaskConfig
 from edge_opt.targets import TargetProfile, load_profile
 
@@ -100,7 +99,7 @@ def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
             for pipeline in profile.pipelines:
                 steps += 1
                 fmt = _output_format(pipeline[-1].pass_)
-                steps += sum(len(profile.threads) for rs in profile.runtimes if fmt in formats_of(rs.runtime))
+                steps += sum(len(profile.threads) for rs in profile.runtimes if rs.reads(fmt))
     return steps
 
 
@@ -311,7 +310,7 @@ def _run_task(
                 continue
             artifact = done.artifact
             # Some runtime reads it: profiles are checked at load (targets.check_pipelines).
-            runtimes = [rs for rs in profile.runtimes if artifact.format in formats_of(rs.runtime)]
+            runtimes = [rs for rs in profile.runtimes if rs.reads(artifact.format)]
             for rs in runtimes:
                 for threads in profile.threads:
                     at = f"@{rs.precision}" if rs.precision else ""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge_opt.builtin import builtin_dir
 from edge_opt.config import load_model
 from edge_opt.errors import ConfigError
+from edge_opt.runtimes.formats import FORMATS
 
 Device = Literal["cpu", "gpu", "edgetpu"]
 
@@ -28,6 +29,15 @@ class RuntimeSpec(_Strict):
     # a candidate of its own, labelled runtime@precision, skipped where the hardware lacks it.
     precision: Literal["fp32", "bf16", "fp16"] | None = None
     note: str = ""  # shown in reports, e.g. "host proxy: no EdgeTPU on this machine"
+    # Formats this entry measures; default: every format the runtime reads (OpenVINO reads IR,
+    # ONNX and TFLite files). A profile narrows it to keep its matrix to what it means to compare.
+    formats: list[Literal["tflite", "onnx", "openvino", "keras"]] | None = None
+
+    def reads(self, fmt: str) -> bool:
+        """Whether this entry measures files of format ``fmt``."""
+        from edge_opt.runtimes import formats_of
+
+        return fmt in (self.formats if self.formats is not None else formats_of(self.runtime))
 
     @field_validator("runtime")
     @classmethod
@@ -51,6 +61,11 @@ class RuntimeSpec(_Strict):
             can = ", ".join(cls.precisions) or "none"
             raise ValueError(
                 f"runtime '{self.runtime}' cannot be asked for precision {self.precision} (it offers: {can})"
+            )
+        unread = sorted(set(self.formats or ()) - set(cls.formats))
+        if unread:
+            raise ValueError(
+                f"runtime '{self.runtime}' does not read {', '.join(unread)} (it reads: {', '.join(cls.formats)})"
             )
         return self
 
@@ -127,9 +142,8 @@ def check_pipelines(profile: TargetProfile, source: str | Path) -> None:
     model, and some runtime of the profile reads what each pipeline ends in: a bad profile is
     one clear error at load, not a skipped or failed record after training."""
     from edge_opt.passes import pass_class, supports
-    from edge_opt.runtimes import formats_of
 
-    readable = {fmt for rs in profile.runtimes for fmt in formats_of(rs.runtime)}
+    readable = {fmt for rs in profile.runtimes for fmt in FORMATS if rs.reads(fmt)}
     for i, pipeline in enumerate(profile.pipelines):
         fmt = "keras"
         for j, step in enumerate(pipeline):

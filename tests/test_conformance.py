@@ -18,9 +18,11 @@ PLUGIN_BACKENDS = ["tests.plugins.onnxref:OnnxReferenceBackend", "tests.plugins.
 # harness contains a crash (tests/test_harness.py), so it is the one backend not run in-process.
 
 
-@pytest.mark.parametrize("name", [*runtime_names(), "null", *PLUGIN_BACKENDS])
-def test_backend_conformance(name, tiny_artifacts, adult_small):
-    fmt = formats_of(name)[0]
+@pytest.mark.parametrize(
+    ("name", "fmt"), [(name, fmt) for name in [*runtime_names(), "null", *PLUGIN_BACKENDS] for fmt in formats_of(name)]
+)
+def test_backend_conformance(name, fmt, tiny_artifacts, adult_small):
+    """Each backend on every format it reads (OpenVINO: IR, ONNX and TFLite files)."""
     model = None if fmt == "none" or name in ("null", *PLUGIN_BACKENDS[1:]) else tiny_artifacts[fmt].model_path
     shapes = {"x": (1, adult_small.x_test.shape[1])} if model is None else None
     check_backend(get_backend_class(name), model, adult_small.x_test[:7], shapes)

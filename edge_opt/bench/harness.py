@@ -64,12 +64,16 @@ def measure(
     data: np.ndarray | None = None,
     options: HarnessOptions = HarnessOptions(),
     trust_model: bool = False,
+    feeds: dict[str, np.ndarray] | None = None,
+    input_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> WorkerResult:
     """Measure one (model, runtime, threads) in a fresh process; never raises for a crash.
 
     ``precision`` asks the runtime to execute at another precision than the file stores
     (``bf16`` on OpenVINO); ``file_precision`` (the artifact's) is what the record names as
-    executed when the runtime has no precision of its own to report.
+    executed when the runtime has no precision of its own to report. ``feeds`` are the
+    inputs to time by input name (``--input``; their shapes fix the model's), else inputs
+    are random of each input's dtype, within ``input_ranges`` where given.
     """
     cpus = usable_cpus()
     if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
@@ -86,15 +90,20 @@ def measure(
             "shapes": {k: list(v) for k, v in (shapes or {}).items()},
             "default_batch": default_batch,
             "trust_model": trust_model,
+            "input_ranges": {k: list(v) for k, v in (input_ranges or {}).items()},
             **options.to_dict(),
         }
+        if feeds:
+            np.savez(tmp / "feeds.npz", **feeds)
+            spec["feeds"] = str(tmp / "feeds.npz")
+            spec["shapes"] = {**{k: list(np.shape(v)) for k, v in feeds.items()}, **spec["shapes"]}
         if data is not None:
             np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
             spec["data"] = str(tmp / "data.npy")
             spec["predictions_out"] = str(tmp / "pred.npy")
         result = _run_child(tmp, spec, options.timeout_s)
         if result.status == "reshape":  # the model's shapes had to be fixed: measure in a fresh process
-            spec = {**spec, "shapes": result.raw["shapes"], "shapes_final": True}
+            spec = {**spec, "shapes": result.raw["shapes"], "shapes_final": True, "warnings": result.raw["warnings"]}
             result = _run_child(tmp, spec, options.timeout_s)
         if result.status == "ok" and data is not None:
             result.predictions = np.load(tmp / "pred.npy")

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_opt.errors import BadInputError, EdgeOptError, first_line
 from edge_opt.fileio import write_json_atomic
+from edge_opt.runtimes.base import random_inputs
 
 
 def _mb(n_bytes: float) -> float:
@@ -50,16 +51,29 @@ def _peak_rss_mb() -> float:
 MAX_INPUT_BYTES = 2 * 1024**3
 
 
-def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -> dict | None:
-    """Static input shapes to run with, from the model, ``--shape`` and a default batch."""
+def resolve_shapes(
+    specs, user_shapes: dict | None, default_batch: int | None, warnings: list[str] | None = None
+) -> dict | None:
+    """Static input shapes to run with, from the model, ``--shape`` and a default batch.
+
+    Every input still dynamic is named in one error, with a whole ``--shape`` line to paste.
+    A dynamic non-batch dimension set to 1 in an input of rank 3 or more (an image of one
+    pixel, a sequence of one step) is allowed, with a warning appended to ``warnings``.
+    """
     user_shapes = dict(user_shapes or {})
-    if len(specs) == 1 and "" in user_shapes:  # an unnamed --shape applies to the only input
+    if "" in user_shapes:  # an unnamed --shape applies to the only input
+        if len(specs) != 1:
+            names = ", ".join(s.name for s in specs)
+            raise BadInputError(
+                f"--shape {_fmt(user_shapes[''])} names no input, and the model has {len(specs)} inputs ({names}): "
+                "write --shape NAME:DIMS for each"
+            )
         user_shapes[specs[0].name] = user_shapes.pop("")
     unknown = set(user_shapes) - {s.name for s in specs}
     if unknown:
         names = ", ".join(s.name for s in specs)
         raise BadInputError(f"--shape names unknown input {sorted(unknown)[0]!r}; the model's inputs: {names}")
-    resolved, changed = {}, False
+    resolved, changed, missing = {}, False, []
     for spec in specs:
         shape = user_shapes.get(spec.name)
         if shape is not None:
@@ -76,21 +90,61 @@ def resolve_shapes(specs, user_shapes: dict | None, default_batch: int | None) -
                     f"--shape {spec.name}:{_fmt(shape)} is {nbytes / 1024**3:.1f} GiB of input, "
                     f"more than edge-opt allocates ({MAX_INPUT_BYTES / 1024**3:.0f} GiB)"
                 )
+            ones = [i for i, (m, d) in enumerate(zip(spec.shape, shape, strict=True)) if i > 0 and m < 0 and d == 1]
+            if ones and len(shape) >= 3 and warnings is not None:
+                warnings.append(
+                    f"--shape {spec.name}:{_fmt(shape)} sets dynamic dimension(s) {', '.join(map(str, ones))} to 1: "
+                    "a one-pixel or one-step input times almost nothing; use the sizes the model will see"
+                )
             changed |= shape != spec.shape
         elif spec.dynamic:
             shape = list(spec.shape)
             if default_batch and shape[0] < 0:
                 shape[0] = default_batch
             if any(d < 0 for d in shape):
-                raise BadInputError(
-                    f"input '{spec.name}' has a dynamic shape {_fmt(spec.shape)}; "
-                    f"pass --shape {spec.name}:{_fmt(tuple(1 if d < 0 else d for d in spec.shape))}"
-                )
+                missing.append(spec)
+                continue
             shape, changed = tuple(shape), True
         else:
             shape = spec.shape
         resolved[spec.name] = shape
+    if missing:
+        told = ", ".join(f"'{s.name}' is {_fmt(s.shape)}" for s in missing)
+        line = " ".join(
+            f"--shape {s.name}:{_fmt(tuple(resolved.get(s.name, ())) or tuple(1 if d < 0 else d for d in s.shape))}"
+            for s in missing
+        )
+        raise BadInputError(
+            f"{len(missing)} input(s) have dynamic dimensions ({told}): pass {line}, "
+            "with each ? dimension (shown as 1) replaced by the size the model will see"
+        )
     return resolved if changed else None
+
+
+def make_feeds(specs, given: dict[str, np.ndarray] | None, ranges: dict | None, seed: int = 0) -> list[np.ndarray]:
+    """The inputs to bind: the user's arrays (``--input``) by input name, else random ones of
+    each input's dtype, within ``--input-range`` where given."""
+    names = [s.name for s in specs]
+    given, ranges = dict(given or {}), dict(ranges or {})
+    for table in (given, ranges):
+        if "" in table and len(specs) == 1:  # one unnamed array or range for the only input
+            table[specs[0].name] = table.pop("")
+    for table, option in ((given, "--input"), (ranges, "--input-range")):
+        unknown = sorted(set(table) - set(names))
+        if unknown:
+            raise BadInputError(f"{option} names unknown input {unknown[0]!r}; the model's inputs: {', '.join(names)}")
+    feeds = []
+    for i, spec in enumerate(specs):
+        if spec.name not in given:
+            feeds.append(random_inputs([spec], seed=seed + i, ranges=ranges)[0])
+            continue
+        arr, dtype = np.asarray(given[spec.name]), np.dtype(spec.dtype)
+        if tuple(arr.shape) != tuple(spec.shape):
+            raise BadInputError(f"--input array '{spec.name}' has shape {arr.shape}, the model runs {spec.shape}")
+        if dtype.kind in "iub" and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise BadInputError(f"--input array '{spec.name}' holds fractions; input '{spec.name}' is {dtype.name}")
+        feeds.append(np.ascontiguousarray(arr.astype(dtype)))
+    return feeds
 
 
 def _fmt(shape) -> str:
@@ -99,7 +153,6 @@ def _fmt(shape) -> str:
 
 def run(spec: dict) -> dict:
     from edge_opt.runtimes import get_backend_class
-    from edge_opt.runtimes.base import random_inputs
 
     cls = get_backend_class(spec["runtime"])
     device, precision = spec.get("device", "cpu"), spec.get("precision")
@@ -120,17 +173,26 @@ def run(spec: dict) -> dict:
     t0 = time.perf_counter()
     backend.load(spec["model"], {k: tuple(v) for k, v in spec["shapes"].items()} if final else None)
     load_ms = (time.perf_counter() - t0) * 1e3
+    warnings: list[str] = list(spec.get("warnings") or [])
     if not final:
-        shapes = resolve_shapes(backend.inputs(), spec.get("shapes"), spec.get("default_batch"))
+        shapes = resolve_shapes(backend.inputs(), spec.get("shapes"), spec.get("default_batch"), warnings)
         if shapes:
-            return {"status": "reshape", "error": None, "shapes": {k: list(v) for k, v in shapes.items()}}
+            shapes = {k: list(v) for k, v in shapes.items()}
+            return {"status": "reshape", "error": None, "shapes": shapes, "warnings": warnings}
     specs = backend.inputs()
-    backend.bind(random_inputs(specs, seed=spec.get("seed", 0)))
+    given = None
+    if spec.get("feeds"):
+        with np.load(spec["feeds"], allow_pickle=False) as npz:
+            given = {k: npz[k] for k in npz.files}
+    backend.bind(make_feeds(specs, given, spec.get("input_ranges"), seed=spec.get("seed", 0)))
 
     invoke = backend.invoke
     clock = time.perf_counter_ns
     t0 = clock()
-    invoke()
+    try:
+        invoke()
+    except Exception as exc:  # noqa: BLE001 - the first run on these inputs: the inputs are the suspect
+        raise BadInputError(_input_failure(exc, given, specs)) from None
     cold_ms = (clock() - t0) / 1e6
     warm_end = clock() + spec.get("max_time_s", 60.0) * 1e9  # the warm-up is bounded like the timing
     for _ in range(spec.get("warmup_runs", 10)):
@@ -169,7 +231,11 @@ def run(spec: dict) -> dict:
         "status": "ok",
         "error": None,
         "runtime": {**info, "precision": info.get("precision") or spec.get("file_precision")},
-        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs],
+        "inputs": [
+            {"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "source": _source(s.name, given, spec)}
+            for s in specs
+        ],
+        "warnings": warnings,
         "load_ms": load_ms,
         "cold_start_ms": cold_ms,
         "samples_ms": runtime_samples if own_timer else [s / 1e6 for s in samples],
@@ -190,6 +256,23 @@ def run(spec: dict) -> dict:
         result["predict_ms"] = (time.perf_counter() - t0) * 1e3
         np.save(spec["predictions_out"], y)
     return result
+
+
+def _source(name: str, given: dict | None, spec: dict) -> str:
+    """Where an input's values came from, for the record."""
+    if given and (name in given or (len(given) == 1 and "" in given)):
+        return "file"
+    lo_hi = (spec.get("input_ranges") or {}).get(name)
+    return f"random in [{lo_hi[0]:g}, {lo_hi[1]:g}]" if lo_hi else "random"
+
+
+def _input_failure(exc: BaseException, given: dict | None, specs) -> str:
+    from edge_opt.errors import runtime_message
+
+    what = "the --input arrays" if given else "random inputs"
+    hint = "" if given else "; give real ones with --input FILE.npz or value ranges with --input-range NAME:LO,HI"
+    kinds = ", ".join(f"{s.name} {s.dtype}{list(s.shape)}" for s in specs)
+    return f"the model failed on {what} ({kinds}): {runtime_message(exc)}{hint}"
 
 
 def main(argv: list[str]) -> int:

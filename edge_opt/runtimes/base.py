@@ -119,17 +119,28 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
-def random_inputs(specs: list[TensorSpec], seed: int = 0) -> list[np.ndarray]:
-    """Random inputs of each input's dtype and (static) shape."""
+def random_inputs(
+    specs: list[TensorSpec], seed: int = 0, ranges: dict[str, tuple[float, float]] | None = None
+) -> list[np.ndarray]:
+    """Random inputs of each input's dtype and (static) shape, within ``ranges[name]`` (lo, hi
+    inclusive) where given: floats in [0, 1) and integers in -128..127 (clipped to the dtype)
+    otherwise."""
     rng = np.random.default_rng(seed)
     feeds = []
     for spec in specs:
         dtype = np.dtype(spec.dtype)
+        lo_hi = (ranges or {}).get(spec.name)
         if dtype.kind == "f":
-            feeds.append(rng.random(spec.shape, dtype=np.float32).astype(dtype))
+            lo, hi = lo_hi or (0.0, 1.0)
+            feeds.append((lo + (hi - lo) * rng.random(spec.shape, dtype=np.float64)).astype(dtype))
         elif dtype.kind in "iu":
             info = np.iinfo(dtype)
-            lo, hi = max(info.min, -128), min(info.max, 127)
+            lo, hi = lo_hi or (-128, 127)
+            lo, hi = max(info.min, int(np.ceil(lo))), min(info.max, int(np.floor(hi)))
+            if lo > hi:
+                from edge_opt.errors import BadInputError
+
+                raise BadInputError(f"--input-range {spec.name}: no {dtype.name} value lies in the range given")
             feeds.append(rng.integers(lo, hi + 1, size=spec.shape).astype(dtype))
         elif dtype.kind == "b":
             feeds.append(rng.integers(0, 2, size=spec.shape).astype(bool))
