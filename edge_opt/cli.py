@@ -263,7 +263,7 @@ def gate(
 
     results = load_run(run_dir)
     checks = load_budgets(budgets) if budgets else None
-    report = evaluate(results, checks, allow_skipped=allow_skipped, every=every)
+    report = evaluate(results, checks, allow_skipped=allow_skipped, every=every, source=budgets)
     table = Table(title=f"gate · {results.get('run_id', run_dir)}")
     for col in ("target", "measurement", "check", "verdict", "reason"):
         table.add_column(col)
@@ -281,7 +281,7 @@ def gate(
             console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
         write_json_atomic(json_out, report.to_dict())
-    console.print("[green]VALID: all budgets met[/]" if report.passed else "[bold red]INVALID: a budget is not met[/]")
+    console.print(f"[green]{report.verdict}[/]" if report.passed else f"[bold red]{report.verdict}[/]")
     if not report.passed:
         raise typer.Exit(1)
 
