@@ -503,22 +503,30 @@ def explain(
     artifact: Path = typer.Argument(..., help="A deployed model file or artifact folder."),
     data: str = typer.Option("adult", "--data", help=_DATA_HELP),
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP),
-    methods: str = typer.Option("shap,permutation,pdp", "--methods", help="Any of shap,permutation,pdp,lime,ig."),
-    rows: int = typer.Option(400, "--rows", min=10, help="Rows for permutation importance and PDP."),
+    methods: str = typer.Option(
+        None,
+        "--methods",
+        help="Any of shap,permutation,pdp,lime,ig (default: shap,permutation,pdp; images: shap,permutation,ig).",
+    ),
+    rows: int = typer.Option(None, "--rows", min=10, help="Rows for permutation importance and PDP (400; images 100)."),
+    budget: float = typer.Option(
+        None, "--budget", min=0.001, help="Seconds the check may take: each method is cut or skipped to fit."
+    ),
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
 ) -> None:
     """SHAP, permutation importance, PDP/ICE (and LIME, integrated gradients) on a deployed file,
-    with their stability against the float model."""
+    with their stability against the float model. Images are explained by patches; progress and
+    each method's estimated time go to stderr."""
     from edge_opt.analysis.explain import explain_check, render_explain
     from edge_opt.analysis.inputs import eval_data
 
-    with _quiet_native():
+    with _quiet_native() as (_, terminal):
         evaluation = eval_data(data)
         predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
-        chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+        chosen = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods is not None else None
         result = explain_check(
             predictor,
             evaluation,
@@ -528,6 +536,8 @@ def explain(
             rows=rows,
             seed=seed,
             trust_model=trust_model,
+            budget_s=budget,
+            progress=lambda line: print(line, file=terminal, flush=True),
         )
     _emit(render_explain(result), result, json_out)
 
@@ -676,8 +686,8 @@ def _quiet_native():
     """Keep native runtimes' start-up chatter off the terminal of a command that only prints a result."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp, _native_logs_to(Path(tmp) / "native.log"):
-        yield
+    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp, _native_logs_to(Path(tmp) / "native.log") as terms:
+        yield terms  # (stdout, stderr) that still reach the terminal, for progress lines
 
 
 def main() -> None:
