@@ -553,13 +553,21 @@ def drift(
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
 ) -> None:
-    """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted."""
+    """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted.
+
+    Categorical columns (chi-square) come from an .npz's 'categorical' array (names or indices),
+    else they are inferred: one-hot groups, 0/1 columns, columns with few distinct values."""
+    import numpy as np
+
     from edge_opt.analysis.drift import drift_check, load_table, render_drift
 
-    x_ref, names_ref = load_table(reference)
-    x_new, names_new = load_table(new)
-    if names_ref != names_new:
+    ref, cur = load_table(reference), load_table(new)
+    if ref.names != cur.names:
         raise BadInputError(f"{reference} and {new} have different columns")
+    marked = [t.categorical for t in (ref, cur) if t.categorical is not None]
+    if len(marked) == 2 and not np.array_equal(*marked):
+        raise BadInputError(f"{reference} and {new} mark different columns categorical")
+    categorical = marked[0] if marked else None
     with _quiet_native():
         predictor = None
         if artifact is not None:
@@ -567,7 +575,14 @@ def drift(
             from edge_opt.analysis.predictor import Predictor
 
             predictor = Predictor(model_file(artifact), trust_model=trust_model)
-        result = drift_check(x_ref, x_new, names_ref, thresholds={"p_value": p_value, "psi": psi}, predictor=predictor)
+        result = drift_check(
+            ref.x,
+            cur.x,
+            ref.names,
+            categorical=categorical,
+            thresholds={"p_value": p_value, "psi": psi},
+            predictor=predictor,
+        )
     _emit(render_drift(result), result, json_out)
     if result["drifted"]:
         raise typer.Exit(1)
