@@ -14,8 +14,10 @@ from edge_opt.errors import BadInputError
 _LABEL_COLUMNS = ("label", "y")
 
 
-def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """(features float32, labels int64 or None, feature names or None) from a data file."""
+def load_xy(path: str | Path, *, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """(features float32, labels int64 or None, feature names or None) from a data file.
+
+    ``labels=False``: a CSV's ``label``/``y`` column stays a feature (tables of features only)."""
     path = Path(path)
     if not path.exists():
         raise BadInputError(f"{path}: file not found")
@@ -40,7 +42,7 @@ def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str] 
                 y = npz["y"] if "y" in npz.files else None
                 names = [str(n) for n in npz["feature_names"]] if "feature_names" in npz.files else None
         elif suffix == ".csv":
-            x, y, names = _read_csv(path)
+            x, y, names = _read_csv(path, labels)
         else:
             raise BadInputError(f"{path}: unknown data extension '{path.suffix}'; use .npy, .npz or .csv")
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
@@ -100,19 +102,22 @@ def _check_size(path: Path, nbytes: int, member: str | None = None) -> None:
         )
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def _read_csv(path: Path, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if len(rows) < 2:
         raise BadInputError(f"{path}: needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    ragged = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
+    if ragged is not None:
+        raise BadInputError(f"{path}: rows do not all have {len(header)} columns like the header (line {ragged})")
     try:
         table = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
     except ValueError as exc:
         raise BadInputError(f"{path}: every value must be numeric ({exc})") from None
     if table.ndim != 2 or table.shape[1] != len(header):
         raise BadInputError(f"{path}: rows do not all have {len(header)} columns like the header")
-    label = next((i for i, h in enumerate(header) if h.lower() in _LABEL_COLUMNS), None)
+    label = next((i for i, h in enumerate(header) if h.lower() in _LABEL_COLUMNS), None) if labels else None
     if label is None:
         return table, None, header
     keep = [i for i in range(len(header)) if i != label]

@@ -355,7 +355,7 @@ def gate(
 
     results = load_run(run_dir)
     checks = load_budgets(budgets) if budgets else None
-    report = evaluate(results, checks, allow_skipped=allow_skipped, every=every)
+    report = evaluate(results, checks, allow_skipped=allow_skipped, every=every, source=budgets)
     table = Table(title=f"gate · {results.get('run_id', run_dir)}")
     for col in ("target", "measurement", "check", "verdict", "reason"):
         table.add_column(col)
@@ -373,7 +373,7 @@ def gate(
             console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
         write_json_atomic(json_out, report.to_dict())
-    console.print("[green]VALID: all budgets met[/]" if report.passed else "[bold red]INVALID: a budget is not met[/]")
+    console.print(f"[green]{report.verdict}[/]" if report.passed else f"[bold red]{report.verdict}[/]")
     if not report.passed:
         raise typer.Exit(1)
 
@@ -595,22 +595,30 @@ def explain(
     artifact: Path = typer.Argument(..., help="A deployed model file or artifact folder."),
     data: str = typer.Option("adult", "--data", help=_DATA_HELP),
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP),
-    methods: str = typer.Option("shap,permutation,pdp", "--methods", help="Any of shap,permutation,pdp,lime,ig."),
-    rows: int = typer.Option(400, "--rows", min=10, help="Rows for permutation importance and PDP."),
+    methods: str = typer.Option(
+        None,
+        "--methods",
+        help="Any of shap,permutation,pdp,lime,ig (default: shap,permutation,pdp; images: shap,permutation,ig).",
+    ),
+    rows: int = typer.Option(None, "--rows", min=10, help="Rows for permutation importance and PDP (400; images 100)."),
+    budget: float = typer.Option(
+        None, "--budget", min=0.001, help="Seconds the check may take: each method is cut or skipped to fit."
+    ),
     seed: int = typer.Option(0, "--seed"),
     runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
 ) -> None:
     """SHAP, permutation importance, PDP/ICE (and LIME, integrated gradients) on a deployed file,
-    with their stability against the float model."""
+    with their stability against the float model. Images are explained by patches; progress and
+    each method's estimated time go to stderr."""
     from edge_opt.analysis.explain import explain_check, render_explain
     from edge_opt.analysis.inputs import eval_data
 
-    with _quiet_native():
+    with _quiet_native() as (_, terminal):
         evaluation = eval_data(data)
         predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
-        chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+        chosen = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods is not None else None
         result = explain_check(
             predictor,
             evaluation,
@@ -620,6 +628,8 @@ def explain(
             rows=rows,
             seed=seed,
             trust_model=trust_model,
+            budget_s=budget,
+            progress=lambda line: print(line, file=terminal, flush=True),
         )
     _emit(render_explain(result), result, json_out)
 
@@ -635,13 +645,21 @@ def drift(
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
 ) -> None:
-    """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted."""
+    """Per-feature drift (KS, chi-square, PSI) and prediction drift; exit 1 when something drifted.
+
+    Categorical columns (chi-square) come from an .npz's 'categorical' array (names or indices),
+    else they are inferred: one-hot groups, 0/1 columns, columns with few distinct values."""
+    import numpy as np
+
     from edge_opt.analysis.drift import drift_check, load_table, render_drift
 
-    x_ref, names_ref = load_table(reference)
-    x_new, names_new = load_table(new)
-    if names_ref != names_new:
+    ref, cur = load_table(reference), load_table(new)
+    if ref.names != cur.names:
         raise BadInputError(f"{reference} and {new} have different columns")
+    marked = [t.categorical for t in (ref, cur) if t.categorical is not None]
+    if len(marked) == 2 and not np.array_equal(*marked):
+        raise BadInputError(f"{reference} and {new} mark different columns categorical")
+    categorical = marked[0] if marked else None
     with _quiet_native():
         predictor = None
         if artifact is not None:
@@ -649,7 +667,14 @@ def drift(
             from edge_opt.analysis.predictor import Predictor
 
             predictor = Predictor(model_file(artifact), trust_model=trust_model)
-        result = drift_check(x_ref, x_new, names_ref, thresholds={"p_value": p_value, "psi": psi}, predictor=predictor)
+        result = drift_check(
+            ref.x,
+            cur.x,
+            ref.names,
+            categorical=categorical,
+            thresholds={"p_value": p_value, "psi": psi},
+            predictor=predictor,
+        )
     _emit(render_drift(result), result, json_out)
     if result["drifted"]:
         raise typer.Exit(1)
@@ -768,8 +793,8 @@ def _quiet_native():
     """Keep native runtimes' start-up chatter off the terminal of a command that only prints a result."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp, _native_logs_to(Path(tmp) / "native.log"):
-        yield
+    with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp, _native_logs_to(Path(tmp) / "native.log") as terms:
+        yield terms  # (stdout, stderr) that still reach the terminal, for progress lines
 
 
 def main() -> None:

@@ -2,6 +2,10 @@
 
 A budget is a compact check string, ``<metric> <op> <value>[unit]`` (``latency.p90 <= 5ms``).
 Target profiles carry default budgets; ``load_budgets`` reads a YAML file that overrides them.
+
+Accuracy figures are fractions in the records (0.91); a budget on them says its unit: ``1pt``
+and ``1%`` are one percentage point (0.01), a bare number is a fraction (``0.01``). A bare
+number of 1 or more (``accuracy.drop <= 1``) could mean either, and is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ _UNITS: dict[str, dict[str, float]] = {
     "time": {"ms": 1, "us": 1e-3, "µs": 1e-3, "s": 1e3},
     # Records hold memory in MiB; "MB" is accepted as the same unit, as tools commonly mean it.
     "memory": {"MiB": 1, "MB": 1},
-    "fraction": {"": 1, "%": 0.01},  # for accuracy.drop, % means percentage points
+    "fraction": {"": 1, "pt": 0.01, "%": 0.01},  # pt and % are percentage points (accuracy.drop in points)
     "number": {"": 1, "%": 0.01},  # trust-check figures: rates, differences, correlations
 }
 _LATENCY = ("p50", "p90", "p95", "p99", "mean", "max")
@@ -62,6 +66,7 @@ _SPEC = re.compile(
     r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>%|[A-Za-zµ]+)?\s*$"
 )
 _FORM = "expected '<metric> <op> <value>[unit]' with op one of <=, <, >=, > (e.g. 'latency.p90 <= 5ms')"
+_FRACTION_FORMS = "1pt (percentage points), 1% (the same) or 0.01 (a fraction)"
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,15 @@ class Check:
         if unit not in units:
             allowed = ", ".join(u or "(none)" for u in units)
             raise ConfigError(f"bad check {spec!r}: unit '{unit}' not allowed for {metric}; allowed: {allowed}")
-        value = num / 100 if unit == "%" else num * units[unit]
+        if kind == "fraction" and not m["unit"] and abs(num) >= 1:
+            raise ConfigError(
+                f"bad check {spec!r}: a bare {num:g} is ambiguous for {metric} (a fraction or points?); "
+                f"write {_FRACTION_FORMS}"
+            )
+        value = num / 100 if unit in ("%", "pt") else num * units[unit]
         low = {"accuracy.drop": -1.0}.get(metric, -math.inf if kind == "number" else 0.0)
         if not math.isfinite(value) or value < low or (kind == "fraction" and value > 1):
-            bound = f"between {low:g} and 1 (or {low * 100:g}% and 100%)" if kind == "fraction" else ">= 0"
+            bound = f"between {low:g} and 1 (or {low * 100:g}pt and 100pt)" if kind == "fraction" else ">= 0"
             raise ConfigError(f"bad check {spec!r}: value for {metric} must be {bound}")
         return cls(spec=spec.strip(), metric=metric, op=op, value=value, unit=unit)
 
@@ -115,7 +125,7 @@ class Check:
             text, other_text = f"{x / scale:.{digits}g}", f"{other / scale:.{digits}g}"
             if text != other_text or math.isclose(x, other, rel_tol=1e-9, abs_tol=1e-12):
                 break
-        sep = "" if self.unit in ("", "%") else " "
+        sep = "" if self.unit in ("", "%", "pt") else " "
         return f"{text}{sep}{self.unit}"
 
     def evaluate(self, record: dict[str, Any]) -> CheckResult:
@@ -303,10 +313,24 @@ class GateReport:
         ok = {"PASS", "SKIP"} if self.allow_skipped else {"PASS"}
         return bool(self.rows) and all(r.verdict in ok for r in self.rows)
 
+    @property
+    def verdict(self) -> str:
+        """One line: VALID or INVALID and why; when only skipped rows fail, the way out."""
+        skipped = sum(r.verdict == "SKIP" for r in self.rows)
+        if self.passed:
+            return f"VALID: all budgets met ({skipped} skipped, allowed)" if skipped else "VALID: all budgets met"
+        if skipped and all(r.verdict in ("PASS", "SKIP") for r in self.rows):
+            return (
+                f"INVALID: only skipped measurements fail ({skipped} check{'s' if skipped > 1 else ''} "
+                "could not run here); pass --allow-skipped to let skipped measurements pass"
+            )
+        return "INVALID: a budget is not met"
+
     def to_dict(self) -> dict[str, Any]:
         counts = {v: sum(r.verdict == v for r in self.rows) for v in ("PASS", "FAIL", "SKIP")}
         return {
             "passed": self.passed,
+            "verdict": self.verdict,
             "allow_skipped": self.allow_skipped,
             "counts": counts,
             "rows": [asdict(r) for r in self.rows],
@@ -415,6 +439,7 @@ def evaluate(
     budgets: dict[str, list[Check]] | None = None,
     allow_skipped: bool = False,
     every: bool = False,
+    source: str | Path | None = None,
 ) -> GateReport:
     """Evaluate each target's checks (not on the float reference).
 
@@ -424,7 +449,8 @@ def evaluate(
     and with ``every=True`` each must pass. ``budgets=None`` uses the profiles' own
     ``budgets``. A failed record fails every check; a skipped one gives SKIP, which
     fails the gate unless ``allow_skipped``. A budgeted target with no records, and an
-    empty gate, are FAILs.
+    empty gate, are FAILs; budgets for a target the run does not have are a ConfigError
+    (prefixed with ``source``, the budgets file).
     """
     targets = results.get("targets") or {}
     records = [r for r in results.get("measurements") or [] if r.get("target") is not None]
@@ -434,13 +460,15 @@ def evaluate(
     for name, checks in budgets.items():
         if not checks:
             continue
+        if name not in targets:  # a typo or another run's budgets: the budgets are wrong, not the run
+            where = f"{source}: " if source else ""
+            raise ConfigError(
+                f"{where}budgets name target '{name}', which is not in this run; "
+                f"its targets: {', '.join(targets) or 'none'}"
+            )
         mine = [r for r in records if r.get("target") == name]
         if not mine:
-            if name in targets:
-                why = f"no measurements for target {name} in this run"
-            else:
-                why = f"target {name} is not in this run (run targets: {', '.join(targets) or 'none'})"
-            report.rows.append(GateRow(name, "(all)", "", "FAIL", why))
+            report.rows.append(GateRow(name, "(all)", "", "FAIL", f"no measurements for target {name} in this run"))
             continue
         if not every:
             selection = report.selections[name] = choose(name, mine, checks)

@@ -53,9 +53,10 @@ class ExplainConfig(_Strict):
     methods: list[Literal["shap", "permutation", "pdp", "lime", "ig"]] = Field(
         default_factory=lambda: ["shap", "permutation"]
     )
-    rows: int = Field(default=400, ge=10)
-    shap_rows: int = Field(default=50, ge=5)
+    rows: int | None = Field(default=None, ge=10)  # None: 400, images 100
+    shap_rows: int | None = Field(default=None, ge=5)  # None: 50, images 10
     shap_samples: int = Field(default=200, ge=10)
+    budget_s: float | None = Field(default=None, gt=0)  # seconds per checked file; methods are cut or skipped to fit
 
 
 class ChecksConfig(_Strict):

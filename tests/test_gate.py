@@ -78,6 +78,10 @@ def _results(*records, budgets=None, targets=("cpu",)):
         ("accuracy >= 90%", "accuracy", ">=", 0.9),
         ("accuracy.drop <= 0.01", "accuracy.drop", "<=", 0.01),
         ("accuracy.drop <= 1%", "accuracy.drop", "<=", 0.01),
+        ("accuracy.drop <= 1pt", "accuracy.drop", "<=", 0.01),  # points, as the README says
+        ("accuracy.drop <= 0.5 pt", "accuracy.drop", "<=", 0.005),
+        ("accuracy >= 90pt", "accuracy", ">=", 0.9),
+        ("accuracy.drop <= 0", "accuracy.drop", "<=", 0.0),
         ("  accuracy.drop <= 0.5 %  ", "accuracy.drop", "<=", 0.005),
     ],
 )
@@ -99,7 +103,8 @@ def test_parse(spec, metric, op, value):
         ("latency.p90 <= 5MB", "unit 'MB' not allowed for latency.p90; allowed: ms, us"),
         ("size.raw <= 8GB", "unit 'GB' not allowed for size.raw; allowed: B, KB, MB, KiB, MiB"),
         ("memory.peak_rss <= 1KB", "unit 'KB' not allowed for memory.peak_rss"),
-        ("accuracy >= 90", "between 0 and 1 (or 0% and 100%)"),
+        ("accuracy >= 90", "a bare 90 is ambiguous for accuracy"),
+        ("accuracy >= 120pt", "between 0 and 1 (or 0pt and 100pt)"),
         ("accuracy.drop <= 200%", "between -1 and 1"),
         ("size.raw <= -1B", "must be >= 0"),
         ("latency.p90 <= 5ms ms", "<metric> <op> <value>[unit]"),
@@ -111,6 +116,23 @@ def test_bad_spec(spec, says):
     assert f"bad check {spec!r}" in str(exc.value)
     assert says in str(exc.value)
     assert exc.value.exit_code == EXIT_BAD_INPUT
+
+
+@pytest.mark.parametrize("spec", ["accuracy.drop <= 1", "accuracy.drop <= 2", "accuracy >= 1", "accuracy.drop <= -1.5"])
+def test_a_bare_accuracy_number_that_could_be_points_is_refused(spec):
+    # Before: 'accuracy.drop <= 1' read as a fraction (a 100-point drop), so it could never fail.
+    with pytest.raises(ConfigError) as exc:
+        Check.parse(spec)
+    message = str(exc.value)
+    assert "\n" not in message and exc.value.exit_code == EXIT_BAD_INPUT
+    assert "ambiguous" in message and "1pt" in message and "1%" in message and "0.01" in message
+
+
+def test_one_point_fails_a_drop_of_two_points():
+    two_points = _record(**{**GOOD, "accuracy_drop": 0.02})
+    for spec in ("accuracy.drop <= 1pt", "accuracy.drop <= 1%", "accuracy.drop <= 0.01"):
+        assert Check.parse(spec).evaluate(two_points).passed is False, spec
+    assert Check.parse("accuracy.drop <= 3pt").evaluate(two_points).passed is True
 
 
 def test_spec_must_be_a_string():
@@ -136,6 +158,7 @@ def test_spec_must_be_a_string():
         ("accuracy > 0.95", False, "accuracy = 0.91 <= 0.95: FAIL"),
         ("accuracy.drop <= 1%", True, "accuracy.drop = 0.4% <= 1%: pass"),
         ("accuracy.drop < 0.003", False, "accuracy.drop = 0.004 >= 0.003: FAIL"),
+        ("accuracy.drop <= 0.3pt", False, "accuracy.drop = 0.4pt > 0.3pt: FAIL"),
         ("load_ms <= 2s", True, "load_ms = 0.003 s <= 2 s: pass"),
         ("cold_start_ms >= 5ms", False, "cold_start_ms = 4.5 ms < 5 ms: FAIL"),
     ],
@@ -332,6 +355,21 @@ def test_skipped_passes_only_when_allowed():
     assert evaluate(results, budgets, allow_skipped=True).passed is True
 
 
+def test_skipped_only_failure_names_allow_skipped():
+    results = _results(_record(**GOOD), _record(target="gpu", status="skipped", error="no GPU"), targets=("cpu", "gpu"))
+    budgets = {"cpu": [Check.parse("latency.p90 <= 5ms")], "gpu": [Check.parse("latency.p90 <= 2ms")]}
+    strict = evaluate(results, budgets)
+    assert strict.passed is False
+    assert "--allow-skipped" in strict.verdict and "only skipped" in strict.verdict
+    assert strict.to_dict()["verdict"] == strict.verdict
+    allowed = evaluate(results, budgets, allow_skipped=True)
+    assert allowed.passed and allowed.verdict.startswith("VALID") and "1 skipped" in allowed.verdict
+    # A real failure next to a skip is not blamed on the skip.
+    budgets["cpu"] = [Check.parse("latency.p90 <= 1us")]
+    failing = evaluate(results, budgets)
+    assert failing.verdict == "INVALID: a budget is not met"
+
+
 def test_skip_does_not_hide_a_fail():
     results = _results(_record(status="skipped", error="no GPU"), _record(label="x", **{**GOOD, "load_ms": 9e9}))
     assert evaluate(results, {"cpu": [Check.parse("load_ms <= 1s")]}, allow_skipped=True).passed is False
@@ -345,11 +383,12 @@ def test_target_without_records_fails():
     assert report.passed is False
 
 
-def test_target_not_in_run_fails():
-    report = evaluate(_results(_record(**GOOD)), {"mobile": [Check.parse("size.raw <= 1MB")]})
-    assert report.rows[0].verdict == "FAIL"
-    assert report.rows[0].message == "target mobile is not in this run (run targets: cpu)"
-    assert report.passed is False
+def test_budgets_for_a_target_not_in_the_run_are_a_config_error():
+    # Before: a FAIL row (exit 1), as if the run had failed a budget.
+    with pytest.raises(ConfigError) as exc:
+        evaluate(_results(_record(**GOOD)), {"mobile": [Check.parse("size.raw <= 1MB")]}, source="b.yaml")
+    assert str(exc.value) == "b.yaml: budgets name target 'mobile', which is not in this run; its targets: cpu"
+    assert exc.value.exit_code == EXIT_BAD_INPUT
 
 
 def test_targets_without_budgets_are_not_gated():
@@ -443,3 +482,25 @@ def test_load_budgets_errors_name_the_file(tmp_path, text, says):
 def test_load_budgets_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_budgets(tmp_path / "nope.yaml")
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def test_gate_command_config_errors_and_the_skipped_only_verdict(tmp_path):
+    from tests.conftest import assert_clean_error, run_cli
+
+    results = _results(_record(target="gpu", status="skipped", error="no GPU"), targets=("gpu",))
+    for rec in results["measurements"]:
+        rec["artifact"] |= {"format": "tflite", "precision": "fp32"}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("gpu:\n  - latency.p90 <= 2ms\n")
+    proc = run_cli("gate", str(tmp_path), "--budgets", str(budgets))
+    assert proc.returncode == 1 and "pass --allow-skipped" in proc.stdout, proc.stdout + proc.stderr
+    assert run_cli("gate", str(tmp_path), "--budgets", str(budgets), "--allow-skipped").returncode == 0
+
+    budgets.write_text("gpu:\n  - latency.p90 <= 2ms\ncpux:\n  - size.raw <= 1MB\n")
+    assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "target 'cpux'")
+    budgets.write_text("gpu:\n  - accuracy.drop <= 1\n")
+    assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "1pt (percentage points), 1%")

@@ -8,23 +8,29 @@ PSI > ``psi`` (default 0.1). Both, because with thousands of rows a shift far to
 matter is still "significant", and with few rows PSI alone is noisy. The same rule applies to
 the prediction drift (the model's P(class 1) on each table).
 
-One-hot columns named ``column=value`` (Adult's encoding) are categorical by default, and are
-grouped back into one feature per original column: a row's category is its hot column
-(``(none)`` when no column is hot, e.g. a category unknown to the encoder).
+Which features are categorical: the ``categorical`` mask when given (an ``.npz`` may carry it
+as a ``categorical`` array of column names or indices); else it is inferred. One-hot columns
+named ``column=value`` (Adult's encoding) are grouped back into one feature per original
+column: a row's category is its hot column (``(none)`` when no column is hot, e.g. a category
+unknown to the encoder). Unnamed columns holding only 0 and 1 are categorical, and a run of
+such columns that sums to exactly 1 on every row is one one-hot feature; a column with at most
+``MAX_LEVELS`` distinct values is categorical (codes). Every other column is continuous.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_opt.errors import BadInputError, first_line
+from edge_opt.errors import BadInputError
 
 DEFAULT_THRESHOLDS = {"p_value": 0.01, "psi": 0.1, "bins": 10}
 PSI_EPS = 1e-4  # stands in for an empty bin's share: PSI has log(share) terms
 NONE_HOT = "(none)"
+MAX_LEVELS = 10  # a column with at most this many distinct values is categorical (codes)
 
 
 def drift_check(
@@ -48,15 +54,16 @@ def drift_check(
     if len(names) != ref.shape[1]:
         raise BadInputError(f"{len(names)} feature names for {ref.shape[1]} features")
     if categorical is None:
-        is_cat = np.array(["=" in n for n in names], dtype=bool)
+        groups = _infer(ref, cur, names)
     else:
         is_cat = np.asarray(categorical, dtype=bool).reshape(-1)
         if len(is_cat) != ref.shape[1]:
             raise BadInputError(f"categorical mask has {len(is_cat)} entries for {ref.shape[1]} features")
+        groups = {name: (cols, bool(is_cat[cols[0]])) for name, cols in _features(names, is_cat).items()}
 
     features: dict[str, dict] = {}
-    for name, cols in _features(names, is_cat).items():
-        if len(cols) == 1 and not is_cat[cols[0]]:
+    for name, (cols, is_categorical) in groups.items():
+        if not is_categorical:
             entry = _continuous(ref[:, cols[0]], cur[:, cols[0]], limits)
         else:
             entry = _categorical(_categories(ref, cols, names), _categories(cur, cols, names), limits)
@@ -120,12 +127,39 @@ def _features(names: list[str], is_cat: np.ndarray) -> dict[str, list[int]]:
     return out
 
 
+def _infer(ref: np.ndarray, cur: np.ndarray, names: list[str]) -> dict[str, tuple[list[int], bool]]:
+    """Feature name -> (its columns, categorical?), inferred from the names and both tables' values."""
+    both = np.concatenate([ref, cur])
+    binary = np.all((both == 0) | (both == 1), axis=0)
+    out: dict[str, tuple[list[int], bool]] = {}
+    for key, cols in _features(names, np.array(["=" in n for n in names])).items():
+        if len(cols) > 1 or "=" in names[cols[0]]:  # named one-hot columns (Adult's "sex=Female")
+            out[key] = (cols, True)
+    i = 0
+    while i < len(names):
+        if "=" in names[i]:
+            i += 1
+            continue
+        j, total = i, np.zeros(len(both))
+        while j < len(names) and binary[j] and "=" not in names[j] and (total + both[:, j]).max() <= 1:
+            total += both[:, j]
+            j += 1
+        if j - i >= 2 and np.all(total == 1):  # a one-hot group: exactly one hot column per row
+            out[f"{names[i]}..{names[j - 1]}"] = (list(range(i, j)), True)
+            i = j
+            continue
+        out[names[i]] = ([i], bool(binary[i]) or len(np.unique(both[:, i])) <= MAX_LEVELS)
+        i += 1
+    order = {name: cols[0] for name, (cols, _) in out.items()}
+    return {name: out[name] for name in sorted(out, key=order.__getitem__)}
+
+
 def _categories(x: np.ndarray, cols: list[int], names: list[str]) -> np.ndarray:
-    """One category label per row."""
+    """One category label per row: a code, or the hot column of a one-hot group."""
     if len(cols) == 1 and "=" not in names[cols[0]]:
-        return x[:, cols[0]].astype(str)  # a categorical column of codes
+        return x[:, cols[0]].astype(str)  # a categorical column of codes (or 0/1)
     block = x[:, cols]
-    labels = np.array([names[c].split("=", 1)[1] for c in cols] + [NONE_HOT])
+    labels = np.array([names[c].split("=", 1)[-1] for c in cols] + [NONE_HOT])
     return labels[np.where(block.max(axis=1) > 0, block.argmax(axis=1), len(cols))]
 
 
@@ -211,58 +245,50 @@ def _model_score(predictor, x: np.ndarray) -> tuple[np.ndarray, str]:
 # ---------------------------------------------------------------- files and rendering
 
 
-def load_table(path: str | Path) -> tuple[np.ndarray, list[str]]:
-    """Features from ``.npz`` (array ``x``, optional ``feature_names``), ``.npy`` or ``.csv``
-    (a header of column names, numeric cells). Returns (x float32, feature names)."""
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A table of features from a file, and which columns it says are categorical."""
+
+    x: np.ndarray  # float32, rows first
+    names: list[str]
+    categorical: np.ndarray | None = None  # bool mask over the columns; None: infer them
+
+
+def load_table(path: str | Path) -> Table:
+    """Features from ``.npz`` (array ``x``, optional ``feature_names`` and ``categorical``: the
+    categorical columns' names or indices), ``.npy`` or ``.csv`` (a header of column names,
+    numeric cells; every column is a feature). The file checks (size, NaN, Inf) are ``load_xy``'s."""
+    from edge_opt.arrays import load_xy
+
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if "x" not in archive.files:
-                    raise BadInputError(f"{path}: no array 'x' (arrays: {', '.join(archive.files) or 'none'})")
-                x = archive["x"]
-                names = archive["feature_names"].tolist() if "feature_names" in archive.files else None
-        elif suffix == ".npy":
-            x, names = np.load(path, allow_pickle=False), None
-        elif suffix == ".csv":
-            x, names = _read_csv(path)
-        else:
-            raise BadInputError(f"{path}: unknown table extension '{suffix}'; use .npz, .npy or .csv")
-    except BadInputError:
-        raise
-    except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile... for bad files
-        raise BadInputError(f"{path}: cannot read it: {first_line(exc)}") from None
-    x = np.asarray(x)
-    if x.ndim == 1:
-        x = x.reshape(-1, 1)
-    if x.size == 0:
-        raise BadInputError(f"{path}: no rows")
-    if x.dtype.kind not in "biuf":
-        raise BadInputError(f"{path}: features must be numeric, got {x.dtype}")
+    x, _, names = load_xy(path, labels=False)
     width = int(np.prod(x.shape[1:]))
-    names = [str(n) for n in names] if names is not None else [f"f{i}" for i in range(width)]
+    names = names if names is not None else [f"f{i}" for i in range(width)]
     if len(names) != width:
         raise BadInputError(f"{path}: {len(names)} feature names for {width} features")
-    return x.astype(np.float32), names
+    categorical = None
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            if "categorical" in npz.files:
+                categorical = _mask(path, npz["categorical"], names)
+    return Table(x.reshape(len(x), -1), names, categorical)
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
-    import csv
-    import warnings
-
-    with path.open(newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise BadInputError(f"{path}: empty file, expected a header row")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "input contained no data": reported as "no rows" below
-        x = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64, encoding="utf-8")
-    if x.size and x.shape[1] != len(header):
-        raise BadInputError(f"{path}: {x.shape[1]} columns of numbers under a header of {len(header)}")
-    return x, [h.strip() for h in header]
+def _mask(path: Path, given: np.ndarray, names: list[str]) -> np.ndarray:
+    """The ``categorical`` array of a file (column names or indices) as a mask over the columns."""
+    mask = np.zeros(len(names), dtype=bool)
+    for item in np.asarray(given).reshape(-1).tolist():
+        if isinstance(item, str):
+            if item not in names:
+                raise BadInputError(f"{path}: categorical column {item!r} is not one of its feature names")
+            mask[names.index(item)] = True
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(names):
+            mask[item] = True
+        else:
+            raise BadInputError(
+                f"{path}: 'categorical' must list column names or indices 0..{len(names) - 1}, got {item!r}"
+            )
+    return mask
 
 
 def _fmt(value: float | None) -> str:

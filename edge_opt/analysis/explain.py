@@ -12,16 +12,29 @@ Summary keys (``result["summary"]``; a stability figure is None without a refere
 - ``pdp_max_delta``: largest |artifact - float| of a partial-dependence average
 - ``seconds``: wall time of the whole check
 
+- ``shap_degenerate``, ``permutation_degenerate``: 1 when a model's attributions say nothing
+  (all equal, or none positive: e.g. no feature's shuffling lowers accuracy), else 0
+
 Only the keys of the methods that ran are present. Rank correlations leave out the features
 whose attribution is zero for both models (one-hot columns that never vary in the rows):
-their agreement says nothing. Overlaps are the shared fraction of the k top features.
+their agreement says nothing. Overlaps are the shared fraction of the k top features among
+those with a positive attribution. A ranking of all-equal attributions is undefined: its
+figures are None (NaN in spirit, null in JSON) and the method's entry says why, never 1.0.
+
+Images (inputs of shape (H, W, C) larger than 16x16) are explained by patches: SHAP and
+permutation importance treat each square patch (all channels together) as one feature, about
+64 of them, on at most ``IMAGE_ROWS`` rows; integrated gradients give a saliency map (H, W),
+channels summed. With ``budget_s`` each method's cost is estimated from a timed probe call,
+its rows cut to fit what is left of the budget, or the method skipped with the reason.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,11 +49,49 @@ from edge_opt.errors import BadInputError
 
 METHODS = ("shap", "permutation", "pdp", "ig", "lime")
 DEFAULT_METHODS = ("shap", "permutation", "pdp")
+IMAGE_METHODS = ("shap", "permutation", "ig")  # PDP of one pixel says little; ig when a Keras model is known
+DEFAULT_ROWS = 400
+IMAGE_ROWS = 100  # the cap on rows for images (each row is thousands of features)
+IMAGE_SHAP_ROWS = 10
+IMAGE_PATCHES = 64  # about this many patches per image
+IG_STEPS = 32
+TIE = 1e-9  # attributions closer than this are equal (float noise of batched runtime calls)
 COMPARED = ("shap", "permutation")  # black-box global attributions, float vs artifact
 TOP_K = (5, 10)
 
 Proba = Callable[[np.ndarray], np.ndarray]  # flat features (n, d) -> (n, n_classes)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the attributions are over: the data's features, or patches of an image."""
+
+    names: list[str]
+    groups: list[np.ndarray] | None = None  # per feature, its flat input indices (patches); None: one each
+    image: tuple[int, int, int] | None = None  # (H, W, C) when the input is an image
+    patch: int | None = None  # the patch side in pixels
+
+    @classmethod
+    def of(cls, data: EvalData) -> Features:
+        shape = tuple(data.x.shape[1:])
+        if len(shape) != 3 or shape[0] * shape[1] <= 256:  # tabular, or a small image (digits): per feature
+            return cls(list(data.feature_names))
+        h, w, c = (int(d) for d in shape)
+        side = max(1, math.ceil(math.sqrt(h * w / IMAGE_PATCHES)))
+        index = np.arange(h * w * c).reshape(h, w, c)
+        names, groups = [], []
+        for r in range(0, h, side):
+            for q in range(0, w, side):
+                names.append(f"r{r}-{min(r + side, h) - 1} c{q}-{min(q + side, w) - 1}")
+                groups.append(index[r : r + side, q : q + side].reshape(-1))
+        return cls(names, groups, (h, w, c), side)
+
+    def pool(self, flat: np.ndarray) -> np.ndarray:
+        """Per-input-feature values (n, d) or (d,) summed per feature (patch)."""
+        if self.groups is None:
+            return flat
+        return np.stack([flat[..., g].sum(axis=-1) for g in self.groups], axis=-1)
 
 
 class FlatModel:
@@ -59,17 +110,19 @@ def explain_check(
     data: EvalData,
     reference: Predictor | None = None,
     float_model_path: str | Path | None = None,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    rows: int = 400,
+    methods: Sequence[str] | None = None,
+    rows: int | None = None,
     seed: int = 0,
     *,
-    shap_rows: int = 50,
+    shap_rows: int | None = None,
     shap_samples: int = 200,
     background: int = 10,
     permutation_repeats: int = 5,
     pdp_features: Sequence[str] | None = None,
     lime_row: int | None = None,
     trust_model: bool = False,
+    budget_s: float | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Explain ``predictor`` on the first ``rows`` rows of ``data`` and compare with ``reference``.
 
@@ -77,23 +130,39 @@ def explain_check(
     from there. Method "ig" (integrated gradients) needs a Keras model: ``float_model_path``, or
     the reference or the artifact when it is a .keras file. SHAP explains the first ``shap_rows``
     rows against ``background`` k-means centroids of the rows, with ``shap_samples`` coalitions per
-    row. Method "lime" explains row ``lime_row`` of ``data`` (default 0); giving ``lime_row`` adds
-    it. The explained output is P(class 1) for binary tasks, else each row's true class's probability.
+    row (images: patches against the rows' mean image). Method "lime" explains row ``lime_row`` of
+    ``data`` (default 0); giving ``lime_row`` adds it. The explained output is P(class 1) for binary
+    tasks, else each row's true class's probability. ``methods`` None: the defaults for the data
+    (``DEFAULT_METHODS``; images: ``IMAGE_METHODS``, "ig" only with a Keras model). ``rows`` None:
+    400, images 100; ``shap_rows`` None: 50, images 10. ``budget_s``: seconds the whole check may
+    take (see the module's doc). ``progress`` gets one line per method: its estimate, then its time.
 
     Returns ``{"artifact", "float", "rows", "seed", "methods", "seconds", "summary"}`` and
     ``"lime"`` when asked. ``methods["shap" | "permutation"]`` holds per role ("float",
     "artifact") the global attribution of each feature, largest first, and the stability
     figures; ``methods["pdp"]["features"][name]`` the grid, the average per role and 5 ICE
-    lines of the artifact; ``methods["ig"]["float"]`` mean |IG| per feature. Every method
-    entry has its ``seconds``.
+    lines of the artifact; ``methods["ig"]["float"]`` mean |IG| per feature (images: per patch,
+    and ``saliency``, the map). Every method entry has its ``seconds``; a method the budget
+    left out has only ``skipped`` (the reason), one cut to fit it says so in ``reduced``.
     """
     start = time.perf_counter()
+    features = Features.of(data)
+    image = features.image is not None
+    if reference is None and float_model_path is not None:
+        reference = Predictor(float_model_path, trust_model=trust_model)
+    if methods is None:
+        has_keras = float_model_path is not None or any(
+            p is not None and p.format == "keras" for p in (reference, predictor)
+        )
+        methods = tuple(m for m in IMAGE_METHODS if m != "ig" or has_keras) if image else DEFAULT_METHODS
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise BadInputError(f"unknown explanation method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    if reference is None and float_model_path is not None:
-        reference = Predictor(float_model_path, trust_model=trust_model)
+    if budget_s is not None and not budget_s > 0:
+        raise BadInputError(f"the explanation budget must be a positive number of seconds, got {budget_s}")
+    rows = rows if rows is not None else (IMAGE_ROWS if image else DEFAULT_ROWS)
+    shap_rows = shap_rows if shap_rows is not None else (IMAGE_SHAP_ROWS if image else 50)
     predictors = {"artifact": predictor} | ({"float": reference} if reference is not None else {})
     for p in predictors.values():
         _check_shape(p, data)
@@ -115,50 +184,146 @@ def explain_check(
         "seed": seed,
         "methods": {},
     }
+    if image:
+        out["patches"] = {"side": features.patch, "count": len(features.names), "image": list(features.image)}
+    if budget_s is not None:
+        out["budget_s"] = budget_s
     found = out["methods"]
+    plan = _Planner(models, x, budget_s, start, progress)
     # One thread for NumPy and scikit-learn: the arrays are small, and OpenMP's spinning
     # threads slow k-means tenfold when the two cores are busy.
     with threadpool_limits(limits=1):
         if "shap" in methods:
-            bg = shap_background(x, background)  # shared by both models
-            found["shap"] = _timed(
-                _compared,
-                models,
-                names,
-                lambda m: shap_values(m, x[:shap_rows], bg, target[:shap_rows], seed, shap_samples),
-            )
+            n_bg = 1 if image else min(background, len(x))
+            if image:  # fewer coalitions than 2 per patch leave Kernel SHAP's regression underdetermined
+                shap_samples = max(shap_samples, 2 * len(features.names) + 2)
+            n = plan.fit("shap", shap_rows, 2, lambda k: k * (shap_samples + 1) * n_bg, lambda k: 2 * k + 1)
+            if n:
+                if image:
+                    base = x.mean(axis=0)
+                    found["shap"] = plan.run(
+                        "shap", n, shap_rows, _compared, models, features.names,
+                        lambda m: patch_shap_values(m, x[:n], base, features.groups, target[:n], seed, shap_samples),
+                    )  # fmt: skip
+                else:
+                    bg = shap_background(x, background)  # shared by both models
+                    found["shap"] = plan.run(
+                        "shap", n, shap_rows, _compared, models, names,
+                        lambda m: shap_values(m, x[:n], bg, target[:n], seed, shap_samples),
+                    )  # fmt: skip
         if "permutation" in methods:
-            found["permutation"] = _timed(
-                _compared, models, names, lambda m: permutation_values(m, x, y, seed, permutation_repeats)
-            )
+            n_feat = len(features.names)
+            n = plan.fit("permutation", len(x), 20, lambda k: k * (n_feat * permutation_repeats + 1), lambda k: 3)
+            if n:
+                found["permutation"] = plan.run(
+                    "permutation", n, len(x), _compared, models, features.names,
+                    lambda m: permutation_values(m, x[:n], y[:n], seed, permutation_repeats, features.groups),
+                )  # fmt: skip
         if "pdp" in methods:
             # The dataset's own default features (Adult: age, hours-per-week), else the top two.
             requested = pdp_features if pdp_features is not None else (head.pdp_features or None)
-            found["pdp"] = _timed(_pdp, models, x, _pdp_features(requested, names, found), names)
+            chosen = _pdp_features(requested, names, found)
+            grid = 20
+            n = plan.fit("pdp", len(x), 20, lambda k: k * grid * len(chosen), lambda k: grid * len(chosen))
+            if n:
+                found["pdp"] = plan.run("pdp", n, len(x), _pdp, models, x[:n], chosen, names)
         if ig_path is not None:
-            found["ig"] = _timed(_ig, ig_path, head.x, target, names, trust_model)
+            roles = 3  # a forward and a backward pass per step, on the float model only
+            n = plan.fit("ig", len(x), 5, lambda k: k * (IG_STEPS + 1) * roles // len(models), lambda k: 1)
+            if n:
+                found["ig"] = plan.run(
+                    "ig", n, len(x), _ig, ig_path, head.x[:n], target[:n], features, trust_model
+                )  # fmt: skip
         if lime_row is not None:
             row, row_target = _flat(data.x[lime_row : lime_row + 1])[0], _targets(data.y, data.n_classes)[lime_row]
-            out["lime"] = {"row": lime_row, "implementation": f"lime {metadata.version('lime')}"} | _timed(
-                lambda: {
-                    role: lime_explanation(m, x, row, names, _categorical(data), row_target, seed)
-                    for role, m in models.items()
-                }
-            )
+            if plan.fit("lime", 1, 1, lambda k: 1000, lambda k: 1):
+                out["lime"] = {"row": lime_row, "implementation": f"lime {metadata.version('lime')}"} | plan.run(
+                    "lime",
+                    1,
+                    1,
+                    lambda: {
+                        role: lime_explanation(m, x, row, names, _categorical(data), row_target, seed)
+                        for role, m in models.items()
+                    },
+                )
+            else:
+                out["lime"] = {"row": lime_row} | plan.skipped.pop("lime")
+        found.update(plan.skipped)
     out["seconds"] = round(time.perf_counter() - start, 3)
     out["summary"] = _summary(out)
     return out
 
 
-def _timed(fn: Callable[..., dict], *args: Any) -> dict:
-    t = time.perf_counter()
-    return fn(*args) | {"seconds": round(time.perf_counter() - t, 3)}
+class _Planner:
+    """Estimates of each method's time from one timed probe call per model, cuts to fit a budget."""
+
+    def __init__(
+        self,
+        models: dict[str, FlatModel],
+        x: np.ndarray,
+        budget_s: float | None,
+        start: float,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.budget_s, self.start, self.progress, self.n_models = budget_s, start, progress, len(models)
+        self.skipped: dict[str, dict] = {}
+        # Seconds per call and per row, all models together: a 1-row and an n-row call each.
+        self.per_call = self.per_row = 0.0
+        probe = x[: min(len(x), 64)]
+        for m in models.values():
+            m(probe[:1])  # the first call of a runtime pays for its warm-up: not timed
+            t = time.perf_counter()
+            m(probe[:1])
+            one = time.perf_counter() - t
+            t = time.perf_counter()
+            m(probe)
+            many = time.perf_counter() - t
+            self.per_call += one
+            self.per_row += max(many - one, 0.0) / max(len(probe) - 1, 1)
+
+    def estimate(self, rows: float, calls: float) -> float:
+        return rows * self.per_row + calls * self.per_call
+
+    def fit(self, method: str, n: int, least: int, rows: Callable[[int], float], calls: Callable[[int], float]) -> int:
+        """How many rows ``method`` may use (``n`` when it fits), or 0 when it cannot fit."""
+        need = self.estimate(rows(n), calls(n))
+        if self.budget_s is None:
+            self.progress(f"explain: {method} on {self.n_models} model(s), {n} rows: about {_secs(need)}")
+            return n
+        left = self.budget_s - (time.perf_counter() - self.start)
+        k = n
+        while k > least and self.estimate(rows(k), calls(k)) > left:
+            k = max(least, k // 2)
+        est = self.estimate(rows(k), calls(k))
+        if est > left or left <= 0:
+            why = f"over the {self.budget_s:g} s budget: about {_secs(need)} needed, {_secs(max(left, 0))} left"
+            self.skipped[method] = {"skipped": why}
+            self.progress(f"explain: {method} skipped ({why})")
+            return 0
+        cut = f", cut from {n} rows to fit the budget" if k < n else ""
+        self.progress(f"explain: {method} on {self.n_models} model(s), {k} rows: about {_secs(est)}{cut}")
+        return k
+
+    def run(self, method: str, n: int, asked: int, fn: Callable[..., dict], *args: Any) -> dict:
+        t = time.perf_counter()
+        entry = fn(*args) | {"seconds": round(time.perf_counter() - t, 3)}
+        if n < asked:
+            entry["reduced"] = f"{n} of {asked} rows, to fit the {self.budget_s:g} s budget"
+        self.progress(f"explain: {method} done in {entry['seconds']:.1f} s")
+        return entry
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def _compared(models: dict[str, FlatModel], names: list[str], attribute: Callable[[FlatModel], np.ndarray]) -> dict:
     """Global attributions per model, ranked, and their stability when there is a float model."""
     values = {role: attribute(m) for role, m in models.items()}
     entry: dict[str, Any] = {role: _ranked(names, v) for role, v in values.items()}
+    bad = {role: why for role, v in values.items() if (why := degenerate(v))}
+    if bad:
+        entry["degenerate"] = bad
     return entry | (stability(values["float"], values["artifact"]) if "float" in values else {})
 
 
@@ -175,9 +340,14 @@ def _pdp(models: dict[str, FlatModel], x: np.ndarray, features: list[str], names
     return pdp
 
 
-def _ig(path: Path, x: np.ndarray, target: np.ndarray, names: list[str], trust_model: bool = False) -> dict:
-    values, gap = integrated_gradients(path, x, target, trust_model=trust_model)
-    return {"float": _ranked(names, np.abs(values).mean(axis=0)), "model": str(path), "completeness_gap": gap}
+def _ig(path: Path, x: np.ndarray, target: np.ndarray, features: Features, trust_model: bool = False) -> dict:
+    values, gap = integrated_gradients(path, x, target, steps=IG_STEPS, trust_model=trust_model)
+    mean_abs = np.abs(values).mean(axis=0)
+    entry = {"float": _ranked(features.names, features.pool(mean_abs)), "model": str(path), "completeness_gap": gap}
+    if features.image is not None:  # a saliency map: mean |IG| per pixel, channels summed
+        saliency = mean_abs.reshape(features.image).sum(axis=-1)
+        entry["saliency"] = {"shape": list(saliency.shape), "map": np.round(saliency, 6).tolist()}
+    return entry
 
 
 # --- the methods: each takes a probability function over flat features ---
@@ -209,21 +379,74 @@ def shap_values(
     return np.abs(_batched(model, run)).mean(axis=0)
 
 
-def permutation_values(model: FlatModel, x: np.ndarray, y: np.ndarray, seed: int, repeats: int) -> np.ndarray:
-    """Mean drop in accuracy when one feature's column is shuffled (scikit-learn)."""
-    from sklearn.inspection import permutation_importance
+def patch_shap_values(
+    model: FlatModel,
+    x: np.ndarray,
+    base: np.ndarray,
+    groups: list[np.ndarray],
+    target: np.ndarray,
+    seed: int,
+    nsamples: int,
+) -> np.ndarray:
+    """Mean |Kernel SHAP| per patch: a coalition keeps its patches of the row, the others take ``base``."""
+    import shap
+
+    cover = np.zeros((len(groups), x.shape[1]), dtype=np.float32)  # patch -> the pixels it covers
+    for g, cols in enumerate(groups):
+        cover[g, cols] = 1.0
 
     def run(f: Proba) -> np.ndarray:
-        clf = ProbaClassifier(f, model.n_classes).fit(x, y)
-        result = permutation_importance(clf, x, y, scoring=_accuracy, n_repeats=repeats, random_state=seed)
-        return result.importances_mean
+        state = np.random.get_state()
+        np.random.seed(seed)  # KernelExplainer samples coalitions from NumPy's global generator
+        try:
+            values = []
+            for row, t in zip(x, target, strict=True):
 
-    return _batched(model, run)
+                def masked(z: np.ndarray, row: np.ndarray = row, t: int = int(t)) -> np.ndarray:
+                    return f(base + (np.asarray(z, dtype=np.float32) @ cover) * (row - base))[:, t]
+
+                explainer = shap.KernelExplainer(masked, np.zeros((1, len(groups))))
+                one = explainer.shap_values(np.ones((1, len(groups))), nsamples=nsamples, l1_reg=False, silent=True)
+                values.append(np.asarray(one).reshape(-1))
+        finally:
+            np.random.set_state(state)
+        return np.asarray(values)
+
+    return np.abs(_batched(model, run)).mean(axis=0)
 
 
-def _accuracy(clf: ProbaClassifier, x: np.ndarray, y: np.ndarray) -> float:
-    # scoring="accuracy" would validate the labels on each of the n_features * repeats calls
-    return float(np.mean(clf.predict(x) == y))
+def permutation_values(
+    model: FlatModel, x: np.ndarray, y: np.ndarray, seed: int, repeats: int, groups: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """Mean drop of the true class's probability (over the rows) when one feature's column, or one
+    patch (its pixels together), is shuffled across the rows; over ``repeats`` shuffles.
+
+    The probability, not accuracy: one 4x4 patch of an image seldom flips a prediction, and
+    accuracy would then give every patch a 0. The shuffled tables go to the model in a few
+    large calls."""
+    groups = groups if groups is not None else [np.array([j]) for j in range(x.shape[1])]
+    rng = np.random.default_rng(seed)
+    shuffles = [(cols, rng.permutation(len(x))) for cols in groups for _ in range(repeats)]
+    chunk = max(len(x), min(1 << 16, (1 << 24) // max(x.shape[1], 1)))  # rows per call: at most 64 MiB
+    scores: list[float] = []
+    rows = np.arange(len(x))
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            proba = model(np.concatenate(batch)).reshape(len(batch), len(x), -1)
+            scores.extend(proba[:, rows, y].mean(axis=1).tolist())
+            batch.clear()
+
+    for cols, order in shuffles:
+        shuffled = x.copy()
+        shuffled[:, cols] = x[order][:, cols]
+        batch.append(shuffled)
+        if len(batch) * len(x) >= chunk:
+            flush()
+    flush()
+    baseline = float(model(x)[rows, y].mean())
+    return baseline - np.asarray(scores).reshape(len(groups), repeats).mean(axis=1)
 
 
 def partial_dependence(
@@ -310,20 +533,42 @@ def lime_explanation(
 # --- stability ---
 
 
-def stability(reference: np.ndarray, artifact: np.ndarray) -> dict[str, float | None]:
-    """Spearman correlation over the features either model uses, and top-k overlaps."""
+def degenerate(values: np.ndarray) -> str | None:
+    """Why a global attribution says nothing (all equal, or no feature with a positive one), or None."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "no features"
+    if np.ptp(v) <= TIE:
+        return f"all {len(v)} attributions are equal ({v[0]:.3g})"
+    if not (v > TIE).any():
+        return f"no feature has a positive attribution (all {len(v)} are <= 0)"
+    return None
+
+
+def stability(reference: np.ndarray, artifact: np.ndarray) -> dict[str, float | str | None]:
+    """Spearman correlation over the features either model uses, and top-k overlaps.
+
+    A figure that cannot be computed (a degenerate attribution, too few features in use) is None
+    and ``undefined`` says why: an all-equal ranking is no evidence of a stable one.
+    """
     from scipy.stats import spearmanr
 
     reference, artifact = np.asarray(reference, dtype=float), np.asarray(artifact, dtype=float)
+    out: dict[str, float | str | None] = {"rank_corr": None, **{f"top{k}_overlap": None for k in TOP_K}}
+    for role, values in (("float", reference), ("artifact", artifact)):
+        why = degenerate(values)
+        if why:
+            return out | {"undefined": f"the {role} model's {why}"}
     used = (reference != 0) | (artifact != 0)
     a, b = reference[used], artifact[used]
-    rho = None
-    if len(a) >= 2 and np.ptp(a) > 0 and np.ptp(b) > 0:
-        rho = float(spearmanr(a, b).statistic)
-    out: dict[str, float | None] = {"rank_corr": rho}
+    if len(a) < 3:
+        out["undefined"] = f"only {len(a)} feature(s) with a nonzero attribution: too few to rank"
+    else:
+        out["rank_corr"] = float(spearmanr(a, b).statistic)
+    ranked = [np.flatnonzero(v > TIE) for v in (reference, artifact)]  # the top-k among positive attributions
     for k in TOP_K:
-        shared = set(_top(reference, k)) & set(_top(artifact, k))
-        out[f"top{k}_overlap"] = len(shared) / min(k, len(reference))
+        tops = [set(_top(v, k)) & set(r.tolist()) for v, r in zip((reference, artifact), ranked, strict=True)]
+        out[f"top{k}_overlap"] = len(tops[0] & tops[1]) / max(len(tops[0]), len(tops[1]))
     return out
 
 
@@ -412,7 +657,7 @@ def _keras_path(float_model_path: str | Path | None, *predictors: Predictor | No
     for p in predictors:
         if p is not None and p.format == "keras":
             return p.path
-    raise BadInputError("integrated gradients need the float Keras model: pass float_model_path")
+    raise BadInputError("integrated gradients need the float Keras model: pass --float FLOAT.keras")
 
 
 def _pdp_features(requested: Sequence[str] | None, names: list[str], done: dict[str, dict]) -> list[str]:
@@ -462,10 +707,11 @@ def _summary(result: dict[str, Any]) -> dict[str, float | None]:
     summary: dict[str, float | None] = {}
     for method in COMPARED:
         entry = result["methods"].get(method)
-        if entry is not None:
+        if entry is not None and "skipped" not in entry:
             for key in ("rank_corr", *(f"top{k}_overlap" for k in TOP_K)):
                 summary[f"{method}_{key}"] = entry.get(key)
-    if "pdp" in result["methods"]:
+            summary[f"{method}_degenerate"] = float(bool(entry.get("degenerate")))
+    if "pdp" in result["methods"] and "skipped" not in result["methods"]["pdp"]:
         summary["pdp_max_delta"] = result["methods"]["pdp"].get("max_delta")
     summary["seconds"] = result["seconds"]
     return summary
@@ -474,10 +720,15 @@ def _summary(result: dict[str, Any]) -> dict[str, float | None]:
 def render_explain(result: dict[str, Any], top: int = 5) -> str:
     """Markdown: top features float vs artifact per method, stability figures, time."""
     methods = result["methods"]
+    ran = {m: e for m, e in methods.items() if "skipped" not in e}
     against = f"against the float model {Path(result['float']).name}" if result["float"] else "no float model"
     lines = [f"## Explanations: {Path(result['artifact']).name}", ""]
     lines += [f"{result['rows']} rows, seed {result['seed']}, {against}.", ""]
-    for method, entry in methods.items():
+    if "patches" in result:
+        pt = result["patches"]
+        h, w, c = pt["image"]
+        lines += [f"Image {h}x{w}x{c}: features are {pt['count']} patches of {pt['side']}x{pt['side']} pixels.", ""]
+    for method, entry in ran.items():
         if method == "pdp":
             continue
         roles = [r for r in ("float", "artifact") if r in entry]
@@ -488,7 +739,14 @@ def render_explain(result: dict[str, Any], top: int = 5) -> str:
                 f"| {i + 1} | " + " | ".join(f"{ranked[r][i][0]} ({ranked[r][i][1]:.4g})" for r in roles) + " |"
             )
         lines.append("")
-    stable = [m for m in COMPARED if m in methods and "top5_overlap" in methods[m]]
+        for role, why in (entry.get("degenerate") or {}).items():
+            lines += [f"**Degenerate** ({role}): {why}; this ranking says nothing.", ""]
+        if "saliency" in entry:
+            shape = "x".join(str(d) for d in entry["saliency"]["shape"])
+            lines += [f"Saliency map {shape} (mean |IG| per pixel, channels summed) in the JSON result.", ""]
+        if "reduced" in entry:
+            lines += [f"Reduced: {entry['reduced']}.", ""]
+    stable = [m for m in COMPARED if m in ran and "top5_overlap" in ran[m]]
     if stable:
         lines += [
             "### Stability (float vs artifact)",
@@ -497,12 +755,16 @@ def render_explain(result: dict[str, Any], top: int = 5) -> str:
             "|---|---|---|---|",
         ]
         for m in stable:
-            e = methods[m]
-            rho = "n/a" if e["rank_corr"] is None else f"{e['rank_corr']:.3f}"
-            lines.append(f"| {m} | {rho} | {e['top5_overlap']:.0%} | {e['top10_overlap']:.0%} |")
+            e = ran[m]
+            rho = "undefined" if e["rank_corr"] is None else f"{e['rank_corr']:.3f}"
+            k5, k10 = (("–" if e[k] is None else f"{e[k]:.0%}") for k in ("top5_overlap", "top10_overlap"))
+            lines.append(f"| {m} | {rho} | {k5} | {k10} |")
         lines.append("")
-    if "pdp" in methods:
-        pdp = methods["pdp"]
+        for m in stable:
+            if ran[m].get("undefined"):
+                lines += [f"{m}: not a stable ranking, undefined: {ran[m]['undefined']}.", ""]
+    if "pdp" in ran:
+        pdp = ran["pdp"]
         delta = f"; max |Δ| vs float {pdp['max_delta']:.4f}" if "max_delta" in pdp else ""
         lines += [f"Partial dependence on {', '.join(pdp['features'])}{delta}.", ""]
     if "lime" in result:
@@ -513,6 +775,10 @@ def render_explain(result: dict[str, Any], top: int = 5) -> str:
                 lines.append(f"LIME row {lime['row']} ({role}, {lime['implementation']}): {terms}")
         lines.append("")
     timed = {**methods, **({"lime": result["lime"]} if "lime" in result else {})}
-    timing = ", ".join(f"{m} {e['seconds']:.1f} s" for m, e in timed.items())
-    lines.append(f"Time: {result['seconds']:.1f} s ({timing}).")
+    for m, e in timed.items():
+        if "skipped" in e:
+            lines += [f"Skipped {m}: {e['skipped']}.", ""]
+    timing = ", ".join(f"{m} {e['seconds']:.1f} s" for m, e in timed.items() if "seconds" in e)
+    budget = f", budget {result['budget_s']:g} s" if result.get("budget_s") is not None else ""
+    lines.append(f"Time: {result['seconds']:.1f} s ({timing}{budget}).")
     return "\n".join(lines) + "\n"

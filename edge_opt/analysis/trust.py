@@ -121,6 +121,7 @@ class ExplainCheck(TrustCheck):
                     seed=inputs.seed,
                     shap_rows=cfg.shap_rows,
                     shap_samples=cfg.shap_samples,
+                    budget_s=cfg.budget_s,
                 )
                 for s in subjects
             }
