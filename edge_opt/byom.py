@@ -101,8 +101,10 @@ def optimize(
     calibration: Path | None = None,
     random_calibration: bool = False,
     train: Path | None = None,
+    eval_rows: Path | None = None,
     trust_model: bool = False,
     seed: int = 0,
+    latency: bool = True,
     progress=lambda _: None,
 ) -> dict:
     from edge_opt.analysis.predictor import Predictor
@@ -111,6 +113,7 @@ def optimize(
     from edge_opt.targets import load_profile
 
     profile = load_profile(target)
+    checks = fidelity_checks(profile)
     calib, source = None, "none"
     if calibration is not None:
         calib, _, _ = load_xy(calibration)
@@ -121,15 +124,18 @@ def optimize(
         if y is None:
             raise BadInputError(f"{train}: --train needs labels (an array 'y' in .npz, or a 'label' column in .csv)")
         data = user_dataset(x, y, seed)
+    held = load_xy(eval_rows)[0] if eval_rows is not None else None
     progress("loading the model")
     model = load_user_model(model_path, trust_model)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    for name, arr in (("--calibration", calib), ("--train", data.x_train if data else None)):
+    named = (("--calibration", calib), ("--train", data.x_train if data else None), ("--eval", held))
+    for name, arr in named:
         if arr is not None and tuple(arr.shape[1:]) != input_shape:
             raise BadInputError(f"{name} rows have shape {tuple(arr.shape[1:])}, the model takes {input_shape}")
     if calib is None and random_calibration:
         calib = np.random.default_rng(seed).standard_normal((256, *input_shape)).astype(np.float32)
         source = "random inputs (--random-calibration): quantization ranges may not match real data"
+    calib, fidelity_rows, fidelity_source = _fidelity_rows(calib, data, held, random_calibration, input_shape, seed)
 
     out.mkdir(parents=True, exist_ok=True)
     artifacts_dir = out / "artifacts"
@@ -143,8 +149,10 @@ def optimize(
         trust_model=trust_model,
         calibration_hint="--calibration FILE (or --random-calibration)",
     )
-    check_rows = calib[:256] if calib is not None else None
-    reference = Predictor(root.model_path, trust_model=trust_model) if check_rows is not None else None
+    reference = None
+    if fidelity_rows is not None:
+        reference = Predictor(root.model_path, trust_model=trust_model).outputs(fidelity_rows)
+    measured = _latency(root, profile, "keras", trust_model) if latency else None
     rows = []
     for pipeline in profile.pipelines:
         names = pipeline_names(pipeline)
@@ -154,32 +162,121 @@ def optimize(
             rows.append({"pipeline": names, "status": done.status, "reason": done.error})
             continue
         artifact = done.artifact
-        agreement = None
+        row = {
+            "pipeline": names,
+            "status": "ok",
+            "reason": None,
+            "artifact": artifact.id,
+            "label": artifact.manifest["label"],
+            "format": artifact.format,
+            "precision": artifact.precision,
+            "path": str(artifact.model_path),
+            "size_bytes": artifact.manifest["size_bytes"],
+            "agreement": None,
+            "fidelity": None,
+        }
         if reference is not None:
-            got = Predictor(artifact.model_path, trust_model=trust_model).labels(check_rows)
-            agreement = float(np.mean(got == reference.labels(check_rows)))
-        rows.append(
-            {
-                "pipeline": names,
-                "status": "ok",
-                "artifact": artifact.id,
-                "label": artifact.manifest["label"],
-                "format": artifact.format,
-                "precision": artifact.precision,
-                "path": str(artifact.model_path),
-                "size_bytes": artifact.manifest["size_bytes"],
-                "agreement": agreement,
-            }
-        )
+            from edge_opt.fidelity import compare_outputs
+
+            got = Predictor(artifact.model_path, trust_model=trust_model).outputs(fidelity_rows)
+            fid = compare_outputs(reference, got, fidelity_source)
+            row["agreement"], row["fidelity"] = fid.agreement, fid.to_dict()
+            failed = failed_checks(checks, fid)
+            if failed:
+                row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
+        if latency:
+            progress(f"{profile.name}: measuring {artifact.manifest['label']}")
+            row["latency"] = _latency(artifact, profile, artifact.format, trust_model)
+        rows.append(row)
     summary = {
         "model": str(model_path),
         "target": profile.name,
         "calibration": source,
         "train": str(train) if train else None,
+        "fidelity_rows": fidelity_source,
+        "fidelity_checks": [c.spec for c in checks] or "default: agreement >= 0.95 (classifiers), correlation >= 0.95",
         "root": root.id,
+        "input_size_bytes": root.manifest["size_bytes"],
+        "input_latency": measured,
         "artifacts": rows,
     }
     from edge_opt.fileio import write_json_atomic
 
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _fidelity_rows(calib, data, held, random_calibration: bool, input_shape: tuple, seed: int):
+    """(calibration rows for the passes, rows for the fidelity check, where those came from).
+
+    Fidelity is measured on rows the artifact was not made from: ``--eval``; else the
+    validation rows held out of ``--train``; else a quarter of ``--calibration`` (at most 256
+    rows), held out of calibration; random rows only when calibration was random too.
+    """
+    if held is not None:
+        return calib, held, f"--eval ({len(held)} rows)"
+    if data is not None:
+        return calib, data.x_test, f"held out of --train ({len(data.x_test)} rows, not trained on)"
+    if calib is None:
+        return None, None, "none (give --calibration, --train or --eval)"
+    if random_calibration:
+        rows = np.random.default_rng(seed + 1).standard_normal((256, *input_shape)).astype(np.float32)
+        return calib, rows, "random inputs (no data given): a weak check; give --eval with real rows"
+    if len(calib) < 20:
+        return calib, calib, f"the {len(calib)} calibration rows themselves (too few to hold any out)"
+    n = min(256, max(10, len(calib) // 4))
+    return calib[:-n], calib[-n:], f"held out of --calibration ({n} rows, not calibrated on)"
+
+
+def fidelity_checks(profile) -> list:
+    """The target's own ``fidelity.*`` budgets (empty: edge-opt's default for the output kind)."""
+    from edge_opt.gate import Check
+
+    return [c for c in (Check.parse(b) for b in profile.budgets) if c.metric.startswith("fidelity.")]
+
+
+def failed_checks(own: list, fid) -> list[str]:
+    """What a file fails of the target's fidelity budgets, or of the default for its output kind.
+    A figure that is undefined here (agreement of a non-classifier, or when the reference
+    predicts one class) is not held against the file: the fidelity's note says why."""
+    from edge_opt.fidelity import DEFAULT_CHECKS
+    from edge_opt.gate import Check
+
+    record = {"status": "ok", "agreement": fid.agreement, "fidelity": fid.to_dict()}
+    figures = {"fidelity.agreement": fid.agreement, "fidelity.correlation": fid.correlation}
+    checks = own or [Check.parse(DEFAULT_CHECKS[fid.kind])]
+    results = [c.evaluate(record) for c in checks if figures[c.metric] is not None]
+    return [r.message for r in results if r.passed is False]
+
+
+def _latency(artifact: Artifact, profile, fmt: str, trust_model: bool) -> dict:
+    """p50/p90 of the file on the target's first runtime that can run it here (a quick measurement)."""
+    from edge_opt.bench.harness import HarnessOptions, measure
+
+    quick = HarnessOptions(min_runs=20, min_time_s=0.2, warmup_runs=5, max_time_s=10)
+    entries = [(rs.runtime, rs.device, rs.precision) for rs in profile.runtimes if rs.reads(fmt)]
+    reasons = []
+    for runtime, device, precision in entries or [("keras", "cpu", None)]:
+        result = measure(
+            artifact.model_path,
+            runtime,
+            threads=profile.threads[0],
+            device=device,
+            precision=precision,
+            file_precision=artifact.precision,
+            default_batch=1,
+            options=quick,
+            trust_model=trust_model,
+        )
+        if result.status == "ok":
+            lat = result.latency_ms
+            return {
+                "p50_ms": lat["p50"],
+                "p90_ms": lat["p90"],
+                "runtime": runtime,
+                "device": device,
+                "threads": profile.threads[0],
+                "status": "ok",
+            }
+        reasons.append(f"{runtime}/{device}: {result.error}")
+    return {"status": "not measured", "reason": "; ".join(reasons)}

@@ -439,12 +439,21 @@ def optimize(
     calibration: Path = typer.Option(None, "--calibration", help="Calibration rows: .npy, .npz (x) or .csv."),
     random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on random inputs."),
     train: Path = typer.Option(None, "--train", help="Labelled rows (.npz x+y, .csv with a label column)."),
+    eval_rows: Path = typer.Option(
+        None, "--eval", help="Rows to measure fidelity on (default: held out of --train or --calibration)."
+    ),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the quick latency measurement of each file."),
     trust_model: bool = _trust_option(),
 ) -> None:
     """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
 
     Passes that need labels (QAT, pruning, distillation) need --train, or are skipped
     with that reason; int8 needs --calibration (or, knowingly, --random-calibration).
+    Each artifact's fidelity to your model is measured on rows it was not made from
+    (--eval, or rows held out of --train / --calibration): top-1 agreement for classifiers,
+    output error and correlation for any model; below the target's fidelity budgets (or
+    agreement 0.95 / correlation 0.95) its status is low-fidelity. Each file's latency on
+    the target's first runtime is shown next to your model's.
     """
     from edge_opt.byom import optimize as run_optimize
 
@@ -459,32 +468,53 @@ def optimize(
             calibration=calibration,
             random_calibration=random_calibration,
             train=train,
+            eval_rows=eval_rows,
             trust_model=trust_model,
+            latency=not no_latency,
             progress=lambda d: status.update(d),
         )
     from rich.table import Table
 
+    base = summary.get("input_latency") or {}
     table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
-    for col in ("pipeline", "artifact", "format", "precision", "size KB", "gzip KB", "agreement", "status"):
+    columns = ("pipeline", "artifact", "precision", "size KB", "gzip KB", "p50 ms", "speed-up", "agreement", "corr")
+    for col in (*columns, "status"):
         table.add_column(col)
+    size = summary["input_size_bytes"]
+    table.add_row(
+        "(your model)", "input", "fp32", f"{size['raw'] / 1024:.1f}", f"{size['gzip'] / 1024:.1f}", _p50(base), "1×"
+    )
     for row in summary["artifacts"]:
-        size = row.get("size_bytes") or {}
-        agree = row.get("agreement")
+        size, fid, lat = row.get("size_bytes") or {}, row.get("fidelity") or {}, row.get("latency") or {}
+        agree, corr = row.get("agreement"), fid.get("correlation")
+        ratio = base["p50_ms"] / lat["p50_ms"] if lat.get("p50_ms") and base.get("p50_ms") else None
         table.add_row(
             row["pipeline"],
             row.get("label", "–"),
-            row.get("format", "–"),
             row.get("precision", "–"),
             f"{size['raw'] / 1024:.1f}" if size else "–",
             f"{size['gzip'] / 1024:.1f}" if size else "–",
+            _p50(lat),
+            "–" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2f}×"),
             "–" if agree is None else f"{agree:.4f}",
+            "–" if corr is None else f"{corr:.4f}",
             row["status"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}",
         )
     console = _console()
     console.print(table)
+    console.print(f"Fidelity measured on: {summary['fidelity_rows']}")
+    for row in summary["artifacts"]:
+        if (row.get("fidelity") or {}).get("note"):
+            console.print(f"  {row['label']}: {row['fidelity']['note']}")
     console.print(f"Artifacts and summary.json in {out}")
-    if not any(r["status"] == "ok" for r in summary["artifacts"]):
+    if not any(r.get("artifact") for r in summary["artifacts"]):
         raise BadInputError(f"no pipeline of target '{summary['target']}' could run on {model}")
+
+
+def _p50(latency: dict) -> str:
+    if latency.get("status") != "ok":
+        return "–"
+    return f"{latency['p50_ms']:.4f}"
 
 
 def _floats(text: str, option: str) -> list[float]:

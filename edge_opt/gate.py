@@ -41,6 +41,10 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "memory.peak_uss": (("memory_mb", "peak_uss"), "memory"),
     "accuracy": (("accuracy",), "fraction"),
     "accuracy.drop": (("accuracy_drop",), "fraction"),
+    # Fidelity to the float model on held-out rows: top-1 agreement (a run's records and
+    # optimize's summary), and the correlation of raw outputs (optimize, for any model).
+    "fidelity.agreement": (("agreement",), "fraction"),
+    "fidelity.correlation": (("fidelity", "correlation"), "number"),
 }
 # Trust checks put a flat summary per kind on each record of the checked artifact, e.g.
 # "fairness.demographic_parity_difference" or "robustness.robust_accuracy_drop@0.1".

@@ -102,10 +102,14 @@ class Predictor:
         _, y = self._header(f"predicting {len(x)} rows")
         return y
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The first output as the file gives it (float), one row per input row."""
         x = np.asarray(x, dtype=np.float32)
         self.calls += len(x)
-        out = np.asarray(self._predict(x), dtype=np.float32).reshape(len(x), -1)
+        return np.asarray(self._predict(x), dtype=np.float32).reshape(len(x), -1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.outputs(x)
         if out.shape[1] == 1:  # one sigmoid unit: P(class 1)
             out = np.hstack([1.0 - out, out])
         return out
