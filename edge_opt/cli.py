@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from edge_opt.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms
 
 app = typer.Typer(
     name="edge-opt",
@@ -226,9 +227,9 @@ def bench(
     if result.status == "ok":
         lat = record["latency_ms"]
         console.print(
-            f"p50 {lat['p50']:.4f} ms (95% CI {lat['median_ci'][0]:.4f}–{lat['median_ci'][1]:.4f}), "
-            f"p99 {lat['p99']:.4f} ms, n={lat['n']}, outliers {lat['outliers']}, "
-            f"cold {record['cold_start_ms']:.3f} ms, peak USS {record['memory_mb']['peak_uss']:.1f} MiB"
+            f"p50 {fmt_ms(lat['p50'])} (95% CI {fmt_ms(lat['median_ci'][0])}–{fmt_ms(lat['median_ci'][1])}), "
+            f"p99 {fmt_ms(lat['p99'])}, n={lat['n']}, outliers {lat['outliers']}, "
+            f"cold {fmt_ms(record['cold_start_ms'])}, peak USS {fmt_mib(record['memory_mb']['peak_uss'])}"
         )
     if json_out:
         write_json_atomic(json_out, record)
@@ -313,7 +314,7 @@ def compare(
     threshold = parse_threshold(fail_on) if fail_on else 0.05
     result = compare_runs(run_a, run_b, threshold=threshold)
     table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
-    for col in ("measurement", "p50 A ms", "p50 B ms", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
+    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
         table.add_column(col)
     style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
     for r in result["rows"]:
@@ -321,8 +322,8 @@ def compare(
         p_value = "–" if r["p_value"] is None else f"{r['p_value']:.2g}"
         table.add_row(
             r["label"],
-            f"{r['p50_a']:.4f}",
-            f"{r['p50_b']:.4f}",
+            fmt_ms(r["p50_a"]),
+            fmt_ms(r["p50_b"]),
             f"{r['change']:+.1%}",
             p_value,
             f"[{style[r['verdict']]}]{r['verdict']}[/]",
@@ -373,7 +374,7 @@ def optimize(
     from rich.table import Table
 
     table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
-    for col in ("pipeline", "artifact", "format", "precision", "size KB", "gzip KB", "agreement", "status"):
+    for col in ("pipeline", "artifact", "format", "precision", "size", "gzip", "agreement", "status"):
         table.add_column(col)
     for row in summary["artifacts"]:
         size = row.get("size_bytes") or {}
@@ -383,8 +384,8 @@ def optimize(
             row.get("label", "–"),
             row.get("format", "–"),
             row.get("precision", "–"),
-            f"{size['raw'] / 1024:.1f}" if size else "–",
-            f"{size['gzip'] / 1024:.1f}" if size else "–",
+            fmt_bytes(size["raw"]) if size else "–",
+            fmt_bytes(size["gzip"]) if size else "–",
             "–" if agree is None else f"{agree:.4f}",
             row["status"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}",
         )
@@ -606,22 +607,54 @@ def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+#: The terminal summary fits this many columns; long statuses become numbered footnotes below it.
+TABLE_WIDTH = 120
+
+
 def _print_table(console, results: dict) -> None:
+    """The summary table grouped by target, at most TABLE_WIDTH wide; statuses beyond "ok" as footnotes."""
+    import textwrap
+
     from rich.table import Table
 
-    from edge_opt.report import COLUMNS, row
+    from edge_opt.report import COLUMNS, NUMERIC, row
 
-    table = Table(title=f"edge-opt · {results.get('run_id', 'bench')}", show_lines=False)
-    for col in COLUMNS:
-        table.add_column(
-            col, overflow="fold", justify="right" if col.endswith(("ms", "MB", "KB", "acc", "accuracy")) else "left"
-        )
+    table = Table(
+        title=f"edge-opt · {results.get('run_id', 'bench')}",
+        box=None,
+        header_style="bold underline",
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    columns = COLUMNS[1:]  # the target heads its group of rows instead of taking a column
+    for col in columns:
+        narrow = {"artifact": 22, "runtime": 17}.get(col)  # longer names fold onto a second line
+        table.add_column(col, overflow="fold", justify="right" if col in NUMERIC else "left", max_width=narrow)
+    notes: dict[str, int] = {}  # footnote text -> number
+    current = None
     for rec in results["measurements"]:
         cells = row(rec)
-        if rec["status"] != "ok":
-            cells[-1] = f"[yellow]{cells[-1]}[/]" if rec["status"] == "skipped" else f"[red]{cells[-1]}[/]"
-        table.add_row(*cells)
-    console.print(table)
+        target, status = cells[0], cells[-1]
+        if target != current:
+            current = target
+            table.add_row(f"[bold underline]{target}[/]", *[""] * (len(columns) - 1))
+        short = {"skipped": "skip"}.get(rec["status"], rec["status"])
+        if status != short:
+            number = notes.setdefault(status, len(notes) + 1)
+            short = f"{short} [{number}]"
+        style = {"ok": "", "skipped": "yellow"}.get(rec["status"], "red")
+        cells[-1] = f"[{style}]{short}[/]" if style else short
+        table.add_row(*cells[1:])
+    width = min(console.width, TABLE_WIDTH)
+    console.print(table, width=width)
+    for text, number in notes.items():
+        lead = f"[{number}] "
+        console.print(
+            textwrap.fill(text, width=width, initial_indent=lead, subsequent_indent=" " * len(lead)),
+            markup=False,
+            width=width,
+        )
 
 
 def _native_log(out: Path) -> Path:

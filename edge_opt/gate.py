@@ -201,7 +201,9 @@ def _ci(rec: dict[str, Any]) -> tuple[float, float]:
 
 
 def _ms(x: float) -> str:
-    return f"{x:.4g} ms"
+    from edge_opt.units import fmt_ms
+
+    return fmt_ms(x)
 
 
 #: A latency difference smaller than this share of the faster median is a tie even when the
