@@ -89,16 +89,23 @@ def _writable_dir(value: Path | None) -> Path | None:
     return value
 
 
-def _writable_file(value: Path | None) -> Path | None:
-    """``--json PATH``: a file path (not a folder) whose folder this user may write."""
-    if value is None:
+def _writable_file_for(option: str):
+    """A check for a file option (``--json PATH``): a file path, not a folder, whose folder this user may write."""
+
+    def check(value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        if value.is_dir():
+            raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint=f"'{option}'")
+        base = _nearest_existing(value.parent)
+        if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+            raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint=f"'{option}'")
         return value
-    if value.is_dir():
-        raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint="'--json'")
-    base = _nearest_existing(value.parent)
-    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
-        raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint="'--json'")
-    return value
+
+    return check
+
+
+_writable_file = _writable_file_for("--json")
 
 
 def _console(stderr: bool = False, file=None):
@@ -289,11 +296,27 @@ def gate(
 
 @app.command()
 @_handled
-def report(run_dir: Path = typer.Argument(..., help="A run folder (holding results.json).")) -> None:
-    """Print the comparison table of a finished run (report.md holds the same)."""
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run folders (each holding results.json)."),
+    html_out: Path = typer.Option(
+        None,
+        "--html",
+        help="Write one self-contained HTML page here: the runs side by side, charts inline, no script, no link out.",
+        callback=_writable_file_for("--html"),
+    ),
+) -> None:
+    """Print the comparison table of finished runs (report.md holds the same); --html draws them on one page."""
     from edge_opt.store import load_run
 
-    _print_table(_console(), load_run(run_dir))
+    loaded = [(run_dir, load_run(run_dir)) for run_dir in run_dirs]  # every folder checked before any output
+    if html_out:
+        from edge_opt.report_html import load_view, write_html
+
+        write_html(html_out, [load_view(run_dir, results) for run_dir, results in loaded])
+        print(f"Report: {html_out}")
+        return
+    for _, results in loaded:
+        _print_table(_console(), results)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The result store: a run folder (results.json, samples.npz, reports) and a SQLite history.
+"""The result store: a run folder (results.json, samples.npz, report.md/.json/.html) and a SQLite history.
 
 Raw latency samples go to ``samples.npz`` (one array per record id) so results.json stays
 readable; records name their array in ``samples``.
@@ -86,6 +86,10 @@ def write_run(run_dir: Path, results: dict) -> None:
 
         write_text_atomic(run_dir / "checks.md", checks_markdown(results["checks"]))
     write_json_atomic(run_dir / "report.json", render_json(results))
+    from edge_opt.report_html import RunView, read_history, write_html
+
+    history, note = read_history(run_dir.parent / "history.sqlite", results)
+    write_html(run_dir / "report.html", [RunView(run_dir, results, lineage, history, note)])
 
 
 def load_run(run_dir: str | Path) -> dict:
