@@ -256,6 +256,12 @@ def gate(
     ),
     every: bool = typer.Option(False, "--every", help="Every measurement must meet the budgets, not just the chosen."),
     json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here.", callback=_writable_file),
+    junit_out: Path = typer.Option(
+        None, "--junit", help="Write JUnit XML here (a test case per check).", callback=_writable_file_for("--junit")
+    ),
+    markdown_out: Path = typer.Option(
+        None, "--markdown", help="Write a Markdown job summary here (CI).", callback=_writable_file_for("--markdown")
+    ),
 ) -> None:
     """Check a run against budgets; exit 0 when every check passes, 1 when one fails.
 
@@ -265,7 +271,7 @@ def gate(
     """
     from rich.table import Table
 
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.fileio import write_json_atomic, write_text_atomic
     from edge_opt.gate import evaluate, load_budgets
     from edge_opt.store import load_run
 
@@ -289,6 +295,15 @@ def gate(
             console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
         write_json_atomic(json_out, report.to_dict())
+    run_id = str(results.get("run_id", run_dir))
+    if junit_out:
+        from edge_opt.gate import to_junit
+
+        write_text_atomic(junit_out, to_junit(report, run_id))
+    if markdown_out:
+        from edge_opt.gate import to_markdown
+
+        write_text_atomic(markdown_out, to_markdown(report, run_id))
     console.print("[green]VALID: all budgets met[/]" if report.passed else "[bold red]INVALID: a budget is not met[/]")
     if not report.passed:
         raise typer.Exit(1)

@@ -60,6 +60,15 @@ class _Results(_Loose):
 
 
 SAMPLES = "samples.npz"
+#: The JSON Schemas (draft 2020-12) of the files a run writes, shipped in the package.
+SCHEMAS = {"results.json": "results.schema.json", "report.json": "report.schema.json"}
+
+
+def load_schema(file_name: str) -> dict:
+    """The JSON Schema of ``results.json`` or ``report.json`` (``edge_opt/schemas/``)."""
+    from importlib.resources import files
+
+    return json.loads(files("edge_opt").joinpath("schemas", SCHEMAS[file_name]).read_text(encoding="utf-8"))
 
 
 def write_run(run_dir: Path, results: dict) -> None:

@@ -96,6 +96,9 @@ def test_report_html_has_every_section_for_every_task_and_target(page):
     charts = [a for t, a in parsed.elements if t == "div" and a.get("class") == "chart"]
     assert len(charts) >= 20
     assert "└── openvino-fp32 [cpu]" in text and results["run_id"] in text
+    # The roofline: every artifact file's MACs counted (tflite, onnx, IR), host rows against the probe.
+    assert all(v["macs"] for k, v in results["roofline"].items() if "not counted for keras" not in v["method"])
+    assert results["provenance"]["host_peak"]["gops_per_thread"] > 0 and "host GEMM probe" in text
 
 
 def test_report_html_is_self_contained_and_small(page):
