@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from edge_opt.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms
 
 app = typer.Typer(
     name="edge-opt",
@@ -88,16 +89,23 @@ def _writable_dir(value: Path | None) -> Path | None:
     return value
 
 
-def _writable_file(value: Path | None) -> Path | None:
-    """``--json PATH``: a file path (not a folder) whose folder this user may write."""
-    if value is None:
+def _writable_file_for(option: str):
+    """A check for a file option (``--json PATH``): a file path, not a folder, whose folder this user may write."""
+
+    def check(value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        if value.is_dir():
+            raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint=f"'{option}'")
+        base = _nearest_existing(value.parent)
+        if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+            raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint=f"'{option}'")
         return value
-    if value.is_dir():
-        raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint="'--json'")
-    base = _nearest_existing(value.parent)
-    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
-        raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint="'--json'")
-    return value
+
+    return check
+
+
+_writable_file = _writable_file_for("--json")
 
 
 def _console(stderr: bool = False, file=None):
@@ -273,9 +281,9 @@ def bench(
     if result.status == "ok":
         lat = record["latency_ms"]
         console.print(
-            f"p50 {lat['p50']:.4f} ms (95% CI {lat['median_ci'][0]:.4f}–{lat['median_ci'][1]:.4f}), "
-            f"p99 {lat['p99']:.4f} ms, n={lat['n']}, outliers {lat['outliers']}, "
-            f"cold {record['cold_start_ms']:.3f} ms, peak USS {record['memory_mb']['peak_uss']:.1f} MiB"
+            f"p50 {fmt_ms(lat['p50'])} (95% CI {fmt_ms(lat['median_ci'][0])}–{fmt_ms(lat['median_ci'][1])}), "
+            f"p99 {fmt_ms(lat['p99'])}, n={lat['n']}, outliers {lat['outliers']}, "
+            f"cold {fmt_ms(record['cold_start_ms'])}, peak USS {fmt_mib(record['memory_mb']['peak_uss'])}"
         )
     if json_out:
         write_json_atomic(json_out, record)
@@ -340,6 +348,12 @@ def gate(
     ),
     every: bool = typer.Option(False, "--every", help="Every measurement must meet the budgets, not just the chosen."),
     json_out: Path = typer.Option(None, "--json", help="Write the verdicts as JSON here.", callback=_writable_file),
+    junit_out: Path = typer.Option(
+        None, "--junit", help="Write JUnit XML here (a test case per check).", callback=_writable_file_for("--junit")
+    ),
+    markdown_out: Path = typer.Option(
+        None, "--markdown", help="Write a Markdown job summary here (CI).", callback=_writable_file_for("--markdown")
+    ),
 ) -> None:
     """Check a run against budgets; exit 0 when every check passes, 1 when one fails.
 
@@ -349,7 +363,7 @@ def gate(
     """
     from rich.table import Table
 
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.fileio import write_json_atomic, write_text_atomic
     from edge_opt.gate import evaluate, load_budgets
     from edge_opt.store import load_run
 
@@ -373,6 +387,15 @@ def gate(
             console.print(f"  rejected {rec['label']}: {rec['reason']}")
     if json_out:
         write_json_atomic(json_out, report.to_dict())
+    run_id = str(results.get("run_id", run_dir))
+    if junit_out:
+        from edge_opt.gate import to_junit
+
+        write_text_atomic(junit_out, to_junit(report, run_id))
+    if markdown_out:
+        from edge_opt.gate import to_markdown
+
+        write_text_atomic(markdown_out, to_markdown(report, run_id))
     console.print(f"[green]{report.verdict}[/]" if report.passed else f"[bold red]{report.verdict}[/]")
     if not report.passed:
         raise typer.Exit(1)
@@ -380,11 +403,27 @@ def gate(
 
 @app.command()
 @_handled
-def report(run_dir: Path = typer.Argument(..., help="A run folder (holding results.json).")) -> None:
-    """Print the comparison table of a finished run (report.md holds the same)."""
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="One or more run folders (each holding results.json)."),
+    html_out: Path = typer.Option(
+        None,
+        "--html",
+        help="Write one self-contained HTML page here: the runs side by side, charts inline, no script, no link out.",
+        callback=_writable_file_for("--html"),
+    ),
+) -> None:
+    """Print the comparison table of finished runs (report.md holds the same); --html draws them on one page."""
     from edge_opt.store import load_run
 
-    _print_table(_console(), load_run(run_dir))
+    loaded = [(run_dir, load_run(run_dir)) for run_dir in run_dirs]  # every folder checked before any output
+    if html_out:
+        from edge_opt.report_html import load_view, write_html
+
+        write_html(html_out, [load_view(run_dir, results) for run_dir, results in loaded])
+        print(f"Report: {html_out}")
+        return
+    for _, results in loaded:
+        _print_table(_console(), results)
 
 
 @app.command()
@@ -405,7 +444,7 @@ def compare(
     threshold = parse_threshold(fail_on) if fail_on else 0.05
     result = compare_runs(run_a, run_b, threshold=threshold)
     table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
-    for col in ("measurement", "p50 A ms", "p50 B ms", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
+    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
         table.add_column(col)
     style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
     for r in result["rows"]:
@@ -413,8 +452,8 @@ def compare(
         p_value = "–" if r["p_value"] is None else f"{r['p_value']:.2g}"
         table.add_row(
             r["label"],
-            f"{r['p50_a']:.4f}",
-            f"{r['p50_b']:.4f}",
+            fmt_ms(r["p50_a"]),
+            fmt_ms(r["p50_b"]),
             f"{r['change']:+.1%}",
             p_value,
             f"[{style[r['verdict']]}]{r['verdict']}[/]",
@@ -477,13 +516,11 @@ def optimize(
 
     base = summary.get("input_latency") or {}
     table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
-    columns = ("pipeline", "artifact", "precision", "size KB", "gzip KB", "p50 ms", "speed-up", "agreement", "corr")
+    columns = ("pipeline", "artifact", "precision", "size", "gzip", "p50", "speed-up", "agreement", "corr")
     for col in (*columns, "status"):
         table.add_column(col)
     size = summary["input_size_bytes"]
-    table.add_row(
-        "(your model)", "input", "fp32", f"{size['raw'] / 1024:.1f}", f"{size['gzip'] / 1024:.1f}", _p50(base), "1×"
-    )
+    table.add_row("(your model)", "input", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "1×")
     for row in summary["artifacts"]:
         size, fid, lat = row.get("size_bytes") or {}, row.get("fidelity") or {}, row.get("latency") or {}
         agree, corr = row.get("agreement"), fid.get("correlation")
@@ -492,8 +529,8 @@ def optimize(
             row["pipeline"],
             row.get("label", "–"),
             row.get("precision", "–"),
-            f"{size['raw'] / 1024:.1f}" if size else "–",
-            f"{size['gzip'] / 1024:.1f}" if size else "–",
+            fmt_bytes(size["raw"]) if size else "–",
+            fmt_bytes(size["gzip"]) if size else "–",
             _p50(lat),
             "–" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2f}×"),
             "–" if agree is None else f"{agree:.4f}",
@@ -512,9 +549,7 @@ def optimize(
 
 
 def _p50(latency: dict) -> str:
-    if latency.get("status") != "ok":
-        return "–"
-    return f"{latency['p50_ms']:.4f}"
+    return fmt_ms(latency["p50_ms"]) if latency.get("status") == "ok" else "–"
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -753,22 +788,54 @@ def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+#: The terminal summary fits this many columns; long statuses become numbered footnotes below it.
+TABLE_WIDTH = 120
+
+
 def _print_table(console, results: dict) -> None:
+    """The summary table grouped by target, at most TABLE_WIDTH wide; statuses beyond "ok" as footnotes."""
+    import textwrap
+
     from rich.table import Table
 
-    from edge_opt.report import COLUMNS, row
+    from edge_opt.report import COLUMNS, NUMERIC, row
 
-    table = Table(title=f"edge-opt · {results.get('run_id', 'bench')}", show_lines=False)
-    for col in COLUMNS:
-        table.add_column(
-            col, overflow="fold", justify="right" if col.endswith(("ms", "MB", "KB", "acc", "accuracy")) else "left"
-        )
+    table = Table(
+        title=f"edge-opt · {results.get('run_id', 'bench')}",
+        box=None,
+        header_style="bold underline",
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    columns = COLUMNS[1:]  # the target heads its group of rows instead of taking a column
+    for col in columns:
+        narrow = {"artifact": 22, "runtime": 17}.get(col)  # longer names fold onto a second line
+        table.add_column(col, overflow="fold", justify="right" if col in NUMERIC else "left", max_width=narrow)
+    notes: dict[str, int] = {}  # footnote text -> number
+    current = None
     for rec in results["measurements"]:
         cells = row(rec)
-        if rec["status"] != "ok":
-            cells[-1] = f"[yellow]{cells[-1]}[/]" if rec["status"] == "skipped" else f"[red]{cells[-1]}[/]"
-        table.add_row(*cells)
-    console.print(table)
+        target, status = cells[0], cells[-1]
+        if target != current:
+            current = target
+            table.add_row(f"[bold underline]{target}[/]", *[""] * (len(columns) - 1))
+        short = {"skipped": "skip"}.get(rec["status"], rec["status"])
+        if status != short:
+            number = notes.setdefault(status, len(notes) + 1)
+            short = f"{short} [{number}]"
+        style = {"ok": "", "skipped": "yellow"}.get(rec["status"], "red")
+        cells[-1] = f"[{style}]{short}[/]" if style else short
+        table.add_row(*cells[1:])
+    width = min(console.width, TABLE_WIDTH)
+    console.print(table, width=width)
+    for text, number in notes.items():
+        lead = f"[{number}] "
+        console.print(
+            textwrap.fill(text, width=width, initial_indent=lead, subsequent_indent=" " * len(lead)),
+            markup=False,
+            width=width,
+        )
 
 
 def _native_log(out: Path) -> Path:

@@ -215,7 +215,9 @@ def _ci(rec: dict[str, Any]) -> tuple[float, float]:
 
 
 def _ms(x: float) -> str:
-    return f"{x:.4g} ms"
+    from edge_opt.units import fmt_ms
+
+    return fmt_ms(x)
 
 
 #: A latency difference smaller than this share of the faster median is a tie even when the
@@ -484,3 +486,70 @@ def evaluate(
     if not report.rows:
         report.rows.append(GateRow("(none)", "(all)", "", "FAIL", "no budgets to check: no target has any checks"))
     return report
+
+
+def to_junit(report: GateReport, run_id: str) -> str:
+    """JUnit XML for CI: a test suite per target, a test case per check; failures carry the reason."""
+    import xml.etree.ElementTree as ET
+
+    counts = report.to_dict()["counts"]
+    root = ET.Element(
+        "testsuites",
+        name=f"edge-opt gate {run_id}",
+        tests=str(len(report.rows)),
+        failures=str(counts["FAIL"]),
+        skipped=str(counts["SKIP"]),
+        errors="0",
+    )
+    for target in dict.fromkeys(r.target for r in report.rows):
+        rows = [r for r in report.rows if r.target == target]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=target,
+            tests=str(len(rows)),
+            failures=str(sum(r.verdict == "FAIL" for r in rows)),
+            skipped=str(sum(r.verdict == "SKIP" for r in rows)),
+            errors="0",
+        )
+        for r in rows:
+            name = r.check + (f" [{r.record}]" if r.record else "")
+            case = ET.SubElement(suite, "testcase", classname=f"edge-opt.gate.{target}", name=name)
+            if r.verdict == "FAIL":
+                ET.SubElement(case, "failure", message=r.message, type="budget").text = r.message
+            elif r.verdict == "SKIP":
+                ET.SubElement(case, "skipped", message=r.message)
+            ET.SubElement(case, "system-out").text = r.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def to_markdown(report: GateReport, run_id: str) -> str:
+    """A CI job summary: the verdict, the counts, a row per check and the choice per target."""
+    counts = report.to_dict()["counts"]
+    verdict = "VALID: every budget met" if report.passed else "INVALID: a budget is not met"
+    lines = [
+        f"## edge-opt gate · {run_id}: {verdict}",
+        "",
+        f"{counts['PASS']} pass · {counts['FAIL']} fail · {counts['SKIP']} skipped"
+        + (
+            " (skipped allowed)"
+            if report.allow_skipped
+            else " (a skipped check fails the gate; --allow-skipped lets it pass)"
+            if counts["SKIP"]
+            else ""
+        ),
+        "",
+        "| target | measurement | check | verdict | reason |",
+        "|---|---|---|---|---|",
+    ]
+    mark = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "SKIP": "⚠️ SKIP"}
+    for r in report.rows:
+        cells = [r.target, r.record or "–", r.check, mark[r.verdict], r.message]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if report.selections:
+        lines += ["", "Chosen per target:", ""]
+        for target, sel in report.selections.items():
+            shown = f"{record_label(sel.chosen)}{sel.tie_note()}" if sel.chosen else "none (no candidate fits)"
+            lines.append(f"- **{target}**: {shown}; {len(sel.rejected)} other candidate(s) rejected")
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edge_opt.artifacts import MANIFEST, load_artifact
 from edge_opt.errors import BadInputError
+from edge_opt.units import fmt_bytes
 
 
 def load_manifests(run_dir: str | Path) -> dict[str, dict]:
@@ -31,7 +32,7 @@ def lineage_lines(manifests: dict[str, dict]) -> list[str]:
             target = f" [{m['target']}]" if m.get("target") else ""
             lines.append(
                 f"{'    ' * depth}{'└── ' if depth else ''}{m.get('label', m['pass'])}{target} "
-                f"({m['format']}, {m['precision']}, {size['raw'] / 1024:.1f} KB, gzip {size['gzip'] / 1024:.1f} KB) "
+                f"({m['format']}, {m['precision']}, {fmt_bytes(size['raw'])}, gzip {fmt_bytes(size['gzip'])}) "
                 f"{m['id']}"
             )
             walk(m["id"], depth + 1)

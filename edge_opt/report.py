@@ -5,49 +5,53 @@ from __future__ import annotations
 from typing import Any
 
 from edge_opt.records import runtime_label
+from edge_opt.units import fmt_bytes, fmt_fraction, fmt_mib, fmt_ms, fmt_points
 
 COLUMNS = (
     "target",
     "artifact",
     "runtime",
     "thr",
-    "p50 ms",
-    "p90 ms",
-    "load ms",
-    "peak RSS MB",
-    "size KB",
-    "gzip KB",
-    "accuracy",
+    "p50",
+    "p90",
+    "load",
+    "peak RSS",
+    "size",
+    "gzip",
+    "acc",
     "Δ acc",
     "status",
 )
+#: The columns that hold numbers (right-aligned in tables).
+NUMERIC = frozenset({"thr", "p50", "p90", "load", "peak RSS", "size", "gzip", "acc", "Δ acc"})
 
 
-def _f(value: float | None, fmt: str) -> str:
-    return "–" if value is None else format(value, fmt)
+def status_text(rec: dict[str, Any]) -> str:
+    """``ok``, ``ok (host proxy: ...)``, ``skipped: <reason>``: the full status of a record."""
+    rt = rec.get("runtime") or {}
+    status = rec["status"] if rec["status"] == "ok" else f"{rec['status']}: {rec.get('error') or ''}"
+    return status + (f" ({rt['note']})" if rt.get("note") and rec["status"] == "ok" else "")
 
 
 def row(rec: dict[str, Any]) -> list[str]:
-    """One measurement as the table cells of COLUMNS."""
+    """One measurement as the table cells of COLUMNS (figures through ``edge_opt.units``)."""
     lat, mem, size = rec.get("latency_ms") or {}, rec.get("memory_mb") or {}, rec.get("size_bytes") or {}
     rt, art = rec["runtime"], rec["artifact"]
     runtime = runtime_label(rt) if rt.get("name") else "-"
-    status = rec["status"] if rec["status"] == "ok" else f"{rec['status']}: {rec.get('error') or ''}"
-    drop = rec.get("accuracy_drop")
     return [
         rec.get("target") or ("reference" if art.get("pass") == "train" else "–"),
         f"{art.get('label', art['pass'])}",
         runtime,
         str(rt.get("threads", "")) if rt.get("threads") else "–",
-        _f(lat.get("p50"), ".4f"),
-        _f(lat.get("p90"), ".4f"),
-        _f(rec.get("load_ms"), ".1f"),
-        _f(mem.get("peak_rss"), ".0f"),
-        _f(size["raw"] / 1024 if size.get("raw") is not None else None, ".1f"),
-        _f(size["gzip"] / 1024 if size.get("gzip") is not None else None, ".1f"),
-        _f(rec.get("accuracy"), ".4f"),
-        "–" if drop is None else f"{-drop * 100 + 0.0:+.2f} pt",
-        status + (f" ({rt['note']})" if rt.get("note") and rec["status"] == "ok" else ""),
+        fmt_ms(lat.get("p50")),
+        fmt_ms(lat.get("p90")),
+        fmt_ms(rec.get("load_ms")),
+        fmt_mib(mem.get("peak_rss")),
+        fmt_bytes(size.get("raw")),
+        fmt_bytes(size.get("gzip")),
+        fmt_fraction(rec.get("accuracy")),
+        fmt_points(rec.get("accuracy_drop")),
+        status_text(rec),
     ]
 
 
@@ -106,7 +110,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
                 rec = sel.chosen
                 lines.append(
                     f"- **{target}**: {rec['artifact']['label']} on {runtime_label(rec['runtime'])}, "
-                    f"{rec['runtime']['threads']} thread(s): p50 {rec['latency_ms']['p50']:.4f} ms{sel.tie_note()}"
+                    f"{rec['runtime']['threads']} thread(s): p50 {fmt_ms(rec['latency_ms']['p50'])}{sel.tie_note()}"
                 )
             for rec, why in sel.rejected:
                 lines.append(f"  - rejected {record_label(rec)}: {why}")

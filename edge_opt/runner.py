@@ -153,6 +153,10 @@ def run_suite(
         for rec in results["measurements"]:  # paths relative to the run folder, which is renamed below
             if rec["artifact"]["path"]:
                 rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
+        from edge_opt.roofline import artifact_macs, host_peak
+
+        results["provenance"]["host_peak"] = host_peak()  # the peak host rows are held to (report.html)
+        results["roofline"] = artifact_macs(stage, results["measurements"])
         from edge_opt.store import write_run
 
         shutil.rmtree(journal.dir)

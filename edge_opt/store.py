@@ -1,4 +1,4 @@
-"""The result store: a run folder (results.json, samples.npz, reports) and a SQLite history.
+"""The result store: a run folder (results.json, samples.npz, report.md/.json/.html) and a SQLite history.
 
 Raw latency samples go to ``samples.npz`` (one array per record id) so results.json stays
 readable; records name their array in ``samples``.
@@ -60,6 +60,15 @@ class _Results(_Loose):
 
 
 SAMPLES = "samples.npz"
+#: The JSON Schemas (draft 2020-12) of the files a run writes, shipped in the package.
+SCHEMAS = {"results.json": "results.schema.json", "report.json": "report.schema.json"}
+
+
+def load_schema(file_name: str) -> dict:
+    """The JSON Schema of ``results.json`` or ``report.json`` (``edge_opt/schemas/``)."""
+    from importlib.resources import files
+
+    return json.loads(files("edge_opt").joinpath("schemas", SCHEMAS[file_name]).read_text(encoding="utf-8"))
 
 
 def write_run(run_dir: Path, results: dict) -> None:
@@ -86,6 +95,10 @@ def write_run(run_dir: Path, results: dict) -> None:
 
         write_text_atomic(run_dir / "checks.md", checks_markdown(results["checks"]))
     write_json_atomic(run_dir / "report.json", render_json(results))
+    from edge_opt.report_html import RunView, read_history, write_html
+
+    history, note = read_history(run_dir.parent / "history.sqlite", results)
+    write_html(run_dir / "report.html", [RunView(run_dir, results, lineage, history, note)])
 
 
 def load_run(run_dir: str | Path) -> dict:

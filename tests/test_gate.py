@@ -261,7 +261,7 @@ def test_choose_prefers_the_fastest_that_fits_and_explains_every_rejection():
     reasons = {rec["artifact"]["label"]: why for rec, why in sel.rejected}
     assert reasons["int8"] == "accuracy.drop = 5% > 1%: FAIL"
     assert reasons["gpu"] == "not measured: skipped: no GPU here"
-    assert reasons["fp32"].startswith("meets the budgets but slower: p50 0.03 ms vs 0.01 ms")
+    assert reasons["fp32"].startswith("meets the budgets but slower: p50 30.0 µs vs 10.0 µs")
     assert sel.to_dict()["chosen"]["label"] == "fp16 · litert · 1 thread"
 
 

@@ -153,6 +153,12 @@ def _macs(op: dict, T: list[dict]) -> int:
     return 0
 
 
+def tflite_macs(path: str | Path) -> int:
+    """Multiply-accumulates of a ``.tflite`` file's matrix ops at batch 1 (FullyConnected, Conv, DepthwiseConv)."""
+    g = _load(Path(path))
+    return sum(_macs(op, g["tensors"]) for op in g["ops"])
+
+
 def _axes(T: list[dict], idx: int, rank: int) -> set[int] | None:
     value = T[idx]["value"] if idx >= 0 else None
     return None if value is None else {int(a) % max(rank, 1) for a in value.ravel()}

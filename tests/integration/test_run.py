@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+# quick_run: one run of the quick suite shared by every test of tests/integration (conftest.py).
+
 RECORD_KEYS = {
     "artifact",
     "runtime",
@@ -19,15 +21,6 @@ RECORD_KEYS = {
     "status",
     "error",
 }
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    proc = run_cli("run", "benchmarks/quick.yaml", "--out", str(out), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in out.iterdir() if (p / "results.json").is_file()]
-    return out, run_dir, proc
 
 
 def test_run_writes_results_reports_and_history(quick_run):
@@ -128,6 +121,14 @@ def test_report_command_reprints_the_table(quick_run):
     _, run_dir, _ = quick_run
     proc = run_cli("report", str(run_dir))
     assert proc.returncode == 0 and "openvino-fp32" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)  # the summary fits 120 columns
+    # Long statuses are numbered footnotes below the table, each number used in the table.
+    notes = [line for line in lines if line.startswith("[")]
+    assert any(n.startswith("[1] ok (float reference)") for n in notes), notes
+    for note in notes:
+        number = note.split("]", 1)[0] + "]"
+        assert any(number in line and not line.startswith("[") for line in lines), note
 
 
 def test_gate_passes_on_generous_budgets(quick_run, tmp_path):

@@ -105,6 +105,7 @@ def test_sdist_and_wheels_carry_profiles_and_suites(built):
         f"edge_opt/_builtin/benchmarks/{s}.yaml" for s in SUITES
     }
     assert PROFILES == ["cpu", "edgetpu", "gpu", "mobile"] and {"quick", "default"} <= set(SUITES)
+    assert {"edge_opt/schemas/results.schema.json", "edge_opt/schemas/report.schema.json"} <= names["wheel"]
 
 
 @pytest.mark.slow

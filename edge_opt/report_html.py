@@ -1,0 +1,934 @@
+"""report.html: the whole trade-off of one run, or several side by side, on one offline page.
+
+One self-contained file: charts drawn with matplotlib (Agg, no pyplot) and inlined as SVG,
+no JavaScript, no URL of any kind (the SVGs lose their XML prolog, namespaces and metadata,
+which an inline SVG in HTML does not need). Sections, per task and target: latency against
+accuracy with the Pareto frontier, the chosen artifact and the budgets; latency
+distributions from the raw samples; size; peak memory; the roofline; then per task the
+trust checks (slices, fairness gaps, robustness curves, attributions), the lineage, the
+gate's verdicts and the latency trend from ``history.sqlite``. Every section is a
+``<section data-section=KIND>``; the trade-off figure carries the record ids of its
+frontier (``data-frontier``) and of the chosen candidate (``data-chosen``) so that a test
+can hold the picture to ``results.json``.
+
+A section that cannot be drawn says why in its place (``class="section-error"``) and the
+others are still drawn: a report never costs a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
+
+#: Section kinds, in page order. ``nas`` renders only when the results carry an architecture search.
+SECTIONS = (
+    "summary",
+    "tradeoff",
+    "latency",
+    "size",
+    "memory",
+    "roofline",
+    "slices",
+    "fairness",
+    "robustness",
+    "attributions",
+    "lineage",
+    "gate",
+    "trend",
+    "nas",
+)
+#: The sections a run with trust checks, a history and artifacts always has (``nas`` only with a search).
+ALWAYS = tuple(s for s in SECTIONS if s != "nas")
+#: What a report of the quick suite stays under (the tests hold it to this).
+SIZE_BOUND_BYTES = 2_000_000
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+_FLOAT_COLOR, _ARTIFACT_COLOR = "#7f7f7f", "#1f77b4"
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One measurement of ``history.sqlite``: a run's median for one candidate."""
+
+    run_id: str
+    created: str | None
+    task: str | None
+    target: str | None
+    key: str  # label · runtime · threads (what stays the same across runs)
+    p50_ms: float
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the page shows of one run: its results, lineage and the history beside it."""
+
+    run_dir: Path
+    results: dict[str, Any]
+    lineage: list[str] | None
+    history: tuple[TrendPoint, ...]
+    history_note: str
+
+
+def candidate_key(label: str | None, runtime: str | None, threads: int | None) -> str:
+    return f"{label} · {runtime} · {threads}t"
+
+
+def load_view(run_dir: str | Path, results: dict[str, Any] | None = None) -> RunView:
+    """A run folder (finished, or being staged by ``store.write_run``) as a RunView."""
+    from edge_opt.errors import EdgeOptError
+    from edge_opt.lineage import lineage_lines, load_manifests
+    from edge_opt.store import load_run
+
+    run_dir = Path(run_dir)
+    if results is None:
+        results = load_run(run_dir)
+    lineage = None
+    if (run_dir / "artifacts").is_dir():
+        try:
+            lineage = lineage_lines(load_manifests(run_dir))
+        except EdgeOptError:
+            lineage = None
+    history, note = read_history(run_dir.parent / "history.sqlite", results)
+    return RunView(run_dir, results, lineage, history, note)
+
+
+def read_history(db: Path, results: dict[str, Any]) -> tuple[tuple[TrendPoint, ...], str]:
+    """Every measured median of the history beside a run, plus this run's (not yet appended while staged)."""
+    points: list[TrendPoint] = []
+    note = f"{db.name}: none beside this run folder; the trend holds this run only"
+    if db.is_file():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
+                have = {row[1] for row in con.execute("PRAGMA table_info(measurements)")}
+                requested = "requested_precision" if "requested_precision" in have else "NULL"
+                rows = con.execute(
+                    f"SELECT run_id, created, task, target, label, runtime, {requested}, threads, p50_ms "
+                    "FROM measurements WHERE status = 'ok' AND p50_ms IS NOT NULL"
+                ).fetchall()
+            for run_id, created, task, target, label, runtime, prec, threads, p50 in rows:
+                name = f"{runtime}@{prec}" if prec else runtime
+                points.append(TrendPoint(run_id, created, task, target, candidate_key(label, name, threads), p50))
+            note = f"{db.name}: {len({p.run_id for p in points})} run(s) with measurements"
+        except sqlite3.DatabaseError as exc:
+            note = f"{db.name}: not readable ({exc}); the trend holds this run only"
+            points = []
+    if not any(p.run_id == results["run_id"] for p in points):
+        for rec in results["measurements"]:
+            p50 = (rec.get("latency_ms") or {}).get("p50")
+            if rec.get("status") == "ok" and p50 is not None:
+                points.append(
+                    TrendPoint(
+                        results["run_id"], results.get("created"), rec.get("task"), rec.get("target"), _key(rec), p50
+                    )
+                )
+    return tuple(points), note
+
+
+def _key(rec: dict[str, Any]) -> str:
+    rt = rec.get("runtime") or {}
+    name = rt.get("name")
+    if rt.get("precision_requested"):
+        name = f"{name}@{rt['precision_requested']}"
+    return candidate_key((rec.get("artifact") or {}).get("label"), name, rt.get("threads"))
+
+
+# --------------------------------------------------------------------------------------- charts
+
+
+class _Charts:
+    """Figures as inline SVG with ids unique on the page (a salt per figure) and no URL in them."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.count = 0
+
+    @staticmethod
+    def figure(width: float = 7.0, height: float = 3.4, ncols: int = 1):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
+        return fig, axes
+
+    def svg(self, fig, alt: str) -> str:
+        import matplotlib
+
+        self.count += 1
+        rc = {"svg.fonttype": "none", "svg.hashsalt": f"{self.prefix}-{self.count}", "font.size": 9}
+        buf = io.StringIO()
+        with matplotlib.rc_context(rc):
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        return f'<div class="chart" role="img" aria-label="{_e(alt)}">{_clean_svg(buf.getvalue())}</div>'
+
+
+def _clean_svg(svg: str) -> str:
+    """An SVG for inlining: no prolog, DOCTYPE, metadata or namespace URLs (HTML's parser adds them)."""
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r'\s+xmlns(?::\w+)?="[^"]*"', "", svg)
+    # Keep only the ids something points at (markers, clip paths: salted per figure, unique on the
+    # page); matplotlib's group ids (figure_1, axes_1, ...) repeat in every figure.
+    used = set(re.findall(r'(?:href="#|url\(#)([^")]+)', svg))
+    svg = re.sub(r'\s+id="([^"]+)"', lambda m: m.group(0) if m.group(1) in used else "", svg)
+    return svg.replace(' version="1.1"', "", 1)
+
+
+def _ms_axis(ax, axis: str = "x") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_formatter(FuncFormatter(lambda v, _: fmt_ms(v)))
+    target.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "x"
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def pareto_frontier(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measured records no other beats on both median latency and accuracy, fastest first.
+
+    A record is dominated when another has a median no higher and an accuracy no lower, one
+    of them strictly. Records without a median or an accuracy are left out.
+    """
+    pts = [
+        r
+        for r in records
+        if r.get("status") == "ok"
+        and (r.get("latency_ms") or {}).get("p50") is not None
+        and r.get("accuracy") is not None
+    ]
+
+    def dominated(r: dict[str, Any]) -> bool:
+        lat, acc = r["latency_ms"]["p50"], r["accuracy"]
+        return any(
+            o["latency_ms"]["p50"] <= lat
+            and o["accuracy"] >= acc
+            and (o["latency_ms"]["p50"] < lat or o["accuracy"] > acc)
+            for o in pts
+        )
+
+    return sorted((r for r in pts if not dominated(r)), key=lambda r: (r["latency_ms"]["p50"], -r["accuracy"], r["id"]))
+
+
+def _label(rec: dict[str, Any]) -> str:
+    from edge_opt.gate import record_label
+
+    return record_label(rec)
+
+
+def _float_record(results: dict[str, Any], task: str) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in results["measurements"]
+            if r.get("task") == task and r.get("target") is None and r["status"] == "ok"
+        ),
+        None,
+    )
+
+
+def _budgets(results: dict[str, Any], target: str) -> list:
+    from edge_opt.errors import EdgeOptError
+    from edge_opt.gate import profile_budgets
+
+    try:
+        return profile_budgets(results).get(target, [])
+    except EdgeOptError:
+        return []
+
+
+def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    th = "".join(f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _section(kind: str, sid: str, title: str, body: str, attrs: str = "") -> str:
+    return f'<section id="{_e(sid)}" data-section="{kind}"{attrs}><h3>{_e(title)}</h3>{body}</section>'
+
+
+# ------------------------------------------------------------------------------ per target
+
+
+class _Page:
+    """The sections of one run, drawn with one chart counter (unique SVG ids on the page)."""
+
+    def __init__(self, view: RunView, index: int) -> None:
+        self.view = view
+        self.results = view.results
+        self.prefix = f"r{index}"
+        self.charts = _Charts(self.prefix)
+        self._selections: dict[str, Any] | None = None
+
+    def sid(self, *parts: str) -> str:
+        return "-".join([self.prefix, *(_slug(p) for p in parts)])
+
+    def selections(self) -> dict[str, Any]:
+        if self._selections is None:
+            from edge_opt.report import selections
+
+            self._selections = selections(self.results)
+        return self._selections
+
+    def safe(self, kind: str, sid: str, title: str, fn: Callable[..., str], *args: str) -> str:
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - one section that cannot be drawn must not cost the page
+            msg = f"This section could not be drawn: {type(exc).__name__}: {exc}"
+            return _section(kind, sid, title, f'<p class="section-error">{_e(msg)}</p>')
+
+    # -- the run
+
+    def summary(self) -> str:
+        r = self.results
+        prov = r.get("provenance") or {}
+        machine = prov.get("machine") or {}
+        versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items() if v)
+        probe = prov.get("host_peak") or {}
+        rows = [
+            ["suite", _e((r.get("suite") or {}).get("name"))],
+            ["created", _e(r.get("created"))],
+            ["duration", _e(f"{r.get('duration_s', '?')} s")],
+            ["machine", _e(f"{machine.get('cpu', '?')} ({machine.get('cores_logical', '?')} logical cores)")],
+            ["runtimes", _e(versions)],
+            ["commit", _e(str(prov.get("commit"))[:12])],
+        ]
+        if probe.get("gops_per_thread"):
+            rows.append(
+                ["host peak (probe)", _e(f"{probe['gops_per_thread']:.1f} GOP/s per thread ({probe['method']})")]
+            )
+        body = _table(["", ""], rows) + (
+            "<p>Latency is the median of single calls on inputs bound once, in a fresh process per "
+            "measurement; accuracy is on the task's test rows; Δ is against the float Keras model.</p>"
+        )
+        return _section("summary", self.sid("summary"), f"Run {r['run_id']}", body)
+
+    def tasks(self) -> list[str]:
+        return sorted({r.get("task") for r in self.results["measurements"] if r.get("task")})
+
+    def records(self, task: str, target: str) -> list[dict[str, Any]]:
+        return [r for r in self.results["measurements"] if r.get("task") == task and r.get("target") == target]
+
+    def tradeoff(self, task: str, target: str) -> str:
+        recs = self.records(task, target)
+        front = pareto_frontier(recs)
+        sel = self.selections().get(target)
+        chosen = sel.chosen if sel is not None and sel.chosen in recs else None
+        measured = [r for r in recs if r in front or r.get("status") == "ok" and r.get("accuracy") is not None]
+        attrs = f' data-frontier="{" ".join(r["id"] for r in front)}" data-chosen="{chosen["id"] if chosen else ""}"'
+        parts = []
+        if measured:
+            fig, ax = self.charts.figure(7.0, 3.6)
+            ax.scatter(
+                [r["latency_ms"]["p50"] for r in measured],
+                [r["accuracy"] for r in measured],
+                s=22,
+                color="#9aa5b1",
+                label="candidate",
+                zorder=2,
+            )
+            ax.plot(
+                [r["latency_ms"]["p50"] for r in front],
+                [r["accuracy"] for r in front],
+                "-o",
+                color=_PALETTE[0],
+                ms=5,
+                label="Pareto frontier",
+                zorder=3,
+            )
+            for r in front:
+                ax.annotate(
+                    _label(r),
+                    (r["latency_ms"]["p50"], r["accuracy"]),
+                    fontsize=7,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
+            if chosen is not None:
+                ax.scatter(
+                    [chosen["latency_ms"]["p50"]],
+                    [chosen["accuracy"]],
+                    s=160,
+                    facecolors="none",
+                    edgecolors=_PALETTE[3],
+                    linewidths=2,
+                    label="chosen",
+                    zorder=4,
+                )
+            ref = _float_record(self.results, task)
+            for check in _budgets(self.results, target):
+                if check.metric.startswith("latency."):
+                    ax.axvline(check.value, color=_PALETTE[3], ls="--", lw=1, label=f"budget {check.spec}")
+                elif check.metric == "accuracy.drop" and ref is not None:
+                    ax.axhline(
+                        ref["accuracy"] - check.value, color=_PALETTE[1], ls="--", lw=1, label=f"budget {check.spec}"
+                    )
+                elif check.metric == "accuracy":
+                    ax.axhline(check.value, color=_PALETTE[1], ls="--", lw=1, label=f"budget {check.spec}")
+            if ref is not None:
+                ax.axhline(ref["accuracy"], color=_FLOAT_COLOR, ls=":", lw=1, label="float model accuracy")
+            _ms_axis(ax)
+            ax.set_xlabel("median latency (log scale)")
+            ax.set_ylabel("accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.set_title(f"{task} · {target}: latency vs accuracy")
+            parts.append(self.charts.svg(fig, f"{target}: latency against accuracy with the Pareto frontier"))
+        else:
+            parts.append("<p>No candidate of this target was measured here; the table says why.</p>")
+        on_front = {r["id"] for r in front}
+        rows = []
+        for r in recs:
+            lat = r.get("latency_ms") or {}
+            mark = ("chosen" if chosen is r else "") + (" · frontier" if r["id"] in on_front else "")
+            from edge_opt.report import status_text
+
+            rows.append(
+                [
+                    _e(_label(r)),
+                    fmt_ms(lat.get("p50")),
+                    fmt_ms(lat.get("p90")),
+                    "–" if r.get("accuracy") is None else f"{r['accuracy']:.4f}",
+                    fmt_points(r.get("accuracy_drop")),
+                    _e(mark.strip(" ·")),
+                    _e(status_text(r)),
+                ]
+            )
+        parts.append(_table(["candidate", "p50", "p90", "accuracy", "Δ acc", "", "status"], rows, {1, 2, 3, 4}))
+        if sel is not None and sel.chosen is not None:
+            parts.append(f"<p>Chosen: <b>{_e(_label(sel.chosen))}</b>{_e(sel.tie_note())}.</p>")
+        return _section(
+            "tradeoff", self.sid("tradeoff", task, target), f"{target}: latency vs accuracy", "".join(parts), attrs
+        )
+
+    def latency(self, task: str, target: str) -> str:
+        from edge_opt.store import load_samples
+
+        data = []
+        for r in self.records(task, target):
+            if r.get("status") == "ok":
+                samples = load_samples(self.view.run_dir, r)
+                if samples is not None and len(samples):
+                    data.append((_label(r), samples))
+        sid = self.sid("latency", task, target)
+        if not data:
+            return _section(
+                "latency", sid, f"{target}: latency distributions", "<p>No raw samples for this target.</p>"
+            )
+        fig, ax = self.charts.figure(7.0, 0.9 + 0.3 * len(data))
+        ax.boxplot([d[1] for d in data], orientation="horizontal", whis=(1, 99), showfliers=False, widths=0.6)
+        ax.set_yticks(range(1, len(data) + 1), [d[0] for d in data], fontsize=7)
+        ax.invert_yaxis()
+        _ms_axis(ax)
+        ax.set_xlabel("latency per call (log); whiskers: 1st-99th percentile")
+        ax.grid(alpha=0.3, axis="x")
+        n = ", ".join(f"{len(d[1])}" for d in data)
+        body = (
+            self.charts.svg(fig, f"{target}: latency distribution per candidate")
+            + f"<p>Samples per candidate: {n}.</p>"
+        )
+        return _section("latency", sid, f"{target}: latency distributions", body)
+
+    def size(self, task: str, target: str) -> str:
+        arts: dict[str, dict[str, Any]] = {}
+        for r in self.records(task, target):
+            if r.get("size_bytes"):
+                arts.setdefault(r["artifact"]["id"], r)
+        sid = self.sid("size", task, target)
+        if not arts:
+            return _section("size", sid, f"{target}: size", "<p>No artifact sizes for this target.</p>")
+        import numpy as np
+
+        labels = [r["artifact"].get("label") or r["artifact"]["id"] for r in arts.values()]
+        raw = [r["size_bytes"]["raw"] for r in arts.values()]
+        gz = [r["size_bytes"]["gzip"] for r in arts.values()]
+        y = np.arange(len(labels))
+        fig, ax = self.charts.figure(7.0, 0.9 + 0.35 * len(labels))
+        ax.barh(y - 0.2, raw, 0.4, label="raw", color=_PALETTE[0])
+        ax.barh(y + 0.2, gz, 0.4, label="gzip", color=_PALETTE[1])
+        for yi, a, b in zip(y, raw, gz, strict=True):
+            ax.annotate(fmt_bytes(a), (a, yi - 0.2), fontsize=7, xytext=(3, -3), textcoords="offset points")
+            ax.annotate(fmt_bytes(b), (b, yi + 0.2), fontsize=7, xytext=(3, -3), textcoords="offset points")
+        limits = [c for c in _budgets(self.results, target) if c.metric.startswith("size.")]
+        for check in limits:
+            ax.axvline(check.value, color=_PALETTE[3], ls="--", lw=1, label=f"budget {check.spec}")
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v)))
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(raw + [c.value for c in limits]) * 1.25)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="x")
+        return _section("size", sid, f"{target}: size raw and gzip", self.charts.svg(fig, f"{target}: artifact sizes"))
+
+    def memory(self, task: str, target: str) -> str:
+        recs = [r for r in self.records(task, target) if r.get("status") == "ok" and r.get("memory_mb")]
+        sid = self.sid("memory", task, target)
+        if not recs:
+            return _section("memory", sid, f"{target}: peak memory", "<p>No memory figures for this target.</p>")
+        import numpy as np
+
+        y = np.arange(len(recs))
+        rss = [r["memory_mb"].get("peak_rss") or 0 for r in recs]
+        uss = [r["memory_mb"].get("peak_uss") or 0 for r in recs]
+        fig, ax = self.charts.figure(7.0, 0.9 + 0.3 * len(recs))
+        ax.barh(y - 0.2, rss, 0.4, label="peak RSS", color=_PALETTE[2])
+        ax.barh(y + 0.2, uss, 0.4, label="peak USS", color=_PALETTE[4])
+        limits = [c for c in _budgets(self.results, target) if c.metric.startswith("memory.")]
+        for check in limits:
+            ax.axvline(check.value, color=_PALETTE[3], ls="--", lw=1, label=f"budget {check.spec}")
+        ax.set_xlim(0, max(rss + uss + [c.value for c in limits]) * 1.1)
+        ax.set_yticks(y, [_label(r) for r in recs], fontsize=7)
+        ax.invert_yaxis()
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_mib(v)))
+        ax.set_xlabel("memory of the measuring process")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="x")
+        return _section("memory", sid, f"{target}: peak memory", self.charts.svg(fig, f"{target}: peak memory"))
+
+    def roofline(self, task: str, target: str) -> str:
+        from edge_opt.roofline import roofline_rows
+
+        rows = roofline_rows(self.results, task, target)
+        sid = self.sid("roofline", task, target)
+        title = f"{target}: roofline"
+        if not rows:
+            return _section("roofline", sid, title, "<p>No measured candidate with a MAC count for this target.</p>")
+        cells = [
+            [
+                _e(r.label),
+                f"{r.macs:,}",
+                fmt_ms(r.p50_ms),
+                f"{r.achieved_gops:.3g}",
+                "–" if r.peak_gops is None else f"{r.peak_gops:.3g}",
+                "–" if r.share is None else f"{r.share:.2%}",
+                _e(r.peak_source),
+            ]
+            for r in rows
+        ]
+        body = _table(
+            ["candidate", "MACs", "p50", "achieved GOP/s", "peak GOP/s", "share of peak", "peak from"],
+            cells,
+            {1, 2, 3, 4, 5},
+        )
+        body += (
+            "<p>Achieved GOP/s = 2 × MACs / median latency (one multiply-add is two operations); MACs count "
+            "the dense, convolution and depthwise layers of the model file. A share far below 1% says the "
+            "call is dominated by overhead, not arithmetic.</p>"
+        )
+        return _section("roofline", sid, title, body)
+
+    # -- per task: trust checks
+
+    def checked(self, task: str) -> list[dict[str, Any]]:
+        checks = (self.results.get("checks") or {}).get(task) or {}
+        return [e for e in (checks.get("artifacts") or {}).values() if isinstance(e, dict)]
+
+    def slices(self, task: str) -> str:
+        sid = self.sid("slices", task)
+        title = "Per-slice accuracy, float vs deployed (95% bootstrap CI)"
+        charts = []
+        import numpy as np
+
+        for entry in self.checked(task):
+            fair = entry.get("fairness")
+            if not isinstance(fair, dict) or "artifact" not in fair:
+                continue
+            names, art, ref, art_ci, ref_ci = [], [], [], [], []
+            for col in fair.get("columns") or []:
+                a_col = fair["artifact"]["columns"].get(col) or {}
+                r_col = fair["reference"]["columns"].get(col) or {}
+                for name, s in (a_col.get("slices") or {}).items():
+                    rs = (r_col.get("slices") or {}).get(name) or {}
+                    if s.get("accuracy") is None:
+                        continue
+                    names.append(f"{col}={name}" + (" (small)" if s.get("small") else ""))
+                    art.append(s["accuracy"])
+                    ref.append(rs.get("accuracy", math.nan))
+                    art_ci.append((s.get("ci") or {}).get("accuracy") or [s["accuracy"]] * 2)
+                    ref_ci.append((rs.get("ci") or {}).get("accuracy") or [rs.get("accuracy", math.nan)] * 2)
+            if not names:
+                continue
+            y = np.arange(len(names))
+
+            def err(vals, cis):
+                v = np.asarray(vals, dtype=float)
+                c = np.asarray(cis, dtype=float)
+                return np.abs(np.vstack([v - c[:, 0], c[:, 1] - v]))
+
+            fig, ax = self.charts.figure(7.0, 1.0 + 0.22 * len(names))
+            ax.barh(y - 0.2, ref, 0.4, xerr=err(ref, ref_ci), color=_FLOAT_COLOR, label="float", capsize=2)
+            ax.barh(y + 0.2, art, 0.4, xerr=err(art, art_ci), color=_ARTIFACT_COLOR, label=entry["label"], capsize=2)
+            ax.set_yticks(y, names, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("accuracy")
+            ax.legend(fontsize=7, loc="lower right")
+            ax.grid(alpha=0.3, axis="x")
+            ax.set_title(f"{entry['label']} ({', '.join(entry.get('targets') or [])})", fontsize=9)
+            charts.append(self.charts.svg(fig, f"per-slice accuracy of {entry['label']} and the float model"))
+        body = "".join(charts) or "<p>No fairness check ran for this task.</p>"
+        return _section("slices", sid, title, body)
+
+    def fairness(self, task: str) -> str:
+        sid = self.sid("fairness", task)
+        metrics = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference")
+        short = {
+            "demographic_parity_difference": "DP",
+            "equalized_odds_difference": "EO",
+            "equal_opportunity_difference": "EOpp",
+        }
+        charts = []
+        import numpy as np
+
+        for entry in self.checked(task):
+            fair = entry.get("fairness")
+            if not isinstance(fair, dict) or "artifact" not in fair:
+                continue
+            names, art, ref = [], [], []
+            for col in fair.get("columns") or []:
+                a = (fair["artifact"]["columns"].get(col) or {}).get("fairness") or {}
+                r = (fair["reference"]["columns"].get(col) or {}).get("fairness") or {}
+                for m in metrics:
+                    if a.get(m) is not None:
+                        names.append(f"{col}: {short[m]} difference")
+                        art.append(a[m])
+                        ref.append(r.get(m, math.nan))
+            if not names:
+                continue
+            y = np.arange(len(names))
+            fig, ax = self.charts.figure(7.0, 1.0 + 0.22 * len(names))
+            ax.barh(y - 0.2, ref, 0.4, color=_FLOAT_COLOR, label="float")
+            ax.barh(y + 0.2, art, 0.4, color=_ARTIFACT_COLOR, label=entry["label"])
+            ax.set_yticks(y, names, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("gap between slices (0 = parity)")
+            ax.legend(fontsize=7, loc="lower right")
+            ax.grid(alpha=0.3, axis="x")
+            ax.set_title(f"{entry['label']} ({', '.join(entry.get('targets') or [])})", fontsize=9)
+            charts.append(self.charts.svg(fig, f"fairness gaps of {entry['label']} and the float model"))
+        body = "".join(charts) or "<p>No fairness check ran for this task.</p>"
+        body += "<p>DP: demographic parity, EO: equalized odds, EOpp: equal opportunity (fairlearn).</p>"
+        return _section("fairness", sid, "Fairness gaps, float vs deployed", body)
+
+    def robustness(self, task: str) -> str:
+        sid = self.sid("robustness", task)
+        rob = ((self.results.get("checks") or {}).get(task) or {}).get("robustness")
+        title = "Robustness: accuracy under attack and noise"
+        if not isinstance(rob, dict) or "float" not in rob:
+            why = rob.get("error") if isinstance(rob, dict) else "no robustness check ran for this task"
+            return _section("robustness", sid, title, f"<p>{_e(why)}</p>")
+        labels = {k: e.get("label", k) for k, e in ((self.results["checks"][task].get("artifacts") or {}).items())}
+        curves = {"float": rob["float"].get("curves") or {}}
+        curves.update({labels.get(k, k): v.get("curves") or {} for k, v in (rob.get("artifacts") or {}).items()})
+        kinds = [k for k in ("pgd", "fgsm", "blackbox", "noise") if any(k in c for c in curves.values())]
+        fig, axes = self.charts.figure(7.5, 2.8, ncols=max(len(kinds), 2))
+        for ax, kind in zip(axes, kinds, strict=False):
+            xkey = "sigma" if kind == "noise" else "epsilon"
+            for i, (name, c) in enumerate(curves.items()):
+                if kind not in c:
+                    continue
+                style = {"color": _FLOAT_COLOR, "ls": "--"} if name == "float" else {"color": _PALETTE[i % 9]}
+                ax.plot(c[kind][xkey], c[kind]["accuracy"], marker="o", ms=3, label=name, **style)
+            ax.set_title(kind, fontsize=9)
+            ax.set_xlabel("σ" if kind == "noise" else "ε")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("accuracy")
+        axes[0].legend(fontsize=6)
+        body = self.charts.svg(fig, "robust accuracy against the attack budget, float and each checked artifact")
+        body += (
+            "<p>PGD and FGSM are computed on the float model and transferred to each file; the black-box attack "
+            "queries the file itself; noise is Gaussian.</p>"
+        )
+        return _section("robustness", sid, title, body)
+
+    def attributions(self, task: str) -> str:
+        sid = self.sid("attributions", task)
+        charts = []
+        import numpy as np
+
+        for entry in self.checked(task):
+            exp = entry.get("explain")
+            methods = (exp or {}).get("methods") if isinstance(exp, dict) else None
+            if not methods:
+                continue
+            names = [m for m, v in methods.items() if isinstance(v, dict) and "float" in v and "artifact" in v]
+            if not names:
+                continue
+            fig, axes = self.charts.figure(7.5, 3.2, ncols=max(len(names), 2))
+            for ax, method in zip(axes, names, strict=False):
+                res = methods[method]
+                top = sorted(res["float"], key=lambda k: -abs(res["float"][k]))[:10]
+                y = np.arange(len(top))
+                ax.barh(y - 0.2, [res["float"][k] for k in top], 0.4, color=_FLOAT_COLOR, label="float")
+                ax.barh(
+                    y + 0.2, [res["artifact"].get(k, 0) for k in top], 0.4, color=_ARTIFACT_COLOR, label=entry["label"]
+                )
+                ax.set_yticks(y, top, fontsize=6)
+                ax.invert_yaxis()
+                shown = [res["float"][k] for k in top] + [res["artifact"].get(k, 0) for k in top]
+                if min(shown) > 0 and max(shown) / min(shown) > 100:  # a few features dwarf the rest
+                    from matplotlib.ticker import LogLocator
+
+                    ax.set_xscale("log")
+                    ax.xaxis.set_major_locator(LogLocator(numticks=4))
+                rho = res.get("rank_corr")
+                ax.set_title(f"{method}: Spearman ρ = {rho:.2f}" if rho is not None else method, fontsize=9)
+                ax.grid(alpha=0.3, axis="x")
+            axes[0].legend(fontsize=6)
+            fig.suptitle(
+                f"{entry['label']} ({', '.join(entry.get('targets') or [])}): top 10 features of the float model",
+                fontsize=9,
+            )
+            charts.append(self.charts.svg(fig, f"global attributions of {entry['label']} and the float model"))
+        body = "".join(charts) or "<p>No explanation check ran for this task.</p>"
+        return _section("attributions", sid, "Global attributions, float vs deployed", body)
+
+    # -- the run again
+
+    def lineage(self) -> str:
+        lines = self.view.lineage
+        body = f"<pre>{_e(chr(10).join(lines))}</pre>" if lines else "<p>No artifacts folder: no lineage.</p>"
+        return _section("lineage", self.sid("lineage"), "Lineage: from the float model to every artifact", body)
+
+    def gate(self) -> str:
+        from edge_opt.gate import evaluate
+
+        report = evaluate(self.results)
+        rows = [
+            [
+                _e(r.target),
+                _e(r.record),
+                _e(r.check),
+                f'<span class="v-{r.verdict.lower()}">{r.verdict}</span>',
+                _e(r.message),
+            ]
+            for r in report.rows
+        ]
+        counts = report.to_dict()["counts"]
+        verdict = "VALID: every budget met" if report.passed else "INVALID: a budget is not met"
+        body = (
+            f'<p class="{"v-pass" if report.passed else "v-fail"}"><b>{verdict}</b> '
+            f"({counts['PASS']} pass, {counts['FAIL']} fail, {counts['SKIP']} skipped; the targets' own budgets, "
+            "as <code>edge-opt gate RUN</code> checks them)</p>"
+        )
+        body += _table(["target", "measurement", "check", "verdict", "reason"], rows)
+        for target, sel in report.selections.items():
+            shown = f"{_label(sel.chosen)}{sel.tie_note()}" if sel.chosen else "none (no candidate fits)"
+            rejected = "".join(f"<li>{_e(_label(rec))}: {_e(why)}</li>" for rec, why in sel.rejected)
+            body += (
+                f"<details><summary><b>{_e(target)}</b>: chosen {_e(shown)}; {len(sel.rejected)} rejected</summary>"
+                f"<ul>{rejected}</ul></details>"
+            )
+        return _section("gate", self.sid("gate"), "Gate verdicts", body)
+
+    def trend(self, task: str) -> str:
+        sid = self.sid("trend", task)
+        points = [p for p in self.view.history if p.task == task and p.target is not None]
+        title = "Latency trend over runs (history.sqlite)"
+        if not points:
+            return _section("trend", sid, title, f"<p>{_e(self.view.history_note)}</p>")
+        runs = sorted({(p.created or "", p.run_id) for p in points})
+        order = {run_id: i for i, (_, run_id) in enumerate(runs)}
+        mine = {(r.get("target"), _key(r)) for r in self.results["measurements"] if r.get("task") == task}
+        chosen = {t: _key(s.chosen) for t, s in self.selections().items() if s.chosen is not None}
+        targets = [t for t in self.results.get("targets") or {} if any(p.target == t for p in points)]
+        fig, axes = self.charts.figure(7.5, 2.9, ncols=max(len(targets), 2))
+        for ax, target in zip(axes, targets, strict=False):
+            keys = sorted({p.key for p in points if p.target == target and (target, p.key) in mine})
+            for key in keys:
+                series = sorted((order[p.run_id], p.p50_ms) for p in points if p.target == target and p.key == key)
+                best = chosen.get(target) == key
+                ax.plot(
+                    [s[0] for s in series],
+                    [s[1] for s in series],
+                    marker="o",
+                    ms=4 if best else 2,
+                    lw=2 if best else 0.8,
+                    color=_PALETTE[3] if best else "#9aa5b1",
+                    label=f"chosen: {key}" if best else None,
+                    zorder=3 if best else 2,
+                )
+            _ms_axis(ax, "y")
+            ax.set_title(target, fontsize=9)
+            ax.set_xlabel("run (oldest → newest)")
+            ax.set_xticks(range(len(runs)))
+            ax.grid(alpha=0.3)
+            if chosen.get(target) in keys:
+                ax.legend(fontsize=6)
+        body = self.charts.svg(fig, "median latency of each candidate across the runs of the history")
+        body += f"<p>{_e(self.view.history_note)}; runs: {_e(', '.join(run_id for _, run_id in runs))}.</p>"
+        return _section("trend", sid, title, body)
+
+    def nas(self) -> str:
+        """Hook for the architecture search's front, best-so-far and hypervolume charts.
+
+        Renders only when the results carry a ``nas`` block (written by the search once it
+        lands); until then a run has no such section, and nothing is drawn in its place.
+        """
+        nas = self.results.get("nas")
+        if not nas:
+            return ""
+        body = (
+            "<p>This run carries an architecture search. Its charts (front, best-so-far, hypervolume) are drawn "
+            "here once the search's result format is settled; its raw record:</p>"
+            f"<pre>{_e(json.dumps(nas, indent=1, default=str)[:20000])}</pre>"
+        )
+        return _section("nas", self.sid("nas"), "Architecture search", body)
+
+    def render(self) -> str:
+        parts = [self.safe("summary", self.sid("summary"), "Run", self.summary)]
+        for task in self.tasks():
+            parts.append(f'<h2 id="{self.sid("task", task)}">Task {_e(task)}</h2>')
+            for target in self.results.get("targets") or {}:
+                parts.append(f"<h2 class=target>{_e(task)} · {_e(target)}</h2>")
+                for kind in ("tradeoff", "latency", "size", "memory", "roofline"):
+                    fn = getattr(self, kind)
+                    parts.append(self.safe(kind, self.sid(kind, task, target), f"{target}: {kind}", fn, task, target))
+            parts.append(f"<h2>{_e(task)}: trust checks on the deployed files</h2>")
+            for kind in ("slices", "fairness", "robustness", "attributions"):
+                fn = getattr(self, kind)
+                parts.append(self.safe(kind, self.sid(kind, task), kind, fn, task))
+        parts.append("<h2>Run</h2>")
+        parts.append(self.safe("lineage", self.sid("lineage"), "Lineage", self.lineage))
+        parts.append(self.safe("gate", self.sid("gate"), "Gate verdicts", self.gate))
+        for task in self.tasks():
+            parts.append(self.safe("trend", self.sid("trend", task), "Latency trend", self.trend, task))
+        parts.append(self.safe("nas", self.sid("nas"), "Architecture search", self.nas))
+        return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------ the page
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:1em 1.5em;
+max-width:1500px;color:#1b1f24;background:#fff}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #d0d7de;margin-top:1.8em}h3{font-size:1.02em}
+table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #d0d7de;padding:2px 6px;
+text-align:left;vertical-align:top}td.num,th.num{text-align:right;white-space:nowrap}
+.runs{display:grid;gap:1.5em}.runs>div{min-width:0}.chart svg{max-width:100%;height:auto}
+pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:12px}
+.v-pass{color:#1a7f37}.v-fail{color:#cf222e}.v-skip{color:#9a6700}.section-error{color:#cf222e}
+nav{font-size:12px;columns:3}nav a{color:#0969da}
+"""
+
+
+def render_html(views: list[RunView]) -> str:
+    """The page: one run, or several side by side (a comparison chart per task and target first)."""
+    if not views:
+        raise ValueError("render_html needs at least one run")
+    pages = [_Page(v, i) for i, v in enumerate(views)]
+    bodies = [p.render() for p in pages]
+    title = "edge-opt · " + " vs ".join(v.results["run_id"] for v in views)
+    head = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+    )
+    parts = [head, f"<h1>{_e(title)}</h1>"]
+    if len(views) > 1:
+        parts.append(_compare(pages))
+    nav = "".join(
+        f'<a href="#{_e(m.group(1))}">{_e(m.group(1))}</a><br>'
+        for m in re.finditer(r'<section id="([^"]+)"', "".join(bodies))
+    )
+    parts.append(f"<nav>{nav}</nav>")
+    cols = f"grid-template-columns:repeat({len(views)},minmax(0,1fr))"
+    parts.append(f'<div class="runs" style="{cols}">' + "".join(f"<div>{b}</div>" for b in bodies) + "</div>")
+    parts.append("<p><small>Written by edge-opt; a self-contained page, no script, no link outside it.</small></p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _compare(pages: list[_Page]) -> str:
+    """Runs side by side: every candidate of each run on one latency–accuracy chart per task and target."""
+    charts = _Charts("cmp")
+    out = []
+    tasks = sorted({t for p in pages for t in p.tasks()})
+    for task in tasks:
+        targets = list(dict.fromkeys(t for p in pages for t in (p.results.get("targets") or {})))
+        for target in targets:
+            fig, ax = charts.figure(7.0, 3.4)
+            drawn = False
+            rows = []
+            for i, p in enumerate(pages):
+                recs = p.records(task, target)
+                pts = [
+                    r for r in recs if r.get("status") == "ok" and r.get("accuracy") is not None and r.get("latency_ms")
+                ]
+                front = pareto_frontier(recs)
+                color = _PALETTE[i % len(_PALETTE)]
+                name = p.results["run_id"]
+                if pts:
+                    drawn = True
+                    ax.scatter(
+                        [r["latency_ms"]["p50"] for r in pts],
+                        [r["accuracy"] for r in pts],
+                        s=14,
+                        color=color,
+                        alpha=0.5,
+                    )
+                    ax.plot(
+                        [r["latency_ms"]["p50"] for r in front],
+                        [r["accuracy"] for r in front],
+                        "-o",
+                        ms=4,
+                        color=color,
+                        label=f"{name} frontier",
+                    )
+                sel = p.selections().get(target)
+                chosen = sel.chosen if sel is not None else None
+                rows.append(
+                    [
+                        _e(name),
+                        _e(((p.results.get("provenance") or {}).get("machine") or {}).get("cpu", "?")),
+                        _e(_label(chosen)) if chosen else "none",
+                        fmt_ms((chosen or {}).get("latency_ms", {}).get("p50")) if chosen else "–",
+                    ]
+                )
+            sid = f"cmp-{_slug(task)}-{_slug(target)}"
+            body = ""
+            if drawn:
+                _ms_axis(ax)
+                ax.set_xlabel("median latency (log scale)")
+                ax.set_ylabel("accuracy")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
+                ax.set_title(f"{task} · {target}")
+                body = charts.svg(fig, f"{target}: candidates of every run")
+            body += _table(["run", "machine", "chosen", "p50"], rows, {3})
+            out.append(_section("compare", sid, f"{task} · {target}: runs compared", body))
+    return "<h2>Runs compared</h2>" + "".join(out)
+
+
+def write_html(path: str | Path, views: list[RunView]) -> Path:
+    from edge_opt.fileio import write_text_atomic
+
+    return write_text_atomic(path, render_html(views))
