@@ -111,7 +111,6 @@ class NasConfig(_Strict):
     predictor: PredictorConfig | None = PredictorConfig()
     compare_random: bool = False  # the same search with RandomSearch at equal trials beside it
     target_distance: float = Field(default=0.01, ge=0)  # trials-to-target: within this of the final best score
-    workers: int = Field(default=1, ge=1, le=64)  # trials at a time (local processes)
 
 
 class Architecture(_Strict):
