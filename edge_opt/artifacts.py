@@ -151,7 +151,11 @@ class ArtifactWriter:
         label = label or pass_name
         # A Keras-level transform (prune, cluster, pca, distill) names its descendants, so
         # "cluster-16+tflite-int8" is not mistaken for the plain "tflite-int8".
-        if parent and parent.format == "keras" and parent.manifest["pass"] not in ("train", "import"):
+        if (
+            parent
+            and parent.format == "keras"
+            and parent.manifest["pass"] not in ("train", "import", "nas", "nas-trial")
+        ):
             label = f"{parent.manifest['label']}+{label}"
         self._meta = {
             "id": self.id,

@@ -195,6 +195,114 @@ def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, 
 
 @app.command()
 @_handled
+def nas(
+    suite_or_space: str = typer.Argument(..., help="A suite (its tasks whose model is {kind: nas}) or a space file."),
+    target: str = typer.Option(None, "--target", help="Search for this target profile only."),
+    trials: int = typer.Option(None, "--trials", min=1, help="Trials per search (default: the nas block's)."),
+    oracle: str = typer.Option(None, "--oracle", help="random, bayesian or hyperband (default: the nas block's)."),
+    out: Path = typer.Option(
+        Path("reports"), "--out", help="Folder for nas-<name>/ (the search state and nas.json).", callback=_writable_dir
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Hardware-aware architecture search: each trial trained briefly, deployed and measured on the target.
+
+    Writes OUT/nas-<name>/nas.json (every trial, the Pareto fronts, the efficacy figures).
+    The search state lives there too: the same command, killed and run again, continues
+    after the last finished trial.
+    """
+    import json
+
+    from edge_opt.errors import ConfigError
+
+    if oracle is not None and oracle not in ("random", "bayesian", "hyperband"):
+        raise ConfigError(f"--oracle {oracle!r}: choose random, bayesian or hyperband")
+    from edge_opt.nas.task import load_search
+
+    spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle)
+    from edge_opt.fileio import write_json_atomic
+    from edge_opt.targets import load_profile
+
+    profiles = [load_profile(name) for name in spec.targets]
+    folder = out / f"nas-{spec.name}"
+    plan = spec.model_dump(mode="json")
+    plan_file = folder / "plan.json"
+    if plan_file.is_file() and json.loads(plan_file.read_text(encoding="utf-8")) != plan:
+        raise ConfigError(
+            f"{folder}: holds a search of another space or settings; remove it or choose another --out to start anew"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_file, plan)
+    total = sum(
+        (2 + t.model.trials * (2 if t.model.compare_random else 1))
+        * sum(1 for p in profiles if t.model.targets is None or p.name in t.model.targets)
+        for t in spec.tasks
+    )
+    with _native_logs_to(_native_log(out)) as (term_out, _):
+        searches = _nas_with_progress(spec, profiles, folder, total, quiet, _console(file=term_out))
+    from edge_opt.nas.task import efficacy_lines, nas_json, summary_rows
+
+    write_json_atomic(folder / "nas.json", nas_json(searches))
+    from rich.table import Table
+
+    console = _console()
+    for task, by_target in searches.items():
+        for result in by_target.values():
+            table = Table(title=f"edge-opt nas · {task} · {result.target} (* on the accuracy-latency front)")
+            for col in ("trial", "architecture", "status", "accuracy", "p50 ms", "p90 ms", "size B", "score", ""):
+                table.add_column(col, justify="right" if col in ("accuracy", "p50 ms", "p90 ms", "score") else "left")
+            for cells in summary_rows(result):
+                table.add_row(*cells)
+            console.print(table)
+            for line in efficacy_lines(result):
+                console.print(line)
+    console.print(f"\nnas.json: {folder / 'nas.json'}")
+
+
+def _nas_with_progress(spec, profiles, folder: Path, total: int, quiet: bool, console) -> dict:
+    from edge_opt.bench.harness import HarnessOptions
+    from edge_opt.datasets import load_dataset
+    from edge_opt.nas.task import search_targets
+
+    harness = HarnessOptions(**spec.harness.model_dump())
+
+    def each(progress) -> dict:
+        found = {}
+        for task in spec.tasks:
+            data = load_dataset(task.dataset, seed=spec.seed, train_rows=task.train_rows)
+            found[task.name] = search_targets(
+                task.name,
+                task.model,
+                data,
+                profiles,
+                folder / task.name,
+                harness,
+                seed=spec.seed,
+                calibration_rows=task.calibration_rows,
+                progress=progress,
+            )
+        return found
+
+    if quiet:
+        return each(lambda _: None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task_id = bar.add_task("starting", total=total)
+        steps = {"n": 0}
+
+        def progress(desc: str) -> None:
+            if steps["n"]:
+                bar.advance(task_id)
+            steps["n"] += 1
+            bar.update(task_id, description=desc)
+
+        return each(progress)
+
+
+@app.command()
+@_handled
 def bench(
     model: Path = typer.Argument(
         ..., help="A .tflite, .onnx or OpenVINO .xml file (any origin), a Keras file, or an artifact folder."

@@ -67,6 +67,35 @@ def selections(results: dict) -> dict:
     return out
 
 
+def nas_section(nas: dict | None) -> list[str]:
+    """The architecture search per task and target: what it chose, the front, the headline (nas.json has all)."""
+    if not nas:
+        return []
+    lines = [
+        "## Architecture search",
+        "",
+        "Each trial trained briefly, deployed by the target's pipeline and measured by the harness on its runtime; "
+        "every trial, the fronts and the efficacy figures are in `nas.json`.",
+        "",
+        "| task | target | chosen | trials / grid | oracle | hypervolume | front (acc x latency) | headline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, by_target in nas.items():
+        for target, s in by_target.items():
+            h = s.get("headline") or {}
+            head = (
+                f"{h['label']}: {h['speedup']:.2f}x the baseline at {h['accuracy']:.4f} "
+                f"(baseline {h['baseline_accuracy']:.4f})"
+                if h.get("trial")
+                else "no front member within 0.5 points of the baseline"
+            )
+            lines.append(
+                f"| {task} | {target} | {s['architecture']} | {s['trials']} / {s['grid_size']:,} | {s['oracle']} "
+                f"({s['objective']}) | {s['hypervolume']:.4g} | {', '.join(s['front_latency'])} | {head} |"
+            )
+    return [*lines, ""]
+
+
 def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
     prov = results.get("provenance", {})
     machine = prov.get("machine", {})
@@ -91,6 +120,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
             if (rec.get("task") or "") == task:
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in row(rec)) + " |")
         lines.append("")
+    lines += nas_section(results.get("nas"))
     from edge_opt.gate import record_label
 
     chosen = selections(results)

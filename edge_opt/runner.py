@@ -93,8 +93,12 @@ class Journal:
 def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
     """How many progress steps a run takes (train + reference + passes + measurements)."""
     steps = 0
-    for _task in suite.tasks:
+    for task in suite.tasks:
         steps += 3  # train, reference, trust checks
+        searched = getattr(task.model, "targets", None)
+        if task.model.kind == "nas":  # per searched target: baseline, trials, the chosen model, its reference
+            per = 3 + task.model.trials * (2 if task.model.compare_random else 1)
+            steps += per * sum(1 for p in profiles if searched is None or p.name in searched)
         for profile in profiles:
             for pipeline in profile.pipelines:
                 steps += 1
@@ -133,9 +137,12 @@ def run_suite(
     harness = HarnessOptions(**suite.harness.model_dump())
     records: list[Measurement] = []
     checks: dict[str, dict] = {}
+    searches: dict[str, dict] = {}  # task -> target -> SearchResult (tasks whose model is {kind: nas})
     try:
         for task in suite.tasks:
-            task_records, checks[task.name] = _run_task(task, suite, profiles, stage, harness, progress, journal)
+            task_records, checks[task.name] = _run_task(
+                task, suite, profiles, stage, harness, progress, journal, searches
+            )
             records += task_records
         results = {
             "schema": "edge-opt/results/1",
@@ -147,6 +154,7 @@ def run_suite(
             "targets": {p.name: p.to_dict() for p in profiles},
             "measurements": [rec.to_json() for rec in records],
             "checks": checks,
+            "nas": _nas_summary(searches) or None,
             # A resumed run: how much of it the killed run had finished (None for a run in one go).
             "resumed": {"reused": dict(journal.reused)} if taken else None,
         }
@@ -159,6 +167,8 @@ def run_suite(
         results["roofline"] = artifact_macs(stage, results["measurements"])
         from edge_opt.store import write_run
 
+        if searches:
+            write_json_atomic(stage / "nas.json", _nas_json(searches))
         shutil.rmtree(journal.dir)
         (stage / ".plan.json").unlink()
         (stage / ".pid").unlink()
@@ -174,6 +184,18 @@ def run_suite(
 
     append_history(out / "history.sqlite", results)
     return RunResult(final, results, removed, stage.name if taken else None)
+
+
+def _nas_summary(searches: dict[str, dict]) -> dict:
+    from edge_opt.nas.task import summary
+
+    return {task: {target: summary(res) for target, res in by.items()} for task, by in searches.items()}
+
+
+def _nas_json(searches: dict[str, dict]) -> dict:
+    from edge_opt.nas.task import nas_json
+
+    return nas_json(searches)
 
 
 def _plan_identity(suite: Suite, profiles: list[TargetProfile]) -> dict:
@@ -268,6 +290,7 @@ def _run_task(
     harness: HarnessOptions,
     progress: Progress,
     journal: Journal,
+    searches: dict[str, dict] | None = None,
 ) -> tuple[list[Measurement], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
@@ -280,20 +303,52 @@ def _run_task(
         x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
     artifacts_dir = stage / "artifacts"
 
+    from edge_opt.nas.space import NasConfig
+
+    nas = task.model if isinstance(task.model, NasConfig) else None
+    data_config = {"train_rows": task.train_rows}
+    roots: dict[str, Artifact] = {}  # target -> its float model: the chosen architecture where one was searched
+    if nas is not None:
+        from edge_opt.nas.task import search_targets, train_chosen
+
+        found = search_targets(
+            task.name,
+            nas,
+            data,
+            profiles,
+            stage / "nas" / task.name,
+            harness,
+            seed=suite.seed,
+            calibration_rows=task.calibration_rows,
+            progress=progress,
+        )
+        if searches is not None:
+            searches[task.name] = found
+        for target, result in found.items():
+            progress(f"{task.name}: training the architecture chosen for {target}")
+            roots[target] = train_chosen(
+                result, nas, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config
+            )
     progress(f"{task.name}: training the float model")
     root = train_artifact(
-        task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config={"train_rows": task.train_rows}
+        nas.baseline if nas else task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config
     )
-    progress(f"{task.name}: measuring the float model (keras)")
-    reference, ref_pred = journal.measurement(record_id(root.id, "keras", "cpu", 1)), journal.labels(task.name)
-    if reference is None or (reference.status == "ok" and ref_pred is None):
-        reference, outputs = _measure(root, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
-        ref_pred = _labels(outputs, data.n_classes)
-        reference = _score(reference, ref_pred, y_test, None, None)
-        journal.save_labels(task.name, ref_pred)  # before the record: a record found means its labels are there
-        journal.save_measurement(reference)
-    records = [reference]
-    ref_acc = reference.accuracy
+    records: list[Measurement] = []
+    refs: dict[str, tuple[float | None, np.ndarray | None]] = {}  # root id -> its accuracy and predicted labels
+    for float_model in [root, *roots.values()]:
+        if float_model.id in refs:
+            continue
+        progress(f"{task.name}: measuring the float model {float_model.manifest['label']} (keras)")
+        key = task.name if float_model is root else f"{task.name}.{float_model.id}"
+        reference, ref_pred = journal.measurement(record_id(float_model.id, "keras", "cpu", 1)), journal.labels(key)
+        if reference is None or (reference.status == "ok" and ref_pred is None):
+            reference, outputs = _measure(float_model, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
+            ref_pred = _labels(outputs, data.n_classes)
+            reference = _score(reference, ref_pred, y_test, None, None)
+            journal.save_labels(key, ref_pred)  # before the record: a record found means its labels are there
+            journal.save_measurement(reference)
+        records.append(reference)
+        refs[float_model.id] = (reference.accuracy, ref_pred)
 
     calibration = data.calibration(min(task.calibration_rows, len(data.x_train)), seed=suite.seed)
     seen: set[tuple] = set()  # one record per (artifact, runtime, device, threads, precision)
@@ -305,10 +360,12 @@ def _run_task(
             data=data,
             seed=suite.seed,
         )
+        float_model = roots.get(profile.name, root)
+        ref_acc, ref_pred = refs[float_model.id]
         for pipeline in profile.pipelines:
             names = pipeline_names(pipeline)
             progress(f"{task.name}: {profile.name}: {names}")
-            done = run_pipeline(root, pipeline, artifacts_dir, ctx)
+            done = run_pipeline(float_model, pipeline, artifacts_dir, ctx)
             if done.status != "ok":  # recorded with the reason; the run goes on
                 records.append(_pipeline_failure(task.name, profile.name, names, done.error, done.status))
                 continue
@@ -339,16 +396,24 @@ def _run_task(
 
     checks = journal.checks(task.name)
     if checks is None:
-        checks = run_checks(
-            data,
-            root,
-            [r.to_json() for r in records],
-            profiles,
-            suite.checks,
-            seed=suite.seed,
-            rows=task.test_rows,
-            progress=progress,
-        )
+        # Each target's files are checked against the float model they came from: the chosen
+        # architecture for a searched target, the task's model for the others.
+        groups: dict[str, tuple[Artifact, list[TargetProfile]]] = {}
+        for profile in profiles:
+            float_model = roots.get(profile.name, root)
+            groups.setdefault(float_model.id, (float_model, []))[1].append(profile)
+        as_json = [r.to_json() for r in records]
+        for float_model, group in groups.values():
+            part = run_checks(
+                data, float_model, as_json, group, suite.checks, seed=suite.seed, rows=task.test_rows, progress=progress
+            )
+            for entry in part["artifacts"].values():
+                entry["float"] = part["float"]
+            if checks is None:  # the first float model's shared figures stay at the top, as before
+                checks = part
+            else:
+                checks["artifacts"].update(part["artifacts"])
+                checks.setdefault("floats", {})[float_model.id] = {k: v for k, v in part.items() if k != "artifacts"}
         journal.save_checks(task.name, checks)
     return attach(records, checks), checks
 

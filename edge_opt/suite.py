@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from edge_opt.builtin import builtin_dir
 from edge_opt.config import load_model
 from edge_opt.errors import ConfigError
 from edge_opt.models import ModelConfig
+from edge_opt.nas.space import NasConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _model_kind(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "nas" if kind == "nas" else "model"
+
+
+# A hand-designed model, or ``{kind: nas, ...}``: a search whose chosen architecture per target is the float model.
+TaskModel = Annotated[
+    Annotated[ModelConfig, Tag("model")] | Annotated[NasConfig, Tag("nas")], Discriminator(_model_kind)
+]
 
 
 class TaskConfig(_Strict):
@@ -23,7 +35,7 @@ class TaskConfig(_Strict):
     train_rows: int | None = Field(default=None, ge=100)  # subsample for quick suites
     test_rows: int | None = Field(default=None, ge=10)
     calibration_rows: int = Field(default=256, ge=1)
-    model: ModelConfig = ModelConfig()
+    model: TaskModel = ModelConfig()
 
 
 class HarnessConfig(_Strict):
@@ -77,6 +89,16 @@ class Suite(_Strict):
     targets: list[str] = Field(min_length=1)
     harness: HarnessConfig = HarnessConfig()
     checks: ChecksConfig = ChecksConfig()
+
+    @model_validator(mode="after")
+    def _searched_targets(self) -> Suite:
+        for i, task in enumerate(self.tasks):
+            extra = set(getattr(task.model, "targets", None) or ()) - set(self.targets)
+            if extra:
+                raise ValueError(
+                    f"tasks.{i}.model.targets: {sorted(extra)} not among the suite's targets {self.targets}"
+                )
+        return self
 
 
 def default_suite_path() -> Path:

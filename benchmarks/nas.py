@@ -1,0 +1,52 @@
+"""The architecture search's figures: `python benchmarks/nas.py [--quick] [--out DIR]`.
+
+Runs `edge-opt nas benchmarks/nas.yaml` (LiteRT, int8, 1 thread, the mobile profile) and prints,
+per task: the headline (fastest front member within 0.5 points of the hand-designed baseline,
+its speed-up), Bayesian vs random hypervolume at equal trials, the search's wall time, and the
+latency predictor's share within ±10% (a prediction). `--quick` runs 6 trials instead of 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="6 trials per search instead of 20")
+    ap.add_argument("--out", type=Path, default=Path("reports/nas-bench"))
+    args = ap.parse_args()
+    cmd = [sys.executable, "-m", "edge_opt.cli", "nas", str(ROOT / "benchmarks" / "nas.yaml"), "--out", str(args.out)]
+    cmd += ["--trials", "6"] if args.quick else []
+    started = time.perf_counter()
+    subprocess.run([*cmd, "-q"], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    nas = json.loads((args.out / "nas-nas" / "nas.json").read_text())
+    print(f"edge-opt nas benchmarks/nas.yaml: {wall:.0f} s wall for every search below (this machine)")
+    for task, by_target in nas["tasks"].items():
+        for target, r in by_target.items():
+            h, rnd, p = r["headline"] or {}, r["random_search"], (r["predictor"] or {}).get("accuracy")
+            print(f"\n{task} on {target} ({r['trials_used']} trials of {r['grid_size']:,}; search {r['wall_s']} s)")
+            if h.get("trial"):
+                print(
+                    f"  headline: {h['label']} acc {h['accuracy']:.4f} vs baseline {h['baseline_accuracy']:.4f}; "
+                    f"p50 {h['latency_p50_ms']:.4g} vs {h['baseline_latency_p50_ms']:.4g} ms: {h['speedup']:.2f}x"
+                )
+            else:
+                print("  headline: no front member within 0.5 points of the baseline")
+            print(f"  hypervolume {r['oracle']}: {r['hypervolume']:.4g}", end="")
+            print(f"; random at equal trials: {rnd['hypervolume']:.4g}" if rnd else "")
+            print(f"  trials to target: {r['trials_to_target']}; cost s: {r['cost_s']}")
+            if p:
+                print(f"  predictor (a prediction): {p['within_10pct']:.0%} of {p['held_out']} held-out within ±10%")
+
+
+if __name__ == "__main__":
+    main()
