@@ -109,6 +109,12 @@ def _console(stderr: bool = False, file=None):
     return Console(file=stream, highlight=False, width=width)
 
 
+def _devices_option():
+    return typer.Option(
+        None, "--devices", help="The device inventory folder (default: devices/ of the checkout or the package)."
+    )
+
+
 @app.command()
 @_handled
 def run(
@@ -123,6 +129,13 @@ def run(
         help="Continue the newest unfinished run of this suite in OUT (killed or interrupted), re-using "
         "its finished artifacts, measurements and trust checks; start a new run when there is none.",
     ),
+    trust_model: bool = _trust_option(),
+    device_names: list[str] = typer.Option(
+        None,
+        "--device-name",
+        help="Measure on this device of the inventory (repeat for more; default: the suite's devices:).",
+    ),
+    devices_dir: Path = _devices_option(),
 ) -> None:
     """The main job: train, convert for every target profile, measure, report.
 
@@ -131,16 +144,19 @@ def run(
     manifest), and appends to OUT/history.sqlite. An interrupted run keeps what it
     finished in OUT/.partial-<run-id>/ for --resume.
     """
+    from edge_opt.devices import get_device
     from edge_opt.runner import plan_steps
     from edge_opt.suite import load_suite
     from edge_opt.targets import load_profile
 
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
+    configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
     total = plan_steps(spec, profiles)
-    options = {"suite": suite or "default", "out": str(out), "resume": resume}
+    options = {"suite": suite or "default", "out": str(out), "resume": resume, "devices": [c.name for c in configs]}
+    extra = {"trust_model": trust_model, "devices": configs}
     try:
-        result = _run_with_progress(spec, out, options, total, quiet, resume)
+        result = _run_with_progress(spec, out, options, total, quiet, resume, extra)
     except KeyboardInterrupt:
         again = " ".join(a for a in ("edge-opt run", suite, f"--out {out}", "--resume") if a)
         print(f"edge-opt: what the run finished is kept; `{again}` continues it", file=sys.stderr)
@@ -162,13 +178,13 @@ def run(
     console.print(f"Report: {result.run_dir / 'report.md'}")
 
 
-def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool):
+def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool, extra: dict):
     from edge_opt.runner import run_suite
 
     with _native_logs_to(_native_log(out)) as (term_out, _):
         console = _console(file=term_out)
         if quiet:
-            return run_suite(spec, out, options=options, resume=resume)
+            return run_suite(spec, out, options=options, resume=resume, **extra)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -182,13 +198,7 @@ def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, 
                 steps["n"] += 1
                 bar.update(task, description=desc)
 
-            return run_suite(spec, out, progress=progress, options=options, resume=resume)
-
-
-def _devices_option():
-    return typer.Option(
-        None, "--devices", help="The device inventory folder (default: devices/ of the checkout or the package)."
-    )
+            return run_suite(spec, out, progress=progress, options=options, resume=resume, **extra)
 
 
 def _open_device(name: str, folder: Path | None):
