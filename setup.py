@@ -14,7 +14,7 @@ from setuptools.command.build_py import build_py
 from setuptools.errors import FileError
 
 ROOT = Path(__file__).resolve().parent
-KINDS = ("targets", "benchmarks")
+KINDS = ("targets", "benchmarks", "devices")
 
 
 class build_py_with_builtins(build_py):  # noqa: N801 - setuptools command naming

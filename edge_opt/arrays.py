@@ -111,6 +111,8 @@ def _read_csv(path: Path, labels: bool = True) -> tuple[np.ndarray, np.ndarray |
     ragged = next((i for i, row in enumerate(body, start=2) if len(row) != len(header)), None)
     if ragged is not None:
         raise BadInputError(f"{path}: rows do not all have {len(header)} columns like the header (line {ragged})")
+    kept = [i for i, h in enumerate(header) if not h.startswith(SLICE_PREFIX)]  # group columns are never features
+    header, body = [header[i] for i in kept], [[row[i] for i in kept] for row in body]
     try:
         table = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
     except ValueError as exc:
@@ -122,6 +124,29 @@ def _read_csv(path: Path, labels: bool = True) -> tuple[np.ndarray, np.ndarray |
         return table, None, header
     keep = [i for i in range(len(header)) if i != label]
     return table[:, keep], table[:, label], [header[i] for i in keep]
+
+
+#: Columns (CSV) or arrays (.npz) named ``slice_<group>`` hold one group value per row, for
+#: per-group metrics (fairness); they are never features.
+SLICE_PREFIX = "slice_"
+
+
+def load_slices(path: str | Path) -> dict[str, np.ndarray]:
+    """The ``slice_*`` columns of a data file read by ``load_xy``, as strings, by group name."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            return {k.removeprefix(SLICE_PREFIX): npz[k].astype(str) for k in npz.files if k.startswith(SLICE_PREFIX)}
+    if path.suffix.lower() != ".csv":
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header = [h.strip() for h in rows[0]]
+    return {
+        h.removeprefix(SLICE_PREFIX): np.array([row[i].strip() for row in rows[1:]], dtype=str)
+        for i, h in enumerate(header)
+        if h.startswith(SLICE_PREFIX)
+    }
 
 
 def load_feeds(path: str | Path) -> dict[str, np.ndarray]:

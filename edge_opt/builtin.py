@@ -1,4 +1,4 @@
-"""Where the built-in target profiles (``targets/``) and suites (``benchmarks/``) are.
+"""Where the built-in target profiles (``targets/``), suites (``benchmarks/``) and devices (``devices/``) are.
 
 In a checkout they are the top-level folders beside the package. A wheel ships a copy
 inside the package, ``edge_opt/_builtin/<kind>/`` (written by setup.py at build time).
@@ -11,8 +11,8 @@ from typing import Literal
 
 from edge_opt.errors import ConfigError
 
-Kind = Literal["targets", "benchmarks"]
-KINDS = ("targets", "benchmarks")
+Kind = Literal["targets", "benchmarks", "devices"]
+KINDS = ("targets", "benchmarks", "devices")
 _PACKAGE = Path(__file__).resolve().parent
 
 

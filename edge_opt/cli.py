@@ -117,6 +117,12 @@ def _console(stderr: bool = False, file=None):
     return Console(file=stream, highlight=False, width=width)
 
 
+def _devices_option():
+    return typer.Option(
+        None, "--devices", help="The device inventory folder (default: devices/ of the checkout or the package)."
+    )
+
+
 @app.command()
 @_handled
 def run(
@@ -131,6 +137,13 @@ def run(
         help="Continue the newest unfinished run of this suite in OUT (killed or interrupted), re-using "
         "its finished artifacts, measurements and trust checks; start a new run when there is none.",
     ),
+    trust_model: bool = _trust_option(),
+    device_names: list[str] = typer.Option(
+        None,
+        "--device-name",
+        help="Measure on this device of the inventory (repeat for more; default: the suite's devices:).",
+    ),
+    devices_dir: Path = _devices_option(),
 ) -> None:
     """The main job: train, convert for every target profile, measure, report.
 
@@ -139,16 +152,19 @@ def run(
     manifest), and appends to OUT/history.sqlite. An interrupted run keeps what it
     finished in OUT/.partial-<run-id>/ for --resume.
     """
+    from edge_opt.devices import get_device
     from edge_opt.runner import plan_steps
     from edge_opt.suite import load_suite
     from edge_opt.targets import load_profile
 
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
+    configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
     total = plan_steps(spec, profiles)
-    options = {"suite": suite or "default", "out": str(out), "resume": resume}
+    options = {"suite": suite or "default", "out": str(out), "resume": resume, "devices": [c.name for c in configs]}
+    extra = {"trust_model": trust_model, "devices": configs}
     try:
-        result = _run_with_progress(spec, out, options, total, quiet, resume)
+        result = _run_with_progress(spec, out, options, total, quiet, resume, extra)
     except KeyboardInterrupt:
         again = " ".join(a for a in ("edge-opt run", suite, f"--out {out}", "--resume") if a)
         print(f"edge-opt: what the run finished is kept; `{again}` continues it", file=sys.stderr)
@@ -170,13 +186,13 @@ def run(
     console.print(f"Report: {result.run_dir / 'report.md'}")
 
 
-def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool):
+def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool, extra: dict):
     from edge_opt.runner import run_suite
 
     with _native_logs_to(_native_log(out)) as (term_out, _):
         console = _console(file=term_out)
         if quiet:
-            return run_suite(spec, out, options=options, resume=resume)
+            return run_suite(spec, out, options=options, resume=resume, **extra)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -190,7 +206,18 @@ def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, 
                 steps["n"] += 1
                 bar.update(task, description=desc)
 
-            return run_suite(spec, out, progress=progress, options=options, resume=resume)
+            return run_suite(spec, out, progress=progress, options=options, resume=resume, **extra)
+
+
+def _open_device(name: str, folder: Path | None):
+    """The inventory's device ``name``, reachable (an unreachable one is exit 2 with the reason)."""
+    from edge_opt.devices import Device, get_device
+
+    device = Device(get_device(name, folder))
+    reason = device.unreachable()
+    if reason:
+        raise BadInputError(f"device '{name}' is unreachable: {reason}")
+    return device
 
 
 @app.command()
@@ -333,6 +360,10 @@ def bench(
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=_writable_file),
     trust_model: bool = _trust_option(),
+    device_name: str = typer.Option(
+        None, "--device-name", help="Measure on this device of the inventory (devices/*.yaml; see `edge-opt devices`)."
+    ),
+    devices_dir: Path = _devices_option(),
 ) -> None:
     """Benchmark one model file in a fresh process, on real inputs (--input) or random ones of
     each input's dtype. An edge-opt artifact (its folder, or a file with its manifest.json
@@ -355,8 +386,10 @@ def bench(
     feeds = load_feeds(inputs) if inputs else None
     ranges = parse_ranges(input_range or [])
     options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup, max_time_s=max_time)
-    with _console(stderr=True).status(f"measuring {model.name} on {runtime}, {threads} thread(s)"):
-        result = measure(
+    target = _open_device(device_name, devices_dir) if device_name else None
+    where = f" on device {device_name}" if device_name else ""
+    with _console(stderr=True).status(f"measuring {model.name} on {runtime}, {threads} thread(s){where}"):
+        result = (target.measure if target else measure)(
             model,
             runtime,
             threads=threads,
@@ -382,6 +415,9 @@ def bench(
         artifact=artifact, runtime=runtime, device=device, threads=threads, size_bytes=size, result=result
     ).to_json()
     record["provenance"] = provenance({"command": "bench", "harness": options.to_dict()})
+    if target is not None:
+        record["provenance"]["device"] = {**target.describe(), "fingerprint": target._fingerprint}
+        target.close()
     for warning in record.get("warnings") or []:
         print(f"edge-opt: warning: {warning}", file=sys.stderr)
     console = _console()
@@ -399,6 +435,47 @@ def bench(
         raise EdgeOptError(f"measurement failed: {result.error}")
     if result.status == "skipped":
         raise BadInputError(f"not measured: {result.error}")
+
+
+@app.command()
+@_handled
+def devices(
+    devices_dir: Path = _devices_option(),
+    json_out: Path = typer.Option(
+        None, "--json", help="Write the devices and fingerprints here.", callback=_writable_file
+    ),
+) -> None:
+    """List the devices of the inventory, whether each is reachable now, and its fingerprint
+    (CPU, cores, governor and frequency, memory, OS, runtime versions found)."""
+    from edge_opt.devices import Device, load_inventory
+    from edge_opt.fileio import write_json_atomic
+
+    console = _console()
+    rows = []
+    for cfg in load_inventory(devices_dir).values():
+        device = Device(cfg)
+        reason = device.unreachable()
+        fp = device._fingerprint or {}
+        device.close()
+        rows.append(
+            {"device": cfg.model_dump(mode="json"), "reachable": reason is None, "reason": reason, "fingerprint": fp}
+        )
+        where = cfg.address or "this machine"
+        console.print(f"{cfg.name:12} {cfg.transport:5} {where:20} serves {', '.join(cfg.targets) or '-'}")
+        if reason:
+            console.print(f"    unreachable: {reason}")
+            continue
+        conds = fp.get("conditions") or {}
+        govs = sorted({c["governor"] for c in conds.values() if c.get("governor")})
+        freqs = sorted({c.get("freq_mhz") for c in conds.values() if c.get("freq_mhz")})
+        found = ", ".join(f"{k} {v}" for k, v in (fp.get("versions") or {}).items() if v) or "no runtime"
+        console.print(
+            f"    {fp.get('cpu')} · {fp.get('cores')} cores · governor {'/'.join(govs) or '?'}"
+            f" · {'/'.join(map(str, freqs)) or '?'} MHz · {fp.get('memory_gb')} GB · {fp.get('os')} ({fp.get('arch')})"
+        )
+        console.print(f"    Python {fp.get('python')}: {found}")
+    if json_out:
+        write_json_atomic(json_out, {"devices": rows})
 
 
 def _bench_subject(model: Path) -> dict:

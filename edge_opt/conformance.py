@@ -257,3 +257,78 @@ def check_trust_check(check: Any, inputs: Any, deployed: Any, config: dict | Non
 
     if repeatable(again.per_subject["deployed"]["summary"]) != repeatable(res.per_subject["deployed"]["summary"]):
         _fail(what, "two runs with the same seed gave different summaries")
+
+
+# --- transports -----------------------------------------------------------------------
+
+
+def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path) -> None:
+    """A Transport (``edge_opt.transports.base``): put is content-addressed, run measures a
+    model and brings its predictions back, a bad spec and a timeout are results (not raises),
+    fingerprint and conditions describe the device. ``model`` is a .tflite file, ``x`` rows
+    it reads, ``tmp`` an empty local folder."""
+    from edge_opt.bench.harness import WorkerResult
+
+    what = f"transport {getattr(transport, 'name', transport)!r}"
+    tmp = Path(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    for attr in ("name", "put", "run", "usable_cpus", "fingerprint", "conditions", "close"):
+        if not hasattr(transport, attr):
+            _fail(what, f"has no {attr}")
+    first, again = transport.put(model), transport.put(model)
+    if not isinstance(first, str) or first != again:
+        _fail(what, f"put of the same file must give the same path twice, got {first!r} then {again!r}")
+    np.save(tmp / "x.npy", np.ascontiguousarray(x, dtype=np.float32))
+    spec = {
+        "model": first,
+        "runtime": "litert",
+        "threads": 1,
+        "shapes": {},
+        "default_batch": 1,
+        "min_runs": 3,
+        "min_time_s": 0.0,
+        "warmup_runs": 1,
+        "max_time_s": 30.0,
+        "data": transport.put(tmp / "x.npy"),
+        "predictions_out": "pred.npy",
+    }
+    spec = _reshaped(transport, spec, tmp)
+    result = transport.run(spec, 120.0, tmp)
+    if not isinstance(result, WorkerResult) or result.status != "ok":
+        _fail(what, f"run of a good spec must give an ok WorkerResult, got {result!r}")
+    if len(result.raw.get("samples_ms") or []) < 3:
+        _fail(what, "run must bring back the worker's samples")
+    if not (tmp / "pred.npy").is_file() or len(np.load(tmp / "pred.npy")) != len(x):
+        _fail(what, "run must bring the predictions file back into local_dir, one row per input row")
+
+    bad = transport.run({**spec, "model": "/nonexistent/model.tflite", "data": None, "predictions_out": None}, 60, tmp)
+    if bad.status != "failed" or not bad.error:
+        _fail(what, f"a missing model must be a failed result with its reason, got {bad.status}: {bad.error}")
+
+    slow = {
+        **spec,
+        "min_runs": 10**9,
+        "max_runs": 10**12,
+        "min_time_s": 600.0,
+        "max_time_s": 600.0,
+        "data": None,
+        "predictions_out": None,
+    }
+    hung = transport.run(slow, 3.0, tmp)
+    if hung.status != "failed" or "timed out" not in (hung.error or ""):
+        _fail(what, f"a worker past its timeout must be a failed result saying so, got {hung.status}: {hung.error}")
+
+    info = transport.fingerprint()
+    for key in ("cpu", "cores", "os", "memory_gb", "python", "versions", "conditions"):
+        if key not in info:
+            _fail(what, f"fingerprint lacks {key!r}")
+    if not isinstance(transport.conditions(), dict) or transport.usable_cpus() < 1:
+        _fail(what, "conditions must be a dict and usable_cpus at least 1")
+
+
+def _reshaped(transport, spec: dict, tmp: Path) -> dict:
+    """The spec with fixed shapes, as the harness makes it when the model's batch is dynamic."""
+    first = transport.run({**spec, "data": None, "predictions_out": None}, 120.0, tmp)
+    if first.status == "reshape":
+        return {**spec, "shapes": first.raw["shapes"], "shapes_final": True}
+    return spec

@@ -18,8 +18,12 @@ from edge_opt.bench.harness import WorkerResult
 STATUSES = ("ok", "failed", "skipped")
 
 
-def record_id(artifact_id: str, runtime: str, device: str, threads: int, precision: str | None = None) -> str:
+def record_id(
+    artifact_id: str, runtime: str, device: str, threads: int, precision: str | None = None, where: str | None = None
+) -> str:
+    """``device`` is the accelerator (cpu, gpu, edgetpu); ``where`` the inventory device (None: this host)."""
     key = f"{artifact_id}|{runtime}|{device}|{threads}" + (f"|{precision}" if precision else "")
+    key += f"|@{where}" if where else ""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
@@ -55,12 +59,23 @@ class Measurement:
     latency_samples_ms: list[float] | None = None
     checks: dict[str, Any] | None = None  # trust-check summaries of this record's file
     warnings: list[str] | None = None  # what the harness warned about (e.g. a placeholder input size)
+    # The inventory device it ran on (name, transport, address, core_mask, conditions: governor and
+    # frequency before and after); None: this host, without a device of the inventory.
+    device: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple:
         """What makes two measurements the same one."""
         rt = self.runtime
-        return (self.artifact["id"], rt.get("name"), rt.get("device"), rt.get("threads"), rt.get("precision_requested"))
+        where = (self.device or {}).get("name")
+        return (
+            self.artifact["id"],
+            rt.get("name"),
+            rt.get("device"),
+            rt.get("threads"),
+            rt.get("precision_requested"),
+            where,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
@@ -90,8 +105,9 @@ def build_record(
         "device": device,
         "precision": precision or artifact.get("precision"),
     }
+    where = raw.get("device")
     return Measurement(
-        id=record_id(artifact["id"], runtime, device, threads, precision),
+        id=record_id(artifact["id"], runtime, device, threads, precision, where["name"] if where else None),
         task=task,
         target=artifact.get("target"),
         artifact=dict(artifact),
@@ -107,4 +123,5 @@ def build_record(
         inputs=raw.get("inputs"),
         latency_samples_ms=raw.get("samples_ms"),
         warnings=raw.get("warnings") or None,
+        device=where,
     )

@@ -120,14 +120,24 @@ def run_suite(
     progress: Progress = lambda _: None,
     options: dict | None = None,
     resume: bool = False,
+    trust_model: bool = False,
+    devices: list | None = None,
 ) -> RunResult:
+    """``devices``: the DeviceConfigs to measure on (default: the suite's ``devices`` from the
+    built-in inventory); ``trust_model``: the command line's --trust-model, for the user's Keras files."""
+    from edge_opt.devices import Device, get_device
     from edge_opt.provenance import provenance
     from edge_opt.store import check_history
+    from edge_opt.user_models import check_task
 
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
+    configs = devices if devices is not None else [get_device(name) for name in suite.devices]
+    for task in suite.tasks:
+        if task.file:
+            check_task(task, trust_model)  # a bad model file or data that does not fit it: exit 2 now
     out = Path(out)
     check_history(out / "history.sqlite")  # a corrupt one is exit 2 now, not after the run
-    plan = _plan_identity(suite, profiles)
+    plan = {**_plan_identity(suite, profiles), "devices": [c.model_dump(mode="json") for c in configs]}
     taken = _take_over(out, suite.name, plan) if resume else None
     removed = _clean_stale(out)
     run_id, stage = taken or _new_stage(out, suite.name)
@@ -138,19 +148,24 @@ def run_suite(
     records: list[Measurement] = []
     checks: dict[str, dict] = {}
     searches: dict[str, dict] = {}  # task -> target -> SearchResult (tasks whose model is {kind: nas})
+    places = [Device(c) for c in configs]
     try:
         for task in suite.tasks:
             task_records, checks[task.name] = _run_task(
-                task, suite, profiles, stage, harness, progress, journal, searches
+                task, suite, profiles, stage, harness, progress, journal, searches, places, trust_model
             )
             records += task_records
+        fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
         results = {
             "schema": "edge-opt/results/1",
             "run_id": run_id,
             "suite": suite.model_dump(mode="json"),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "duration_s": round(time.perf_counter() - started, 1),
-            "provenance": provenance({**(options or {}), "harness": harness.to_dict()}),
+            "provenance": {
+                **provenance({**(options or {}), "harness": harness.to_dict()}),
+                "devices": {d.name: {**d.describe(), "fingerprint": fingerprints[d.name]} for d in places},
+            },
             "targets": {p.name: p.to_dict() for p in profiles},
             "measurements": [rec.to_json() for rec in records],
             "checks": checks,
@@ -180,6 +195,9 @@ def run_suite(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    finally:
+        for device in places:
+            device.close()
     from edge_opt.store import append_history
 
     append_history(out / "history.sqlite", results)
@@ -291,22 +309,29 @@ def _run_task(
     progress: Progress,
     journal: Journal,
     searches: dict[str, dict] | None = None,
+    places: list | None = None,
+    trust: bool = False,
 ) -> tuple[list[Measurement], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
     from edge_opt.passes import PassContext
     from edge_opt.pipeline import pipeline_names, run_pipeline
+    from edge_opt.user_models import import_model, load_task_data
 
-    data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
-    x_test, y_test = data.x_test, data.y_test
-    if task.test_rows:
-        x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
     artifacts_dir = stage / "artifacts"
-
     from edge_opt.nas.space import NasConfig
 
     nas = task.model if isinstance(task.model, NasConfig) else None
     data_config = {"train_rows": task.train_rows}
+    if task.file:  # the user's own model and data
+        data = load_task_data(task)
+        progress(f"{task.name}: importing {Path(task.file).name}")
+        root = import_model(task, artifacts_dir, trust)
+    else:
+        data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
+        progress(f"{task.name}: training the float model")
+        model = nas.baseline if nas else task.model
+        root = train_artifact(model, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config)
     roots: dict[str, Artifact] = {}  # target -> its float model: the chosen architecture where one was searched
     if nas is not None:
         from edge_opt.nas.task import search_targets, train_chosen
@@ -329,10 +354,49 @@ def _run_task(
             roots[target] = train_chosen(
                 result, nas, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config
             )
-    progress(f"{task.name}: training the float model")
-    root = train_artifact(
-        nas.baseline if nas else task.model, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config
-    )
+    x_test, y_test = data.x_test, data.y_test
+    if task.test_rows:
+        x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
+
+    def measure_on(art, rs, target, threads, note, ref_acc, ref_pred) -> list[Measurement]:
+        """One artifact on one runtime entry at ``threads``, on each device serving the target."""
+        out = []
+        for place in _places(target, places or []):
+            where = place.name if place else None
+            rec = journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, where))
+            if rec is None:
+                own_note = note if place is None or place.config.transport == "local" else ""
+                rec, outputs = _measure(
+                    art,
+                    rs.runtime,
+                    rs.device,
+                    threads,
+                    x_test,
+                    harness,
+                    task.name,
+                    own_note,
+                    rs.precision,
+                    place,
+                    trust,
+                )
+                rec = _score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred)
+                journal.save_measurement(rec)
+            out.append(rec)
+        return out
+
+    if root.format != "keras":  # a deployed file: measured as it is, on every runtime of every profile that reads it
+        records: list[Measurement] = []
+        for profile in profiles:
+            for rs in (rs for rs in profile.runtimes if rs.reads(root.format)):
+                for threads in profile.threads:
+                    progress(
+                        f"{task.name}: {profile.name}: {root.manifest['label']} on {rs.runtime}, {threads} thread(s)"
+                    )
+                    for rec in measure_on(root, rs, profile.name, threads, rs.note, None, None):
+                        records.append(replace(rec, target=profile.name))
+        why = "a deployed file has no float model to check it against"
+        return records, {"float": None, "artifacts": {}, "robustness": None, "skipped": why}
+
     records: list[Measurement] = []
     refs: dict[str, tuple[float | None, np.ndarray | None]] = {}  # root id -> its accuracy and predicted labels
     for float_model in [root, *roots.values()]:
@@ -342,7 +406,9 @@ def _run_task(
         key = task.name if float_model is root else f"{task.name}.{float_model.id}"
         reference, ref_pred = journal.measurement(record_id(float_model.id, "keras", "cpu", 1)), journal.labels(key)
         if reference is None or (reference.status == "ok" and ref_pred is None):
-            reference, outputs = _measure(float_model, "keras", "cpu", 1, x_test, harness, task.name, "float reference")
+            reference, outputs = _measure(
+                float_model, "keras", "cpu", 1, x_test, harness, task.name, "float reference", trust_model=trust
+            )
             ref_pred = _labels(outputs, data.n_classes)
             reference = _score(reference, ref_pred, y_test, None, None)
             journal.save_labels(key, ref_pred)  # before the record: a record found means its labels are there
@@ -359,6 +425,7 @@ def _run_task(
             calibration_source=f"{data.name} train split",
             data=data,
             seed=suite.seed,
+            trust_model=trust,
         )
         float_model = roots.get(profile.name, root)
         ref_acc, ref_pred = refs[float_model.id]
@@ -383,14 +450,7 @@ def _run_task(
                     if key in seen:  # another pipeline ended in the same artifact: measured already
                         continue
                     seen.add(key)
-                    rec = journal.measurement(record_id(artifact.id, rs.runtime, rs.device, threads, rs.precision))
-                    if rec is None:
-                        rec, outputs = _measure(
-                            artifact, rs.runtime, rs.device, threads, x_test, harness, task.name, rs.note, rs.precision
-                        )
-                        rec = _score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred)
-                        journal.save_measurement(rec)
-                    records.append(rec)
+                    records += measure_on(artifact, rs, profile.name, threads, rs.note, ref_acc, ref_pred)
     progress(f"{task.name}: trust checks on the chosen artifacts")
     from edge_opt.analysis.checks import attach, run_checks
 
@@ -428,9 +488,12 @@ def _measure(
     task: str,
     note: str,
     precision: str | None = None,
+    place=None,
+    trust_model: bool = False,
 ) -> tuple[Measurement, np.ndarray | None]:
-    """The record of one measurement, and the model's outputs on ``x`` beside it (None unless ok)."""
-    result = measure(
+    """The record of one measurement on ``place`` (a devices.Device; None: this host, as before
+    devices), and the model's outputs on ``x`` beside it (None unless ok)."""
+    result = (place.measure if place is not None else measure)(
         artifact.model_path,
         runtime,
         threads=threads,
@@ -440,6 +503,7 @@ def _measure(
         default_batch=1,
         data=x,
         options=harness,
+        trust_model=trust_model,
     )
     rec = build_record(
         artifact=artifact.summary(),
@@ -453,6 +517,12 @@ def _measure(
         precision=precision,
     )
     return rec, result.predictions
+
+
+def _places(target: str, devices: list) -> list:
+    """Where a runtime entry of ``target`` measures: each device serving the target, else this host."""
+    serving = [d for d in devices if target in d.config.targets]
+    return serving or [None]
 
 
 def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:

@@ -30,12 +30,29 @@ TaskModel = Annotated[
 
 
 class TaskConfig(_Strict):
+    """A shipped dataset to train on (``dataset``), or the user's own model file (``file``) with
+    labelled ``data`` (.npz / .csv; optional ``slice_*`` columns) for accuracy and trust checks."""
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    dataset: Literal["adult", "digits"]
+    dataset: Literal["adult", "digits"] | None = None
+    # A Keras model (.keras, .h5, SavedModel folder: through the target pipelines like a trained
+    # one) or a deployed file (.tflite, .onnx, OpenVINO .xml: measured as it is). Relative to the suite file.
+    file: str | None = None
+    data: str | None = None  # labelled rows for ``file``: accuracy, calibration, trust checks
     train_rows: int | None = Field(default=None, ge=100)  # subsample for quick suites
     test_rows: int | None = Field(default=None, ge=10)
     calibration_rows: int = Field(default=256, ge=1)
     model: TaskModel = ModelConfig()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaskConfig:
+        if (self.dataset is None) == (self.file is None):
+            raise ValueError("a task names either a dataset (adult, digits) or a model file, not both or neither")
+        if self.file is not None and self.data is None:
+            raise ValueError("a task with a model file needs data: a labelled .npz or .csv for accuracy and checks")
+        if self.file is None and self.data is not None:
+            raise ValueError("data goes with a model file; a dataset task brings its own")
+        return self
 
 
 class HarnessConfig(_Strict):
@@ -89,6 +106,9 @@ class Suite(_Strict):
     targets: list[str] = Field(min_length=1)
     harness: HarnessConfig = HarnessConfig()
     checks: ChecksConfig = ChecksConfig()
+    # Devices of the inventory (devices/*.yaml) to measure on: each measures the artifacts of the
+    # targets it serves. Empty: every measurement on this host, as a proxy for the targets.
+    devices: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _searched_targets(self) -> Suite:
@@ -118,4 +138,21 @@ def load_suite(path: str | Path | None = None) -> Suite:
     names = [t.name for t in suite.tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: field 'tasks': task names must be unique, got {names}")
-    return suite
+    return _resolve_files(suite, path)
+
+
+def _resolve_files(suite: Suite, path: Path) -> Suite:
+    """Task files made absolute (relative to the suite file); a missing one is a config error now."""
+    tasks = []
+    for i, task in enumerate(suite.tasks):
+        update = {}
+        for field in ("file", "data"):
+            value = getattr(task, field)
+            if value is None:
+                continue
+            resolved = (path.parent / Path(value).expanduser()).resolve()
+            if not resolved.exists():
+                raise ConfigError(f"{path}: field 'tasks.{i}.{field}': {value} not found (looked at {resolved})")
+            update[field] = str(resolved)
+        tasks.append(task.model_copy(update=update))
+    return suite.model_copy(update={"tasks": tasks})

@@ -23,7 +23,7 @@ def test_a_record_is_immutable_and_its_json_shares_nothing():
     js = rec.to_json()
     js["artifact"]["path"] = "elsewhere"
     assert rec.artifact["path"] == "" and set(js) >= {"id", "artifact", "runtime", "latency_ms", "checks"}
-    assert rec.key == ("a", "litert", "cpu", 1, None)
+    assert rec.key == ("a", "litert", "cpu", 1, None, None)  # the last: the inventory device (None: this host)
 
 
 def test_a_requested_precision_is_part_of_the_identity_and_the_label():

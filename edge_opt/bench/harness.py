@@ -6,20 +6,19 @@ under test is a Backend that only loads and runs the model.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_opt.bench.stats import summarize
-from edge_opt.procs import child_env
+
+if TYPE_CHECKING:
+    from edge_opt.transports.base import Transport
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,7 @@ def measure(
     trust_model: bool = False,
     feeds: dict[str, np.ndarray] | None = None,
     input_ranges: dict[str, tuple[float, float]] | None = None,
+    transport: Transport | None = None,
 ) -> WorkerResult:
     """Measure one (model, runtime, threads) in a fresh process; never raises for a crash.
 
@@ -73,15 +73,21 @@ def measure(
     (``bf16`` on OpenVINO); ``file_precision`` (the artifact's) is what the record names as
     executed when the runtime has no precision of its own to report. ``feeds`` are the
     inputs to time by input name (``--input``; their shapes fix the model's), else inputs
-    are random of each input's dtype, within ``input_ranges`` where given.
+    are random of each input's dtype, within ``input_ranges`` where given. ``transport``
+    says where the worker runs (default: a subprocess on this machine).
     """
-    cpus = usable_cpus()
+    if transport is None:
+        from edge_opt.transports.local import LocalTransport
+
+        transport = LocalTransport()
+    cpus = transport.usable_cpus()
     if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
-        return WorkerResult("skipped", f"{threads} threads asked, and this machine lets edge-opt use {cpus} CPUs", {})
+        where = "this machine lets" if transport.name == "local" else f"device {transport.name!r} lets"
+        return WorkerResult("skipped", f"{threads} threads asked, and {where} edge-opt use {cpus} CPUs", {})
     with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
         tmp = Path(tmp)
         spec = {
-            "model": str(model) if model is not None else None,
+            "model": transport.put(model) if model is not None else None,
             "runtime": runtime,
             "device": device,
             "threads": threads,
@@ -95,16 +101,16 @@ def measure(
         }
         if feeds:
             np.savez(tmp / "feeds.npz", **feeds)
-            spec["feeds"] = str(tmp / "feeds.npz")
+            spec["feeds"] = transport.put(tmp / "feeds.npz")
             spec["shapes"] = {**{k: list(np.shape(v)) for k, v in feeds.items()}, **spec["shapes"]}
         if data is not None:
             np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
-            spec["data"] = str(tmp / "data.npy")
-            spec["predictions_out"] = str(tmp / "pred.npy")
-        result = _run_child(tmp, spec, options.timeout_s)
+            spec["data"] = transport.put(tmp / "data.npy")
+            spec["predictions_out"] = "pred.npy"  # a name: the transport brings the file back into tmp
+        result = transport.run(spec, options.timeout_s, tmp)
         if result.status == "reshape":  # the model's shapes had to be fixed: measure in a fresh process
             spec = {**spec, "shapes": result.raw["shapes"], "shapes_final": True, "warnings": result.raw["warnings"]}
-            result = _run_child(tmp, spec, options.timeout_s)
+            result = transport.run(spec, options.timeout_s, tmp)
         if result.status == "ok" and data is not None:
             result.predictions = np.load(tmp / "pred.npy")
         return result
@@ -142,44 +148,6 @@ class _UssSampler(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
-
-
-def _run_child(tmp: Path, spec: dict, timeout_s: float) -> WorkerResult:
-    (tmp / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    result_path = tmp / "result.json"
-    result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(tmp / "spec.json"), str(result_path)]
-    # The child's output goes to a file: a pipe could fill up while the parent samples memory.
-    with open(tmp / "child.log", "w+", encoding="utf-8", errors="replace") as log:
-        proc = subprocess.Popen(cmd, env=child_env(), stdout=log, stderr=log, text=True)
-        sampler = _UssSampler(proc.pid)
-        sampler.start()
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return WorkerResult("failed", f"timed out after {timeout_s:.0f} s", {})
-        finally:  # on a timeout, Ctrl-C or SIGTERM alike: no worker outlives the measurement
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            sampler.stop()
-        log.seek(0)
-        stderr = log.read()
-    if returncode < 0:
-        sig = signal.Signals(-returncode).name
-        return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(stderr)})
-    if returncode != 0 or not result_path.is_file():
-        return WorkerResult(
-            "failed",
-            f"worker exited with code {returncode}: {_tail(stderr, 1)}",
-            {"stderr_tail": _tail(stderr)},
-        )
-    raw = json.loads(result_path.read_text(encoding="utf-8"))
-    memory = raw.get("memory_mb")
-    if memory:
-        memory["peak_uss"] = max(memory["uss_end"], sampler.peak / (1024 * 1024))
-        memory["uss_samples"] = sampler.samples
-    return WorkerResult(raw["status"], raw.get("error"), raw, None, raw.get("exit_code"))
 
 
 def usable_cpus() -> int:

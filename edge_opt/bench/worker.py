@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 import traceback
@@ -153,6 +154,9 @@ def _fmt(shape) -> str:
 
 def run(spec: dict) -> dict:
     from edge_opt.runtimes import get_backend_class
+
+    if spec.get("cpus") and hasattr(os, "sched_setaffinity"):  # the device's core mask, before any runtime starts
+        os.sched_setaffinity(0, spec["cpus"])
 
     cls = get_backend_class(spec["runtime"])
     device, precision = spec.get("device", "cpu"), spec.get("precision")

@@ -1,0 +1,225 @@
+"""Devices as data: ``devices/*.yaml``, one machine each, and how a measurement is taken there.
+
+A device names its transport (``local``, ``ssh``, ``adb``), how to reach it, the core mask a
+measurement is pinned to and the target profiles it serves. ``Device.measure`` is the one
+way a measurement runs on a device: under the device's lease (one measurement at a time per
+device, across processes), after an optional cool-down, with the governor and frequency
+read before and after and a warning in the record when they differ or are not pinned.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge_opt.builtin import builtin_dir
+from edge_opt.config import load_model
+from edge_opt.errors import ConfigError
+
+
+class DeviceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    transport: Literal["local", "ssh", "adb"] = "local"
+    address: str | None = None  # ssh: host name or IP; adb: the device serial (None: the only device)
+    port: int = Field(default=22, ge=1, le=65535)  # ssh
+    user: str | None = None  # ssh; None: this user's name
+    key_file: Path | None = None  # ssh private key; relative to the YAML file
+    # ssh host keys are checked against this file; null turns checking off (a lab network only).
+    known_hosts: str | None = "~/.ssh/known_hosts"
+    workdir: str | None = None  # remote work folder; None: /tmp/edge-opt (ssh), /data/local/tmp/edge-opt (adb)
+    python: str = "python3"  # ssh: the device's Python, a command line (e.g. "env PYTHONPATH=... /opt/venv/bin/python")
+    core_mask: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")  # CPUs to pin to: "4-7"
+    targets: list[str] = Field(default_factory=list)  # the target profiles this device serves
+    cooldown_s: float = Field(default=0.0, ge=0)  # idle seconds before each measurement
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    benchmark_model: Path | None = None  # adb: LiteRT's benchmark_model binary for the phone's ABI
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> DeviceConfig:
+        if self.transport == "ssh" and not self.address:
+            raise ValueError("an ssh device needs an address (host name or IP)")
+        if self.transport == "adb" and self.benchmark_model is None:
+            raise ValueError("an adb device needs benchmark_model: the path of LiteRT's benchmark_model binary")
+        return self
+
+    @property
+    def remote_dir(self) -> str:
+        return self.workdir or ("/data/local/tmp/edge-opt" if self.transport == "adb" else "/tmp/edge-opt")
+
+    @property
+    def lease_key(self) -> str:
+        """One lease per physical device, whatever name it is listed under."""
+        if self.transport == "local":
+            return "local"
+        return f"{self.transport}-{self.address}-{self.port}".replace("/", "_")
+
+
+def devices_dir() -> Path:
+    return builtin_dir("devices")
+
+
+def load_device(path: Path) -> DeviceConfig:
+    cfg = load_model(DeviceConfig, path)
+    if path.stem != cfg.name:
+        raise ConfigError(f"{path}: field 'name': '{cfg.name}' must match the file name '{path.stem}'")
+    update = {}
+    for field in ("key_file", "benchmark_model"):
+        value = getattr(cfg, field)
+        if value is not None:
+            value = (path.parent / value.expanduser()).resolve()
+            if not value.is_file():
+                raise ConfigError(f"{path}: field '{field}': {value} is not a file")
+            update[field] = value
+    from edge_opt.targets import available_profiles
+
+    unknown = sorted(set(cfg.targets) - set(available_profiles()))
+    if unknown:
+        raise ConfigError(
+            f"{path}: field 'targets': unknown target profile '{unknown[0]}'; known: {', '.join(available_profiles())}"
+        )
+    return cfg.model_copy(update=update)
+
+
+def load_inventory(folder: str | Path | None = None) -> dict[str, DeviceConfig]:
+    """Every device of ``folder`` (default: the built-in ``devices/``), by name."""
+    folder = Path(folder) if folder is not None else devices_dir()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such devices folder")
+    return {cfg.name: cfg for cfg in (load_device(p) for p in sorted(folder.glob("*.yaml")))}
+
+
+def get_device(name: str, folder: str | Path | None = None) -> DeviceConfig:
+    inventory = load_inventory(folder)
+    if name not in inventory:
+        known = ", ".join(inventory) or "none"
+        raise ConfigError(f"unknown device '{name}'; known: {known} (devices/*.yaml)")
+    return inventory[name]
+
+
+def lease_dir() -> Path:
+    folder = Path(os.environ.get("EDGE_OPT_LEASE_DIR") or Path(tempfile.gettempdir()) / "edge-opt-leases")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def lease(key: str) -> Iterator[None]:
+    """Hold the device ``key`` alone: a file lock every edge-opt process on this machine honours."""
+    with open(lease_dir() / f"{key}.lock", "a+", encoding="ascii") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def hygiene_warnings(before: dict | None, after: dict | None) -> list[str]:
+    """Warnings for a measurement's CPU conditions: a governor that is not ``performance``, or a
+    governor or frequency that changed between the start and the end."""
+    warnings = []
+    before, after = before or {}, after or {}
+    governors = sorted({c["governor"] for c in before.values() if c.get("governor")})
+    if governors and governors != ["performance"]:
+        warnings.append(
+            f"CPU governor is {', '.join(governors)}, not performance: the clock follows the load, "
+            "so latencies move with it (pin it: cpupower frequency-set -g performance)"
+        )
+    changed = [
+        f"cpu{cpu} {c.get('governor')}@{c.get('freq_mhz')} MHz -> {after[cpu].get('governor')}@"
+        f"{after[cpu].get('freq_mhz')} MHz"
+        for cpu, c in before.items()
+        if cpu in after
+        and (c.get("governor"), c.get("freq_mhz")) != (after[cpu].get("governor"), after[cpu].get("freq_mhz"))
+    ]
+    if changed:
+        warnings.append("CPU governor or frequency changed during the measurement: " + "; ".join(changed))
+    return warnings
+
+
+class Device:
+    """A device of the inventory with its transport, opened on first use."""
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self._transport = None
+        self._fingerprint: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            from edge_opt.transports import open_transport
+
+            self._transport = open_transport(self.config)
+        return self._transport
+
+    def fingerprint(self) -> dict:
+        """The device's fingerprint (raises TransportError when it cannot be reached)."""
+        if self._fingerprint is None:
+            self._fingerprint = self.transport.fingerprint()
+        return self._fingerprint
+
+    def unreachable(self) -> str | None:
+        """Why the device cannot be used now, or None."""
+        from edge_opt.transports import TransportError
+
+        try:
+            self.fingerprint()
+        except TransportError as exc:
+            return str(exc)
+        return None
+
+    def describe(self) -> dict:
+        """What a record says about where it was measured."""
+        c = self.config
+        return {"name": c.name, "transport": c.transport, "address": c.address, "core_mask": c.core_mask}
+
+    def measure(self, model, runtime: str, **kwargs):
+        """``harness.measure`` on this device, under its lease, with its conditions recorded."""
+        from edge_opt.bench.harness import WorkerResult, measure
+        from edge_opt.transports import TransportError
+
+        reason = self.unreachable()
+        if reason:
+            result = WorkerResult("skipped", f"device {self.name!r} unreachable: {reason}", {})
+        else:
+            with lease(self.config.lease_key):
+                if self.config.cooldown_s:
+                    time.sleep(self.config.cooldown_s)
+                before = self._conditions()
+                try:
+                    result = measure(model, runtime, transport=self.transport, **kwargs)
+                except TransportError as exc:
+                    result = WorkerResult("failed", f"device {self.name!r}: {exc}", {})
+                after = self._conditions()
+            result.raw["warnings"] = [*(result.raw.get("warnings") or []), *hygiene_warnings(before, after)]
+            result.raw["conditions"] = {"before": before, "after": after}
+        result.raw["device"] = {**self.describe(), "conditions": result.raw.pop("conditions", None)}
+        return result
+
+    def _conditions(self) -> dict | None:
+        from edge_opt.transports import TransportError
+
+        try:
+            return self.transport.conditions()
+        except TransportError:
+            return None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None

@@ -1,0 +1,100 @@
+"""Suites on the user's own model files, and on a device of the inventory (a real sshd)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from edge_opt.runner import run_suite
+from edge_opt.suite import load_suite
+from tests import sshd
+from tests.conftest import assert_clean_error, run_cli
+
+PROFILE = {
+    "name": "tiny",
+    "precision": "fp32",
+    "threads": [1],
+    "runtimes": [{"runtime": "litert", "note": "host proxy: this machine's CPU"}],
+    "pipelines": [[{"pass": "tflite", "precision": "fp32"}]],
+    "peak": {"gops": 1, "bandwidth_gbs": 1},
+}
+CHECKS = {"fairness": {"n_boot": 5, "min_size": 5}, "robustness": None, "explain": None, "edgetpu": False}
+
+
+@pytest.fixture()
+def user_suite(tmp_path, tiny_artifacts, adult_small):
+    """A suite folder: models/ (a Keras file, a deployed .tflite), data/test.npz with slices, the suite."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    shutil.copy(tiny_artifacts["keras"].model_path, tmp_path / "models" / "mlp.keras")
+    shutil.copy(tiny_artifacts["tflite"].model_path, tmp_path / "models" / "mlp.tflite")
+    n = 60
+    sex = np.where(np.arange(n) % 2 == 0, "a", "b")
+    np.savez(tmp_path / "data" / "test.npz", x=adult_small.x_test[:n], y=adult_small.y_test[:n], slice_sex=sex)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(PROFILE))
+    suite = {
+        "name": "mine",
+        "tasks": [
+            {"name": "keras-mlp", "file": "models/mlp.keras", "data": "data/test.npz"},
+            {"name": "deployed", "file": "models/mlp.tflite", "data": "data/test.npz"},
+        ],
+        "targets": [str(tmp_path / "tiny.yaml")],
+        "harness": {"min_runs": 3, "min_time_s": 0.0, "warmup_runs": 1},
+        "checks": CHECKS,
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    return tmp_path
+
+
+def test_a_suite_measures_the_users_keras_and_deployed_models(user_suite, tmp_path):
+    result = run_suite(load_suite(user_suite / "suite.yaml"), tmp_path / "out")
+    recs = result.results["measurements"]
+    keras = [r for r in recs if r["task"] == "keras-mlp"]
+    deployed = [r for r in recs if r["task"] == "deployed"]
+    assert {r["runtime"]["name"] for r in keras} == {"keras", "litert"}
+    assert all(r["status"] == "ok" and r["accuracy"] is not None for r in keras + deployed)
+    assert [r["artifact"]["format"] for r in deployed] == ["tflite"] and deployed[0]["target"] == "tiny"
+    converted = next(r for r in keras if r["runtime"]["name"] == "litert")
+    assert converted["agreement"] is not None and converted["runtime"]["note"].startswith("host proxy")
+    assert "fairness" in json.dumps(result.results["checks"]["keras-mlp"])  # the slices reached the checks
+    assert result.results["checks"]["deployed"]["skipped"]
+
+
+def test_a_missing_model_file_is_one_line_before_any_work(user_suite, tmp_path):
+    suite = yaml.safe_load((user_suite / "suite.yaml").read_text())
+    suite["tasks"][1]["file"] = "models/nope.onnx"
+    (user_suite / "suite.yaml").write_text(yaml.safe_dump(suite))
+    out = tmp_path / "out"
+    assert_clean_error(run_cli("run", str(user_suite / "suite.yaml"), "--out", str(out)), "models/nope.onnx not found")
+    assert not out.exists()
+
+
+def test_data_that_does_not_fit_the_model_is_one_line_before_any_work(user_suite, tmp_path, adult_small):
+    np.savez(user_suite / "data" / "test.npz", x=adult_small.x_test[:20, :5], y=adult_small.y_test[:20])
+    out = tmp_path / "out"
+    proc = run_cli("run", str(user_suite / "suite.yaml"), "--out", str(out), "--quiet")
+    assert_clean_error(proc, "rows have shape (5,)")
+    assert not out.exists()
+
+
+def test_a_run_measures_on_the_device_serving_the_target(user_suite, tmp_path):
+    reason = sshd.available()
+    if reason:
+        pytest.skip(reason)
+    server = sshd.start_sshd(tmp_path / "sshd")
+    try:
+        board = server.device(name="board", workdir=tmp_path / "remote", targets=["tiny"])
+        suite = load_suite(user_suite / "suite.yaml")
+        suite = suite.model_copy(update={"tasks": suite.tasks[1:]})
+        result = run_suite(suite, tmp_path / "out", devices=[board])
+    finally:
+        server.stop()
+    (rec,) = result.results["measurements"]
+    assert rec["status"] == "ok" and rec["device"]["name"] == "board" and rec["device"]["transport"] == "ssh"
+    assert rec["runtime"]["note"] == ""  # measured on the device itself: no host-proxy label
+    fp = result.results["provenance"]["devices"]["board"]["fingerprint"]
+    assert fp["cores"] >= 1 and "versions" in fp
