@@ -23,6 +23,7 @@ from tests.conftest import ROOT
 
 PROFILES = sorted(p.stem for p in (ROOT / "targets").glob("*.yaml"))
 SUITES = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.yaml"))
+DEVICES = sorted(p.stem for p in (ROOT / "devices").glob("*.yaml"))
 # What a build of the checkout reads; the rest (envs, caches, earlier builds, reports) stays behind.
 _SKIP = shutil.ignore_patterns(
     ".git", ".tox", ".venv", "venv", "build", "dist", "*.egg-info", "_builtin", "reports", "__pycache__", ".*_cache"
@@ -103,7 +104,8 @@ def test_sdist_and_wheels_carry_profiles_and_suites(built):
     shipped = {n for n in names["wheel"] if n.startswith("edge_opt/_builtin/")}
     assert shipped == {f"edge_opt/_builtin/targets/{p}.yaml" for p in PROFILES} | {
         f"edge_opt/_builtin/benchmarks/{s}.yaml" for s in SUITES
-    }
+    } | {f"edge_opt/_builtin/devices/{d}.yaml" for d in DEVICES}
+    assert {f"devices/{d}.yaml" for d in DEVICES} <= members
     assert PROFILES == ["cpu", "edgetpu", "gpu", "mobile"] and {"quick", "default"} <= set(SUITES)
     assert {"edge_opt/schemas/results.schema.json", "edge_opt/schemas/report.schema.json"} <= names["wheel"]
 
