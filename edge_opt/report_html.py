@@ -923,6 +923,9 @@ class _Page:
                         zorder=5,
                         label="skipped (predicted latency)",
                     )
+                    # The axis transform leaves the data limits alone: widen them, or a tick falls outside.
+                    ax.dataLim.update_from_data_xy([[v, 0.0] for v in skipped], ignore=False, updatey=False)
+                    ax.autoscale_view()
                 _ms_axis(ax)
                 _narrow_log(ax, fmt_ms)
                 ax.set_ylabel("accuracy (deployed file, validation rows)")
