@@ -5,11 +5,14 @@ no JavaScript, no URL of any kind (the SVGs lose their XML prolog, namespaces an
 which an inline SVG in HTML does not need). Sections, per task and target: latency against
 accuracy with the Pareto frontier, the chosen artifact and the budgets; latency
 distributions from the raw samples; size; peak memory; the roofline; then per task the
-trust checks (slices, fairness gaps, robustness curves, attributions), the lineage, the
-gate's verdicts and the latency trend from ``history.sqlite``. Every section is a
-``<section data-section=KIND>``; the trade-off figure carries the record ids of its
-frontier (``data-frontier``) and of the chosen candidate (``data-chosen``) so that a test
-can hold the picture to ``results.json``.
+trust checks (slices, fairness gaps, robustness curves, attributions) and, per searched
+target of an architecture search, its trials and fronts, efficacy curves and table (from
+the run folder's ``nas.json``); then the lineage, the gate's verdicts and the latency trend
+from ``history.sqlite``. Every section is a ``<section data-section=KIND>``; the trade-off
+figure carries the record ids of its frontier (``data-frontier``) and of the chosen
+candidate (``data-chosen``), a search's section the trial ids of its accuracy–latency front
+(``data-front``, as ``nas.json``'s ``front_latency``), so that a test can hold the picture
+to the JSON.
 
 A section that cannot be drawn says why in its place (``class="section-error"``) and the
 others are still drawn: a report never costs a run.
@@ -31,7 +34,7 @@ from typing import Any
 
 from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
 
-#: Section kinds, in page order. ``nas`` renders only when the results carry an architecture search.
+#: Section kinds. ``nas`` (one per task and searched target, after the task's trust checks) only with a search.
 SECTIONS = (
     "summary",
     "tradeoff",
@@ -54,6 +57,11 @@ ALWAYS = tuple(s for s in SECTIONS if s != "nas")
 SIZE_BOUND_BYTES = 2_000_000
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 _FLOAT_COLOR, _ARTIFACT_COLOR = "#7f7f7f", "#1f77b4"
+#: How a trial's status reads on the search's charts (skipped trials, never trained, sit on the x axis).
+_NAS_MARKERS = {
+    "ok": {"marker": "o", "s": 18, "color": "#9aa5b1", "zorder": 2},
+    "rejected": {"marker": "x", "s": 26, "color": "#d62728", "zorder": 2},
+}
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,18 @@ def _ms_axis(ax, axis: str = "x") -> None:
     target.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
+def _narrow_log(ax, fmt: Callable[[float], str]) -> None:
+    """A log x axis whose data span less than a decade: three labelled ticks across the data (else one or none)."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.dataLim.intervalx
+    if lo > 0 and math.isfinite(hi) and hi / lo < 10:
+        ax.xaxis.set_major_locator(FixedLocator(np.geomspace(lo, hi, 3) if hi > lo else [lo]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
+        ax.xaxis.set_minor_locator(NullLocator())
+
+
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
@@ -282,6 +302,7 @@ class _Page:
         self.prefix = f"r{index}"
         self.charts = _Charts(self.prefix)
         self._selections: dict[str, Any] | None = None
+        self._nas: tuple[dict[str, Any], str] | None = None
 
     def sid(self, *parts: str) -> str:
         return "-".join([self.prefix, *(_slug(p) for p in parts)])
@@ -787,21 +808,341 @@ class _Page:
         body += f"<p>{_e(self.view.history_note)}; runs: {_e(', '.join(run_id for _, run_id in runs))}.</p>"
         return _section("trend", sid, title, body)
 
-    def nas(self) -> str:
-        """Hook for the architecture search's front, best-so-far and hypervolume charts.
+    # -- per task and searched target: the architecture search
 
-        Renders only when the results carry a ``nas`` block (written by the search once it
-        lands); until then a run has no such section, and nothing is drawn in its place.
+    def nas_data(self) -> tuple[dict[str, dict[str, Any]], str]:
+        """Per task and searched target, the search: nas.json's entries, or results.json's summaries without it.
+
+        The second item says where they come from: ``"nas.json"`` (every trial) or ``"summary"``.
         """
-        nas = self.results.get("nas")
-        if not nas:
-            return ""
-        body = (
-            "<p>This run carries an architecture search. Its charts (front, best-so-far, hypervolume) are drawn "
-            "here once the search's result format is settled; its raw record:</p>"
-            f"<pre>{_e(json.dumps(nas, indent=1, default=str)[:20000])}</pre>"
+        if self._nas is None:
+            path = self.view.run_dir / "nas.json"
+            self._nas = ({}, "summary")
+            if path.is_file():
+                try:
+                    doc = json.loads(path.read_text(encoding="utf-8"))
+                    if str(doc.get("schema", "")).startswith("edge-opt/nas/") and isinstance(doc.get("tasks"), dict):
+                        self._nas = (doc["tasks"], "nas.json")
+                except (OSError, ValueError, AttributeError):
+                    pass  # the summary below, and the section says nas.json was not readable
+            if self._nas[1] == "summary":
+                self._nas = (self.results.get("nas") or {}, "summary")
+        return self._nas
+
+    def nas_targets(self, task: str) -> list[str]:
+        return list((self.nas_data()[0].get(task) or {}).keys())
+
+    def nas(self, task: str, target: str) -> str:
+        """One search: every trial on accuracy vs latency and size with the fronts, the efficacy curves, the table."""
+        data, source = self.nas_data()
+        r = data[task][target]
+        sid = self.sid("nas", task, target)
+        title = f"{target}: architecture search"
+        front = [str(t) for t in r.get("front_latency") or []]
+        attrs = f' data-front="{_e(" ".join(front))}" data-chosen="{_e(r.get("chosen") or "")}"'
+        if source != "nas.json" or "trials" not in r:
+            return _section("nas", sid, title, self._nas_summary(r), attrs)
+        attrs += f' data-front-size="{_e(" ".join(str(t) for t in r.get("front_size") or []))}"'
+        trials = [t for t in r["trials"] if isinstance(t, dict)]
+        baseline = r.get("baseline") or {}
+        parts = [self._nas_text(r, trials, baseline)]
+        parts.append(self._nas_chart("chart of the trials and fronts", self._nas_front_figure, r, trials, baseline))
+        parts.append(self._nas_chart("chart of the efficacy curves", self._nas_curve_figure, r, trials, baseline))
+        parts.append(self._nas_table(r, trials, baseline))
+        return _section("nas", sid, title, "".join(parts), attrs)
+
+    def _nas_chart(self, what: str, draw: Callable[..., str], *args: Any) -> str:
+        """One of the search's figures, or why it is missing (the rest of the section is still drawn)."""
+        try:
+            return draw(*args)
+        except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn must not cost the section
+            return f'<p class="section-error">{_e(f"The {what} could not be drawn: {type(exc).__name__}: {exc}")}</p>'
+
+    def _nas_front_figure(self, r: dict[str, Any], trials: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+        from matplotlib.ticker import FuncFormatter
+
+        def point(t: dict[str, Any], x: str) -> tuple[float, float] | None:
+            m = t.get("metrics") or {}
+            if m.get("accuracy") is None or not m.get(x):
+                return None
+            return float(m[x]), float(m["accuracy"])
+
+        by_id = {str(t["trial"]): t for t in trials}
+        chosen = by_id.get(str(r.get("chosen")))
+        fig, axes = self.charts.figure(9.0, 3.6, ncols=2)
+        panels = (("latency_p50_ms", "front_latency", "median latency (log scale)"), ("size_raw", "front_size", ""))
+        drawn = False
+        for ax, (x, front_key, xlabel) in zip(axes, panels, strict=True):
+            for status, style in _NAS_MARKERS.items():
+                pts = [p for t in trials if t.get("status") == status and (p := point(t, x))]
+                if pts:
+                    drawn = True
+                    ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"trial: {status}", **style)
+            front = sorted(p for i in r.get(front_key) or [] if str(i) in by_id and (p := point(by_id[str(i)], x)))
+            if front:
+                ax.step(
+                    [p[0] for p in front],
+                    [p[1] for p in front],
+                    where="post",
+                    color=_PALETTE[0],
+                    lw=1.5,
+                    zorder=3,
+                    label="Pareto front",
+                )
+                ax.scatter([p[0] for p in front], [p[1] for p in front], s=22, color=_PALETTE[0], zorder=4)
+                for i in r.get(front_key) or []:
+                    if (p := point(by_id.get(str(i)) or {}, x)) is not None:
+                        ax.annotate(f"#{i}", p, fontsize=6, xytext=(3, 3), textcoords="offset points")
+            if (p := point(baseline, x)) is not None:
+                drawn = True
+                ax.scatter([p[0]], [p[1]], marker="*", s=110, color="#1b1f24", zorder=5, label="hand-designed baseline")
+            if chosen is not None and (p := point(chosen, x)) is not None:
+                ax.scatter(
+                    [p[0]],
+                    [p[1]],
+                    s=160,
+                    facecolors="none",
+                    edgecolors=_PALETTE[3],
+                    linewidths=2,
+                    zorder=6,
+                    label="chosen",
+                )
+            if x == "latency_p50_ms":
+                skipped = [t["predicted_latency_ms"] for t in trials if t.get("status") == "skipped"]
+                skipped = [v for v in skipped if v]
+                if skipped:  # no accuracy (not trained): a tick on the x axis at the predicted latency
+                    ax.scatter(
+                        skipped,
+                        [0.0] * len(skipped),
+                        transform=ax.get_xaxis_transform(),
+                        marker="^",
+                        s=30,
+                        facecolors="none",
+                        edgecolors=_PALETTE[1],
+                        clip_on=False,
+                        zorder=5,
+                        label="skipped (predicted latency)",
+                    )
+                    # The axis transform leaves the data limits alone: widen them, or a tick falls outside.
+                    ax.dataLim.update_from_data_xy([[v, 0.0] for v in skipped], ignore=False, updatey=False)
+                    ax.autoscale_view()
+                _ms_axis(ax)
+                _narrow_log(ax, fmt_ms)
+                ax.set_ylabel("accuracy (deployed file, validation rows)")
+                ax.set_title("accuracy vs measured p50", fontsize=9)
+            else:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v)))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+                _narrow_log(ax, fmt_bytes)
+                xlabel = "size of the deployed file (raw, log scale)"
+                ax.set_title("accuracy vs size", fontsize=9)
+            ax.set_xlabel(xlabel)
+            ax.margins(0.12)
+            ax.grid(alpha=0.3)
+        if not drawn:
+            return "<p>No trial was measured: nothing to draw (the table says why).</p>"
+        legend = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(label, handle)
+        axes[1].legend(legend.values(), legend.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return self.charts.svg(fig, "every trial's accuracy against measured latency and size, with the Pareto fronts")
+
+    def _nas_curve_figure(self, r: dict[str, Any], trials: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+        from edge_opt.nas.pareto import hypervolume
+
+        rnd = r.get("random_search") if isinstance(r.get("random_search"), dict) else None
+        fig, axes = self.charts.figure(8.0, 2.9, ncols=2)
+        series = [("this search", r, _PALETTE[0], "-")]
+        if rnd is not None:
+            series.append(("random search, equal trials", rnd, _PALETTE[1], "--"))
+        drawn = False
+        for name, s, color, ls in series:
+            best = [(i, v) for i, v in enumerate(s.get("best_so_far") or [], start=1) if v is not None]
+            if best:
+                drawn = True
+                axes[0].step(
+                    [b[0] for b in best],
+                    [b[1] for b in best],
+                    where="post",
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    ms=3,
+                    label=f"{name} ({s.get('oracle') or r.get('oracle')})" if s is r else name,
+                )
+            hv = list(enumerate(s.get("hypervolume_per_trial") or [], start=1))
+            if hv:
+                drawn = True
+                axes[1].step(
+                    [h[0] for h in hv],
+                    [h[1] for h in hv],
+                    where="post",
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    ms=3,
+                    label=name,
+                )
+        if not drawn:
+            return "<p>No trial scored: no best-so-far or hypervolume curve.</p>"
+        if baseline.get("score") is not None:
+            axes[0].axhline(baseline["score"], color=_FLOAT_COLOR, ls=":", lw=1, label="baseline's score")
+        ref = r.get("reference") or {}
+        m = baseline.get("metrics") or {}
+        if ref.get("latency_ms") and m.get("accuracy") is not None and m.get("latency_p50_ms"):
+            base_hv = hypervolume([(m["accuracy"], m["latency_p50_ms"])], (ref.get("accuracy", 0.0), ref["latency_ms"]))
+            axes[1].axhline(base_hv, color=_FLOAT_COLOR, ls=":", lw=1, label="baseline alone")
+        objective = "MnasNet reward" if r.get("objective") == "soft" else "accuracy within the budgets"
+        axes[0].set_title(f"best-so-far score ({objective})", fontsize=9)
+        axes[1].set_title(f"hypervolume (reference {fmt_ms(ref.get('latency_ms'))})", fontsize=9)
+        axes[1].set_ylabel("accuracy × ms")
+        axes[0].set_ylabel("score")
+        for ax in axes:
+            ax.set_xlabel("trial")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+        return self.charts.svg(fig, "best-so-far score and hypervolume after each trial")
+
+    def _nas_text(self, r: dict[str, Any], trials: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+        """The headline, the search's extent and cost, and the predictor (a prediction, labelled so)."""
+        items = []
+        h = r.get("headline") or None
+        if h and h.get("trial") is not None:
+            items.append(
+                f"<b>Headline</b>: trial #{_e(h['trial'])} <b>{_e(h.get('label'))}</b> is the fastest member of the "
+                f"accuracy–latency front within {_e(h.get('within_points', 0.5))} points of the hand-designed "
+                f"baseline: accuracy {h['accuracy']:.4f} vs {h['baseline_accuracy']:.4f}, p50 "
+                f"{fmt_ms(h['latency_p50_ms'])} vs {fmt_ms(h['baseline_latency_p50_ms'])}, "
+                f"<b>{h['speedup']:.2f}×</b> the baseline's speed."
+            )
+        elif h:
+            items.append(f"<b>Headline</b>: {_e(h.get('note'))} (within {_e(h.get('within_points', 0.5))} points).")
+        else:
+            items.append("<b>Headline</b>: none (the baseline was not measured).")
+        statuses = r.get("statuses") or {}
+        counts = ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
+        t_ms = r.get("latency_target_ms")
+        items.append(
+            f"<b>{_e(r.get('trials_used', len(trials)))}</b> trial(s) of a <b>{r.get('grid_size') or 0:,}</b>-"
+            f"point grid ({_e(counts or 'none')}); oracle {_e(r.get('oracle'))}, {_e(r.get('objective'))} objective"
+            + (f", T = {_e(fmt_ms(t_ms))} (p90 target)" if t_ms else "")
+            + f"; trials to within {100 * (r.get('target_distance') or 0):g}% of the final best: "
+            f"{_e(r.get('trials_to_target') if r.get('trials_to_target') is not None else '–')}."
         )
-        return _section("nas", self.sid("nas"), "Architecture search", body)
+        cost = r.get("cost_s") or {}
+        total = sum(v for v in cost.values() if isinstance(v, int | float))
+        split = ", ".join(
+            f"{k} {v:g} s ({v / total:.0%})" if total else f"{k} {v:g} s" for k, v in cost.items() if v is not None
+        )
+        wall = f"; wall clock of the search {r['wall_s']:g} s" if r.get("wall_s") is not None else ""
+        reused = f"; {r['reused_trials']} trial(s) reused from a killed search" if r.get("reused_trials") else ""
+        items.append(f"<b>Cost</b> of the trials: {_e(split or '–')}{_e(wall)}{_e(reused)}.")
+        items.append(
+            f"<b>Hypervolume</b> (accuracy × p50, reference accuracy {_e((r.get('reference') or {}).get('accuracy'))}"
+            f" and {_e(fmt_ms((r.get('reference') or {}).get('latency_ms')))}): {r.get('hypervolume') or 0:.4g}."
+        )
+        p = r.get("predictor")
+        if p:
+            acc = p.get("accuracy")
+            held = (
+                f"{acc['within_10pct']:.0%} of {acc['held_out']} held-out measured trials within ±10% "
+                f"(median error {acc['median_relative_error']:.0%})"
+                if acc
+                else "too few measured trials to score it"
+            )
+            items.append(
+                f"<b>Latency predictor</b> (a prediction, not a measurement; fitted after {_e(p.get('fitted_after'))} "
+                f"measured trials): {_e(held)}; trainings saved: {_e(p.get('trainings_saved', 0))}."
+            )
+        else:
+            items.append("<b>Latency predictor</b>: off for this search.")
+        rnd = r.get("random_search")
+        if isinstance(rnd, dict):
+            best = [v for v in rnd.get("best_so_far") or [] if v is not None]
+            items.append(
+                f"<b>Random search</b> at equal trials ({len(rnd.get('trials') or [])}): hypervolume "
+                f"{rnd.get('hypervolume') or 0:.4g}, best score {_e(f'{best[-1]:.4g}' if best else '–')}."
+            )
+        return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+    def _nas_table(self, r: dict[str, Any], trials: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+        on_lat = {str(i) for i in r.get("front_latency") or []}
+        on_size = {str(i) for i in r.get("front_size") or []}
+        chosen = str(r.get("chosen"))
+        rows = []
+        for t in [baseline, *trials] if baseline else trials:
+            tid = str(t.get("trial"))
+            m = t.get("metrics") or {}
+            s = t.get("seconds") or {}
+            hp = t.get("hyperparameters") or {}
+            hps = ", ".join(f"{k}={v}" for k, v in hp.items()) if hp else "hand-designed"
+            status = _e(t.get("status"))
+            if t.get("reason"):
+                status += f": {_e(t['reason'])}"
+            fronts = [n for n, ids in (("latency", on_lat), ("size", on_size)) if tid in ids]
+            mark = ("chosen · " if tid == chosen and tid != "baseline" else "") + " + ".join(fronts)
+            size = f"{fmt_bytes(m.get('size_raw'))} / {fmt_bytes(m.get('size_gzip'))}" if m.get("size_raw") else "–"
+            secs = " / ".join(f"{s.get(k, 0):.2f}" for k in ("train", "convert", "measure"))
+            rows.append(
+                [
+                    _e(tid),
+                    _e(t.get("label")),
+                    f"<small>{_e(hps)}</small>",
+                    f'<span class="nas-{_slug(t.get("status"))}">{status}</span>',
+                    "–" if m.get("accuracy") is None else f"{m['accuracy']:.4f}",
+                    fmt_ms(m.get("latency_p50_ms")),
+                    _e(size),
+                    secs,
+                    "–" if t.get("score") is None else f"{t['score']:.4f}",
+                    _e(mark),
+                ]
+            )
+        head = [
+            "trial",
+            "architecture",
+            "hyperparameters",
+            "status",
+            "accuracy",
+            "p50",
+            "size raw / gzip",
+            "train / convert / measure s",
+            "score",
+            "front",
+        ]
+        return _table(head, rows, {4, 5, 6, 7, 8}) + (
+            "<p>Accuracy is the deployed file's on the search's validation rows; latency is the harness's median "
+            "on the target's runtime (the target's host proxy here when the device is not attached). A rejected "
+            "trial broke a budget; a skipped one was not trained (its latency is a prediction); a failed one did "
+            "not build, convert or measure.</p>"
+        )
+
+    def _nas_summary(self, r: dict[str, Any]) -> str:
+        """Without nas.json: what results.json keeps of the search (no trials, so no charts)."""
+        h = r.get("headline") or {}
+        head = (
+            f"{h['label']}: {h['speedup']:.2f}× the baseline's speed at accuracy {h['accuracy']:.4f} "
+            f"(baseline {h['baseline_accuracy']:.4f})"
+            if h.get("trial") is not None
+            else (h.get("note") or "–")
+        )
+        hp = ", ".join(f"{k}={v}" for k, v in (r.get("hyperparameters") or {}).items()) or "–"
+        rows = [
+            ["chosen", _e(f"#{r.get('chosen')} {r.get('architecture')}" if r.get("chosen") else r.get("architecture"))],
+            ["hyperparameters", _e(hp)],
+            ["score", _e("–" if r.get("score") is None else f"{r['score']:.4f}")],
+            ["trials / grid", _e(f"{r.get('trials')} / {r.get('grid_size', 0):,}")],
+            ["oracle, objective", _e(f"{r.get('oracle')}, {r.get('objective')}")],
+            ["front (accuracy × latency)", _e(", ".join(f"#{i}" for i in r.get("front_latency") or []) or "–")],
+            ["hypervolume", _e(f"{r.get('hypervolume', 0):.4g}")],
+            ["headline", _e(head)],
+        ]
+        return _table(["", ""], rows) + (
+            "<p>nas.json is not in this run folder (or not readable): the summary of results.json is shown; the "
+            "charts need every trial's record.</p>"
+        )
 
     def render(self) -> str:
         parts = [self.safe("summary", self.sid("summary"), "Run", self.summary)]
@@ -816,12 +1157,24 @@ class _Page:
             for kind in ("slices", "fairness", "robustness", "attributions"):
                 fn = getattr(self, kind)
                 parts.append(self.safe(kind, self.sid(kind, task), kind, fn, task))
+            parts.append(self.nas_block(task))
         parts.append("<h2>Run</h2>")
         parts.append(self.safe("lineage", self.sid("lineage"), "Lineage", self.lineage))
         parts.append(self.safe("gate", self.sid("gate"), "Gate verdicts", self.gate))
         for task in self.tasks():
             parts.append(self.safe("trend", self.sid("trend", task), "Latency trend", self.trend, task))
-        parts.append(self.safe("nas", self.sid("nas"), "Architecture search", self.nas))
+        for task in [t for t in self.nas_data()[0] if t not in self.tasks()]:  # a search with no measurement
+            parts.append(self.nas_block(task))
+        return "".join(parts)
+
+    def nas_block(self, task: str) -> str:
+        targets = self.nas_targets(task)
+        if not targets:
+            return ""
+        parts = [f"<h2>{_e(task)}: architecture search</h2>"]
+        for target in targets:
+            sid = self.sid("nas", task, target)
+            parts.append(self.safe("nas", sid, f"{target}: architecture search", self.nas, task, target))
         return "".join(parts)
 
 
