@@ -89,7 +89,8 @@ def test_report_html_has_every_section_for_every_task_and_target(page):
         assert f"r0-{kind}-{task}" in kinds.get(kind, set()), kind
     for kind in PER_RUN:
         assert f"r0-{kind}" in kinds.get(kind, set()), kind
-    assert "nas" not in kinds  # the quick suite runs no architecture search: no section, nothing faked
+    # The quick suite searches an architecture for mobile only: one search section, none faked for the others.
+    assert kinds.get("nas") == {f"r0-nas-{task}-mobile"}, kinds.get("nas")
     text = "".join(parsed.text)
     assert "could not be drawn" not in text, [t for t in parsed.text if "could not be drawn" in t]
     # Charts are there: a trade-off chart per measured target, robustness curves, the lineage tree.
