@@ -422,7 +422,14 @@ def bench(
         print(f"edge-opt: warning: {warning}", file=sys.stderr)
     console = _console()
     _print_table(console, {"measurements": [record]})
-    if result.status == "ok":
+    summary = record.get("latency_summary_ms")
+    if result.status == "ok" and summary:  # a device's own tool (adb: benchmark_model) printed only this
+        console.print(
+            f"{record['runtime']['name']}: mean {fmt_ms(summary['mean'])}, std {fmt_ms(summary.get('std'))}, "
+            f"n={summary['n']} (its summary; per-run samples {summary['samples']}), "
+            f"load {fmt_ms(record['load_ms'])}, first inference {fmt_ms(record['cold_start_ms'])}"
+        )
+    elif result.status == "ok":
         lat = record["latency_ms"]
         console.print(
             f"p50 {fmt_ms(lat['p50'])} (95% CI {fmt_ms(lat['median_ci'][0])}–{fmt_ms(lat['median_ci'][1])}), "
