@@ -62,8 +62,8 @@ class DeviceConfig(BaseModel):
     @property
     def lease_key(self) -> str:
         """One lease per physical device, whatever name it is listed under."""
-        if self.transport == "local":
-            return "local"
+        if self.transport == "local":  # this machine; pinned to a core mask, those cores alone
+            return "local" + (f"-cpus-{self.core_mask}" if self.core_mask else "")
         return f"{self.transport}-{self.address}-{self.port}".replace("/", "_")
 
 
