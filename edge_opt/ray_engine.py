@@ -104,6 +104,8 @@ class RayEngine:
         if not ray.is_initialized():
             # A local Ray started here reaches what this machine reaches: it offers every device's resource.
             own = {} if address else {"resources": {resource(c.name): 1 for c in configs}}
+            # No usage statistics leave this machine.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             try:
                 ray.init(
                     address=address,

@@ -18,6 +18,7 @@ from edge_opt.records import build_record
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
 
 SMALL = {"object_store_memory": 80 * 1024**2, "num_cpus": 1}
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,11 @@ def cluster():
 
     c = Cluster(
         initialize_head=True,
-        head_node_args={**SMALL, "resources": {"device:a": 1}, "include_dashboard": False},
+        head_node_args={
+            **SMALL,
+            "resources": {"device:a": 1},
+            "include_dashboard": False,
+        },
     )
     c.add_node(**SMALL, resources={"device:b": 1})
     c.wait_for_nodes()
