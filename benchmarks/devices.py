@@ -1,8 +1,12 @@
-"""Figures for devices and transports: the same model measured on this machine through the
-local transport and through ssh to 127.0.0.1 (a real sshd), medians side by side.
+"""Figures for devices and transports.
 
-The transport stays outside the timed loop, so the ratio should be 1.00 +- 0.05.
-Run: PYTHONPATH=. python benchmarks/devices.py [--rounds 5] [--min-time 1.0]
+ssh: the same model measured on this machine through the local transport and through ssh to
+127.0.0.1 (a real sshd), medians side by side; the transport stays outside the timed loop, so
+the ratio should be 1.00 +- 0.05.
+ray: the wall time of a matrix of measurements under ``--engine ray`` with one device, then
+with two (two "devices" of this machine, each pinned to its own core, as two nodes of a
+ray.cluster_utils.Cluster); measurement-bound, two devices should take about half the time.
+Run: PYTHONPATH=. python benchmarks/devices.py [--part ssh|ray|all] [--rounds 5] [--min-time 1.0] [--jobs 6]
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5, help="alternating local/ssh measurements each")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per measurement")
+    ap.add_argument("--part", choices=["ssh", "ray", "all"], default="all")
+    ap.add_argument("--jobs", type=int, default=6, help="measurements in the Ray matrix")
     args = ap.parse_args()
+    if args.part in ("ray", "all"):
+        ray_figures(args.jobs, args.min_time)
+    if args.part == "ray":
+        return
 
     from edge_opt.bench.harness import HarnessOptions, measure
     from edge_opt.datasets import load_dataset
@@ -55,6 +65,68 @@ def main() -> None:
         each = ", ".join(f"{v * 1000:.2f}" for v in values)
         print(f"{label:16} median of p50s: {med * 1000:.2f} us  (each: {each})")
     print(f"ratio ssh/local: {rm / lm:.3f}")
+
+
+def ray_figures(jobs: int, min_time: float) -> None:
+    import os
+    import time
+
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        sys.exit("devices.py: the ray part needs Ray: pip install 'edge-opt[ray]'")
+    from edge_opt.bench.harness import HarnessOptions
+    from edge_opt.datasets import load_dataset
+    from edge_opt.devices import DeviceConfig
+    from edge_opt.models import ModelConfig, train_artifact
+    from edge_opt.passes import PassContext, get_pass
+    from edge_opt.ray_engine import RayEngine
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        sys.exit("devices.py: the ray part needs 2 CPUs (one per device)")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
+    small = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = load_dataset("adult", train_rows=2000)
+        root = train_artifact(ModelConfig(hidden=[256, 256], epochs=1), data, "bench", tmp / "art")
+        ctx = PassContext(target="cpu", calibration=data.calibration(32), calibration_source="bench")
+        model = get_pass("tflite").apply(root, {"precision": "fp32"}, tmp / "art", ctx).model_path
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                **small,
+                "resources": {"device:a": 1},
+                "include_dashboard": False,
+            },
+        )
+        cluster.add_node(**small, resources={"device:b": 1})
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        devices = [DeviceConfig(name="a", core_mask=str(cpus[0])), DeviceConfig(name="b", core_mask=str(cpus[-1]))]
+        opts = HarnessOptions(min_runs=50, min_time_s=min_time, warmup_runs=10)
+        kwargs = {"default_batch": 1, "options": opts}
+        walls = {}
+        try:
+            engine = RayEngine(devices)
+            engine.measure_many([("a", model, "litert", kwargs), ("b", model, "litert", kwargs)])  # warm the actors
+            for n in (1, 2):
+                names = ["a", "b"][:n]
+                matrix = [(names[i % n], model, "litert", kwargs) for i in range(jobs)]
+                t0 = time.perf_counter()
+                results = engine.measure_many(matrix)
+                walls[n] = time.perf_counter() - t0
+                bad = [r.error for r in results if r.status != "ok"]
+                if bad:
+                    sys.exit(f"devices.py: a measurement failed: {bad[0]}")
+            engine.close()
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    print(f"ray: {jobs} measurements (MLP 108-256-256-1, LiteRT fp32, 1 thread, >= {min_time} s timed each)")
+    print(f"ray: one device {walls[1]:.1f} s, two devices {walls[2]:.1f} s; speed-up {walls[1] / walls[2]:.2f}x")
 
 
 if __name__ == "__main__":

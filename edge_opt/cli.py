@@ -144,6 +144,15 @@ def run(
         help="Measure on this device of the inventory (repeat for more; default: the suite's devices:).",
     ),
     devices_dir: Path = _devices_option(),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: measure here, one device after another; ray: each device's measurements on its own "
+        "Ray actor, pinned to the node that offers the resource device:<name> (pip install 'edge-opt[ray]').",
+    ),
+    address: str = typer.Option(
+        None, "--address", help="The Ray cluster to join with --engine ray (default: start a local Ray)."
+    ),
 ) -> None:
     """The main job: train, convert for every target profile, measure, report.
 
@@ -157,12 +166,29 @@ def run(
     from edge_opt.suite import load_suite
     from edge_opt.targets import load_profile
 
+    if engine not in ("local", "ray"):
+        raise BadInputError(f"--engine {engine}: choose local or ray")
+    if address and engine != "ray":
+        raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
+    if engine == "ray":
+        from edge_opt.ray_engine import require_ray
+
+        require_ray()
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
     configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
+    if engine == "ray" and not configs:
+        raise BadInputError("--engine ray measures on devices of the inventory: name them with --device-name")
     total = plan_steps(spec, profiles)
-    options = {"suite": suite or "default", "out": str(out), "resume": resume, "devices": [c.name for c in configs]}
-    extra = {"trust_model": trust_model, "devices": configs}
+    options = {
+        "suite": suite or "default",
+        "out": str(out),
+        "resume": resume,
+        "devices": [c.name for c in configs],
+        "engine": engine,
+        "address": address,
+    }
+    extra = {"trust_model": trust_model, "devices": configs, "engine": engine, "address": address}
     try:
         result = _run_with_progress(spec, out, options, total, quiet, resume, extra)
     except KeyboardInterrupt:
@@ -422,7 +448,14 @@ def bench(
         print(f"edge-opt: warning: {warning}", file=sys.stderr)
     console = _console()
     _print_table(console, {"measurements": [record]})
-    if result.status == "ok":
+    summary = record.get("latency_summary_ms")
+    if result.status == "ok" and summary:  # a device's own tool (adb: benchmark_model) printed only this
+        console.print(
+            f"{record['runtime']['name']}: mean {fmt_ms(summary['mean'])}, std {fmt_ms(summary.get('std'))}, "
+            f"n={summary['n']} (its summary; per-run samples {summary['samples']}), "
+            f"load {fmt_ms(record['load_ms'])}, first inference {fmt_ms(record['cold_start_ms'])}"
+        )
+    elif result.status == "ok":
         lat = record["latency_ms"]
         console.print(
             f"p50 {fmt_ms(lat['p50'])} (95% CI {fmt_ms(lat['median_ci'][0])}–{fmt_ms(lat['median_ci'][1])}), "

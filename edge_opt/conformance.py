@@ -296,10 +296,19 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
     result = transport.run(spec, 120.0, tmp)
     if not isinstance(result, WorkerResult) or result.status != "ok":
         _fail(what, f"run of a good spec must give an ok WorkerResult, got {result!r}")
-    if len(result.raw.get("samples_ms") or []) < 3:
-        _fail(what, "run must bring back the worker's samples")
-    if not (tmp / "pred.npy").is_file() or len(np.load(tmp / "pred.npy")) != len(x):
-        _fail(what, "run must bring the predictions file back into local_dir, one row per input row")
+    if getattr(transport, "runs_worker", True):
+        if len(result.raw.get("samples_ms") or []) < 3:
+            _fail(what, "run must bring back the worker's samples")
+        if not (tmp / "pred.npy").is_file() or len(np.load(tmp / "pred.npy")) != len(x):
+            _fail(what, "run must bring the predictions file back into local_dir, one row per input row")
+    else:  # a device's own tool (adb: benchmark_model): its summary, said to be one, and no invented samples
+        summary = result.raw.get("latency_summary_ms") or {}
+        if result.raw.get("samples_ms") or not summary.get("samples", "").startswith("unavailable"):
+            _fail(what, "a tool that prints only a summary must give latency_summary_ms, samples unavailable")
+        if not (summary.get("n") or 0) >= 3 or not summary.get("mean"):
+            _fail(what, f"the tool's summary must count the runs asked for and give their mean, got {summary}")
+        if (result.raw.get("runtime") or {}).get("threads") != 1:
+            _fail(what, "the record must say how many threads the tool ran")
 
     bad = transport.run({**spec, "model": "/nonexistent/model.tflite", "data": None, "predictions_out": None}, 60, tmp)
     if bad.status != "failed" or not bad.error:

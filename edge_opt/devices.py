@@ -44,6 +44,8 @@ class DeviceConfig(BaseModel):
     cooldown_s: float = Field(default=0.0, ge=0)  # idle seconds before each measurement
     connect_timeout_s: float = Field(default=10.0, gt=0)
     benchmark_model: Path | None = None  # adb: LiteRT's benchmark_model binary for the phone's ABI
+    # adb: the port of the adb server on 127.0.0.1; None: $ANDROID_ADB_SERVER_PORT, else 5037
+    adb_server_port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _transport_fields(self) -> DeviceConfig:
@@ -60,8 +62,8 @@ class DeviceConfig(BaseModel):
     @property
     def lease_key(self) -> str:
         """One lease per physical device, whatever name it is listed under."""
-        if self.transport == "local":
-            return "local"
+        if self.transport == "local":  # this machine; pinned to a core mask, those cores alone
+            return "local" + (f"-cpus-{self.core_mask}" if self.core_mask else "")
         return f"{self.transport}-{self.address}-{self.port}".replace("/", "_")
 
 

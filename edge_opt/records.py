@@ -62,6 +62,9 @@ class Measurement:
     # The inventory device it ran on (name, transport, address, core_mask, conditions: governor and
     # frequency before and after); None: this host, without a device of the inventory.
     device: dict[str, Any] | None = None
+    # A tool that times its own loop and prints only a summary (LiteRT's benchmark_model over adb):
+    # n, mean, std, min, max (ms) as it printed them, ``samples: unavailable``; latency_ms stays None.
+    latency_summary_ms: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple:
@@ -124,4 +127,5 @@ def build_record(
         latency_samples_ms=raw.get("samples_ms"),
         warnings=raw.get("warnings") or None,
         device=where,
+        latency_summary_ms=raw.get("latency_summary_ms") if status == "ok" else None,
     )

@@ -122,9 +122,13 @@ def run_suite(
     resume: bool = False,
     trust_model: bool = False,
     devices: list | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> RunResult:
     """``devices``: the DeviceConfigs to measure on (default: the suite's ``devices`` from the
-    built-in inventory); ``trust_model``: the command line's --trust-model, for the user's Keras files."""
+    built-in inventory); ``trust_model``: the command line's --trust-model, for the user's Keras files;
+    ``engine``: ``local`` (this process) or ``ray`` (each device's measurements on its Ray actor, at
+    the cluster ``address``; None: a local Ray)."""
     from edge_opt.devices import Device, get_device
     from edge_opt.provenance import provenance
     from edge_opt.store import check_history
@@ -149,10 +153,15 @@ def run_suite(
     checks: dict[str, dict] = {}
     searches: dict[str, dict] = {}  # task -> target -> SearchResult (tasks whose model is {kind: nas})
     places = [Device(c) for c in configs]
+    ray_engine = None
+    if engine == "ray" and configs:
+        from edge_opt.ray_engine import RayEngine
+
+        ray_engine = RayEngine(configs, address)
     try:
         for task in suite.tasks:
             task_records, checks[task.name] = _run_task(
-                task, suite, profiles, stage, harness, progress, journal, searches, places, trust_model
+                task, suite, profiles, stage, harness, progress, journal, searches, places, trust_model, ray_engine
             )
             records += task_records
         fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
@@ -198,6 +207,8 @@ def run_suite(
     finally:
         for device in places:
             device.close()
+        if ray_engine is not None:
+            ray_engine.close()
     from edge_opt.store import append_history
 
     append_history(out / "history.sqlite", results)
@@ -311,6 +322,7 @@ def _run_task(
     searches: dict[str, dict] | None = None,
     places: list | None = None,
     trust: bool = False,
+    ray_engine=None,
 ) -> tuple[list[Measurement], dict]:
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
@@ -359,29 +371,34 @@ def _run_task(
         x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
 
     def measure_on(art, rs, target, threads, note, ref_acc, ref_pred) -> list[Measurement]:
-        """One artifact on one runtime entry at ``threads``, on each device serving the target."""
-        out = []
+        """One artifact on one runtime entry at ``threads``, on each device serving the target (at
+        once under the Ray engine: each device on its own actor)."""
+        out, todo = [], []
         for place in _places(target, places or []):
             where = place.name if place else None
             rec = journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, where))
-            if rec is None:
-                own_note = note if place is None or place.config.transport == "local" else ""
-                rec, outputs = _measure(
-                    art,
-                    rs.runtime,
-                    rs.device,
-                    threads,
-                    x_test,
-                    harness,
-                    task.name,
-                    own_note,
-                    rs.precision,
-                    place,
-                    trust,
-                )
-                rec = _score(rec, _labels(outputs, data.n_classes), y_test, ref_acc, ref_pred)
-                journal.save_measurement(rec)
             out.append(rec)
+            if rec is None:
+                todo.append((len(out) - 1, place))
+        kwargs = _measure_kwargs(art, rs.device, threads, x_test, harness, rs.precision, trust)
+        remote = [(i, p) for i, p in todo if ray_engine is not None and p is not None]
+        results = dict(
+            zip(
+                [i for i, _ in remote],
+                ray_engine.measure_many([(p.name, art.model_path, rs.runtime, kwargs) for _, p in remote])
+                if remote
+                else [],
+                strict=True,
+            )
+        )
+        for i, place in todo:
+            if i not in results:
+                results[i] = (place.measure if place is not None else measure)(art.model_path, rs.runtime, **kwargs)
+            own_note = note if place is None or place.config.transport == "local" else ""
+            rec = _record_of(results[i], art, rs.runtime, rs.device, threads, task.name, own_note, rs.precision)
+            rec = _score(rec, _labels(results[i].predictions, data.n_classes), y_test, ref_acc, ref_pred)
+            journal.save_measurement(rec)
+            out[i] = rec
         return out
 
     if root.format != "keras":  # a deployed file: measured as it is, on every runtime of every profile that reads it
@@ -493,19 +510,28 @@ def _measure(
 ) -> tuple[Measurement, np.ndarray | None]:
     """The record of one measurement on ``place`` (a devices.Device; None: this host, as before
     devices), and the model's outputs on ``x`` beside it (None unless ok)."""
-    result = (place.measure if place is not None else measure)(
-        artifact.model_path,
-        runtime,
-        threads=threads,
-        device=device,
-        precision=precision,
-        file_precision=artifact.precision,
-        default_batch=1,
-        data=x,
-        options=harness,
-        trust_model=trust_model,
-    )
-    rec = build_record(
+    kwargs = _measure_kwargs(artifact, device, threads, x, harness, precision, trust_model)
+    result = (place.measure if place is not None else measure)(artifact.model_path, runtime, **kwargs)
+    rec = _record_of(result, artifact, runtime, device, threads, task, note, precision)
+    return rec, result.predictions
+
+
+def _measure_kwargs(artifact, device, threads, x, harness, precision, trust_model) -> dict:
+    """``harness.measure``'s (and ``Device.measure``'s) keyword arguments for one measurement."""
+    return {
+        "threads": threads,
+        "device": device,
+        "precision": precision,
+        "file_precision": artifact.precision,
+        "default_batch": 1,
+        "data": x,
+        "options": harness,
+        "trust_model": trust_model,
+    }
+
+
+def _record_of(result, artifact, runtime, device, threads, task, note, precision) -> Measurement:
+    return build_record(
         artifact=artifact.summary(),
         runtime=runtime,
         device=device,
@@ -516,7 +542,6 @@ def _measure(
         note=note,
         precision=precision,
     )
-    return rec, result.predictions
 
 
 def _places(target: str, devices: list) -> list:

@@ -162,3 +162,15 @@ def test_a_runtime_crash_on_a_corrupt_file_is_contained(tiny_artifacts, tmp_path
     proc = run_cli("bench", str(bad), "-r", "litert-compiled", *FAST)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "crashed with SIG" in proc.stderr or "cannot load it" in proc.stderr, proc.stderr
+
+
+def test_engine_ray_without_ray_is_one_line_exit_2(tmp_path):
+    """--engine ray where Ray is not installed (hidden from this child): one line, exit 2, before any work."""
+    code = (
+        "import sys; sys.modules['ray'] = None; from edge_opt.cli import main; "
+        f"sys.argv = ['edge-opt', 'run', 'quick', '--engine', 'ray', '--out', {str(tmp_path / 'out')!r}]; main()"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert_clean_error(proc, "edge-opt[ray]")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

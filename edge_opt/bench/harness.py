@@ -84,6 +84,11 @@ def measure(
     if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
         where = "this machine lets" if transport.name == "local" else f"device {transport.name!r} lets"
         return WorkerResult("skipped", f"{threads} threads asked, and {where} edge-opt use {cpus} CPUs", {})
+    why = getattr(transport, "cannot_run", lambda *_: None)(runtime, model)
+    if why:  # a device that runs one tool (adb: benchmark_model on .tflite): nothing is sent
+        return WorkerResult("skipped", why, {})
+    if not getattr(transport, "runs_worker", True):  # the device's own tool feeds random inputs
+        feeds = data = None
     with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
         tmp = Path(tmp)
         spec = {

@@ -98,3 +98,23 @@ def test_a_run_measures_on_the_device_serving_the_target(user_suite, tmp_path):
     assert rec["runtime"]["note"] == ""  # measured on the device itself: no host-proxy label
     fp = result.results["provenance"]["devices"]["board"]["fingerprint"]
     assert fp["cores"] >= 1 and "versions" in fp
+
+
+def test_a_run_under_the_ray_engine_gives_the_same_records(user_suite, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
+    from edge_opt.devices import DeviceConfig
+
+    here = DeviceConfig(name="here", targets=["tiny"])
+    suite = load_suite(user_suite / "suite.yaml")
+    suite = suite.model_copy(update={"tasks": suite.tasks[1:]})
+    try:
+        result = run_suite(suite, tmp_path / "out", devices=[here], engine="ray")
+    finally:
+        ray.shutdown()
+    (rec,) = result.results["measurements"]
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["device"]["name"] == "here" and rec["device"]["engine"]["name"] == "ray"
+    assert rec["device"]["engine"]["node_id"] and rec["latency_ms"]["n"] >= 1
+    local = run_suite(suite, tmp_path / "out-local", devices=[here]).results["measurements"][0]
+    same = set(local) - {"device"}
+    assert set(rec) == set(local) and {k for k in same if (rec[k] is None) != (local[k] is None)} == set()

@@ -1,0 +1,114 @@
+"""--engine ray against a real Ray cluster on this machine (ray.cluster_utils.Cluster): two nodes
+owning different device resources, each device's measurements on its node, never two at once
+on one device, and a Ray worker killed mid-measurement measured again with the retry recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from edge_opt.bench.harness import HarnessOptions
+from edge_opt.devices import DeviceConfig
+from edge_opt.records import build_record
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
+
+SMALL = {"object_store_memory": 80 * 1024**2, "num_cpus": 1}
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            **SMALL,
+            "resources": {"device:a": 1},
+            "include_dashboard": False,
+        },
+    )
+    c.add_node(**SMALL, resources={"device:b": 1})
+    c.wait_for_nodes()
+    ray.init(address=c.address, include_dashboard=False, log_to_driver=False)
+    nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+    yield c, nodes
+    ray.shutdown()
+    c.shutdown()
+
+
+def _devices():
+    # Two "devices" on this machine, pinned to their own core each (their own leases).
+    cpus = sorted(os.sched_getaffinity(0))
+    return [
+        DeviceConfig(name="a", core_mask=str(cpus[0])),
+        DeviceConfig(name="b", core_mask=str(cpus[-1])),
+    ]
+
+
+def test_each_device_measures_on_its_node_one_at_a_time(cluster, tiny_artifacts, adult_small):
+    from edge_opt.ray_engine import RayEngine
+
+    _, nodes = cluster
+    engine = RayEngine(_devices())
+    opts = HarnessOptions(min_runs=5, min_time_s=0.2, warmup_runs=1)
+    kwargs = {"default_batch": 1, "options": opts, "data": adult_small.x_test[:10]}
+    arts = [tiny_artifacts["tflite"], tiny_artifacts["tflite_int8"]]
+    jobs = [(d, a.model_path, "litert", kwargs) for a in arts for d in ("a", "b", "a", "b")]
+    try:
+        results = engine.measure_many(jobs)
+    finally:
+        engine.close()
+    spans: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
+    for (name, *_), result in zip(jobs, results, strict=True):
+        assert result.status == "ok", result.error
+        rec = build_record(
+            artifact=arts[0].summary(), runtime="litert", device="cpu", threads=1, size_bytes=None, result=result
+        )
+        ran = rec.device["engine"]
+        assert rec.device["name"] == name and ran["name"] == "ray" and ran["retried"] is None
+        assert f"device:{name}" in nodes[ran["node_id"]], f"device {name} measured on a node without its resource"
+        assert result.predictions is not None and len(result.predictions) == 10 and rec.latency_ms["n"] >= 5
+        spans[name].append((ran["started"], ran["ended"]))
+    for name, runs in spans.items():
+        runs.sort()
+        assert len(runs) == 4 and all(prev[1] <= nxt[0] for prev, nxt in zip(runs, runs[1:], strict=False)), (
+            name,
+            runs,
+        )
+
+
+def test_a_device_no_node_offers_is_a_skipped_record(cluster, tiny_artifacts):
+    from edge_opt.ray_engine import RayEngine
+
+    engine = RayEngine([DeviceConfig(name="nowhere")])
+    try:
+        (result,) = engine.measure_many([("nowhere", tiny_artifacts["tflite"].model_path, "litert", {})])
+    finally:
+        engine.close()
+    assert result.status == "skipped" and "device:nowhere" in result.error
+
+
+def test_a_ray_worker_killed_mid_measurement_is_measured_again_and_says_so(cluster, tiny_artifacts):
+    from edge_opt.ray_engine import RayEngine
+
+    engine = RayEngine(_devices()[:1])
+    pid = ray.get(engine.actors["a"].pid.remote())
+    opts = HarnessOptions(min_runs=5, min_time_s=3.0, warmup_runs=1)
+    killer = threading.Timer(1.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    t0 = time.monotonic()
+    try:
+        (result,) = engine.measure_many([("a", tiny_artifacts["tflite"].model_path, "litert", {"options": opts})])
+    finally:
+        killer.cancel()
+        engine.close()
+    assert time.monotonic() - t0 > 1.5
+    assert result.status == "ok", result.error
+    assert "died mid-measurement" in result.raw["device"]["engine"]["retried"]
+    assert any("measured again" in w for w in result.raw["warnings"])
