@@ -71,6 +71,9 @@ def ray_figures(jobs: int, min_time: float) -> None:
     import os
     import time
 
+    from edge_opt.ray_engine import LOOPBACK, local_only
+
+    local_only()  # before Ray is imported: its nodes listen and connect on 127.0.0.1 only
     try:
         import ray
         from ray.cluster_utils import Cluster
@@ -86,7 +89,6 @@ def ray_figures(jobs: int, min_time: float) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         sys.exit("devices.py: the ray part needs 2 CPUs (one per device)")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
     small = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -102,9 +104,9 @@ def ray_figures(jobs: int, min_time: float) -> None:
                 "include_dashboard": False,
             },
         )
-        cluster.add_node(**small, resources={"device:b": 1})
+        cluster.add_node(**small, resources={"device:b": 1}, node_ip_address=LOOPBACK)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, _node_ip_address=LOOPBACK)
         devices = [DeviceConfig(name="a", core_mask=str(cpus[0])), DeviceConfig(name="b", core_mask=str(cpus[-1]))]
         opts = HarnessOptions(min_runs=50, min_time_s=min_time, warmup_runs=10)
         kwargs = {"default_batch": 1, "options": opts}

@@ -28,6 +28,19 @@ from edge_opt.errors import BadInputError
 INSTALL_HINT = "install it with `pip install 'edge-opt[ray]'`"
 
 
+#: A Ray started on this machine alone (no --address) listens and connects on loopback only,
+#: and sends no usage statistics anywhere. Ray reads these when it is imported and passes them
+#: to the processes it starts, so they are set before the import.
+LOCAL_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK = "127.0.0.1"
+
+
+def local_only() -> None:
+    """Keep a Ray that this process starts on 127.0.0.1 (call before ``import ray``)."""
+    for key, value in LOCAL_ONLY_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def require_ray():
     """The ``ray`` module, or exit 2 with one line saying how to get it."""
     try:
@@ -99,13 +112,14 @@ class RayEngine:
     """Actors for ``configs`` (DeviceConfigs) on the cluster at ``address`` (None: a local Ray)."""
 
     def __init__(self, configs, address: str | None = None, init_options: dict | None = None) -> None:
+        if address is None:
+            local_only()
         ray = require_ray()
         self.ray = ray
         if not ray.is_initialized():
             # A local Ray started here reaches what this machine reaches: it offers every device's resource.
-            own = {} if address else {"resources": {resource(c.name): 1 for c in configs}}
-            # No usage statistics leave this machine.
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            own = {} if address else {"resources": {resource(c.name): 1 for c in configs}, "_node_ip_address": LOOPBACK}
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage statistics leave this machine
             try:
                 ray.init(
                     address=address,

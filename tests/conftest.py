@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Any Ray a test starts (and any CLI it runs) stays on 127.0.0.1 and sends no usage statistics.
+from edge_opt.ray_engine import local_only  # noqa: E402
+
+local_only()
 ROOT = Path(__file__).resolve().parent.parent
 
 

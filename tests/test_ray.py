@@ -13,12 +13,13 @@ import pytest
 
 from edge_opt.bench.harness import HarnessOptions
 from edge_opt.devices import DeviceConfig
+from edge_opt.ray_engine import LOOPBACK, local_only
 from edge_opt.records import build_record
 
+local_only()  # before Ray is imported: its nodes listen and connect on 127.0.0.1 only
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
 
 SMALL = {"object_store_memory": 80 * 1024**2, "num_cpus": 1}
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves this machine
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,12 @@ def cluster():
             **SMALL,
             "resources": {"device:a": 1},
             "include_dashboard": False,
+            "node_ip_address": LOOPBACK,
         },
     )
-    c.add_node(**SMALL, resources={"device:b": 1})
+    c.add_node(**SMALL, resources={"device:b": 1}, node_ip_address=LOOPBACK)
     c.wait_for_nodes()
-    ray.init(address=c.address, include_dashboard=False, log_to_driver=False)
+    ray.init(address=c.address, include_dashboard=False, log_to_driver=False, _node_ip_address=LOOPBACK)
     nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
     yield c, nodes
     ray.shutdown()
