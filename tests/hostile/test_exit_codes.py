@@ -52,7 +52,10 @@ def test_a_results_file_of_the_wrong_shape_is_one_line(tmp_path):
     ("change", "says"),
     [
         (lambda s: s.update(seed=1e30), "field 'seed'"),
-        (lambda s: s["tasks"][0]["model"].update(hidden=[200_000_000]), "field 'tasks.0.model.hidden.0'"),
+        (
+            lambda s: s["tasks"][0]["model"]["baseline"].update(hidden=[200_000_000]),
+            "field 'tasks.0.model.nas.baseline.hidden.0'",
+        ),
     ],
 )
 def test_absurd_suite_numbers_are_config_errors(tmp_path, change, says):
