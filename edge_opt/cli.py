@@ -148,7 +148,8 @@ def run(
         "local",
         "--engine",
         help="local: measure here, one device after another; ray: each device's measurements on its own "
-        "Ray actor, pinned to the node that offers the resource device:<name> (pip install 'edge-opt[ray]').",
+        "Ray actor, pinned to the node that offers the resource device:<name>, and the architecture "
+        "searches' trials trained as Ray tasks (pip install 'edge-opt[ray]').",
     ),
     address: str = typer.Option(
         None, "--address", help="The Ray cluster to join with --engine ray (default: start a local Ray)."
@@ -177,8 +178,11 @@ def run(
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
     configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
-    if engine == "ray" and not configs:
-        raise BadInputError("--engine ray measures on devices of the inventory: name them with --device-name")
+    if engine == "ray" and not configs and not any(getattr(t.model, "kind", None) == "nas" for t in spec.tasks):
+        raise BadInputError(
+            "--engine ray spreads devices' measurements and architecture searches' trials: this suite has "
+            "neither (name devices with --device-name)"
+        )
     total = plan_steps(spec, profiles)
     options = {
         "suite": suite or "default",
@@ -253,6 +257,22 @@ def nas(
     target: str = typer.Option(None, "--target", help="Search for this target profile only."),
     trials: int = typer.Option(None, "--trials", min=1, help="Trials per search (default: the nas block's)."),
     oracle: str = typer.Option(None, "--oracle", help="random, bayesian or hyperband (default: the nas block's)."),
+    parallel: int = typer.Option(
+        None,
+        "--parallel",
+        min=1,
+        max=64,
+        help="Trials trained at once, each in a process of its own (default: the nas block's parallel); "
+        "measured one at a time.",
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: trials train on this machine; ray: as Ray tasks (pip install 'edge-opt[ray]').",
+    ),
+    address: str = typer.Option(
+        None, "--address", help="The Ray cluster to join with --engine ray (default: start a local Ray)."
+    ),
     out: Path = typer.Option(
         Path("reports"), "--out", help="Folder for nas-<name>/ (the search state and nas.json).", callback=_writable_dir
     ),
@@ -270,9 +290,17 @@ def nas(
 
     if oracle is not None and oracle not in ("random", "bayesian", "hyperband"):
         raise ConfigError(f"--oracle {oracle!r}: choose random, bayesian or hyperband")
+    if engine not in ("local", "ray"):
+        raise BadInputError(f"--engine {engine}: choose local or ray")
+    if address and engine != "ray":
+        raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
+    if engine == "ray":
+        from edge_opt.ray_engine import require_ray
+
+        require_ray()
     from edge_opt.nas.task import load_search
 
-    spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle)
+    spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle, parallel=parallel)
     from edge_opt.fileio import write_json_atomic
     from edge_opt.targets import load_profile
 
@@ -292,7 +320,7 @@ def nas(
         for t in spec.tasks
     )
     with _native_logs_to(_native_log(out)) as (term_out, _):
-        searches = _nas_with_progress(spec, profiles, folder, total, quiet, _console(file=term_out))
+        searches = _nas_with_progress(spec, profiles, folder, total, quiet, _console(file=term_out), engine, address)
     from edge_opt.nas.task import efficacy_lines, nas_json, summary_rows
 
     write_json_atomic(folder / "nas.json", nas_json(searches))
@@ -312,14 +340,28 @@ def nas(
     console.print(f"\nnas.json: {folder / 'nas.json'}")
 
 
-def _nas_with_progress(spec, profiles, folder: Path, total: int, quiet: bool, console) -> dict:
+def _nas_with_progress(
+    spec, profiles, folder: Path, total: int, quiet: bool, console, engine: str = "local", address: str | None = None
+) -> dict:
     from edge_opt.bench.harness import HarnessOptions
     from edge_opt.datasets import load_dataset
     from edge_opt.nas.task import search_targets
 
     harness = HarnessOptions(**spec.harness.model_dump())
+    ray_engine = None
+    if engine == "ray":
+        from edge_opt.ray_engine import RayEngine
+
+        ray_engine = RayEngine([], address)
 
     def each(progress) -> dict:
+        try:
+            return _search_tasks(progress)
+        finally:
+            if ray_engine is not None:
+                ray_engine.close()
+
+    def _search_tasks(progress) -> dict:
         found = {}
         for task in spec.tasks:
             data = load_dataset(task.dataset, seed=spec.seed, train_rows=task.train_rows)
@@ -333,6 +375,7 @@ def _nas_with_progress(spec, profiles, folder: Path, total: int, quiet: bool, co
                 seed=spec.seed,
                 calibration_rows=task.calibration_rows,
                 progress=progress,
+                executor=ray_engine.trial_executor(task.model.parallel) if ray_engine is not None else None,
             )
         return found
 

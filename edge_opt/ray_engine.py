@@ -67,6 +67,11 @@ class DeviceWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def fingerprint(self) -> dict:
+        """The device's fingerprint as its node reads it (or why the node cannot reach it)."""
+        reason = self.device.unreachable()
+        return {"unreachable": reason} if reason else self.device.fingerprint()
+
     def _land(self, name: str, files: dict[str, bytes]) -> Path:
         """The artifact's files in this node's cache (content-addressed; written once, renamed whole)."""
         digest = hashlib.sha256()
@@ -201,6 +206,23 @@ class RayEngine:
                 )
             results.append(result)
         return results
+
+    def fingerprints(self) -> dict[str, dict]:
+        """Each device's fingerprint read on the node that reaches it (not by the driver)."""
+        refs = {name: actor.fingerprint.remote() for name, actor in self.actors.items()}
+        out = {name: {"unreachable": why} for name, why in self.missing.items()}
+        for name, ref in refs.items():
+            try:
+                out[name] = self.ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - a dead actor: say so in the record, not a crash
+                out[name] = {"unreachable": f"its Ray actor failed: {_why(exc)}"}
+        return out
+
+    def trial_executor(self, workers: int):
+        """The architecture search's trials as Ray tasks on this cluster, ``workers`` at a time."""
+        from edge_opt.nas.executors import RayExecutor
+
+        return RayExecutor(workers)
 
     def close(self) -> None:
         for actor in self.actors.values():

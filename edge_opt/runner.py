@@ -154,7 +154,7 @@ def run_suite(
     searches: dict[str, dict] = {}  # task -> target -> SearchResult (tasks whose model is {kind: nas})
     places = [Device(c) for c in configs]
     ray_engine = None
-    if engine == "ray" and configs:
+    if engine == "ray":  # the devices' actors, and the architecture searches' trials as Ray tasks
         from edge_opt.ray_engine import RayEngine
 
         ray_engine = RayEngine(configs, address)
@@ -164,7 +164,10 @@ def run_suite(
                 task, suite, profiles, stage, harness, progress, journal, searches, places, trust_model, ray_engine
             )
             records += task_records
-        fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
+        if ray_engine is not None and places:  # read on the nodes that reach the devices
+            fingerprints = ray_engine.fingerprints()
+        else:
+            fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
         results = {
             "schema": "edge-opt/results/1",
             "run_id": run_id,
@@ -358,6 +361,7 @@ def _run_task(
             seed=suite.seed,
             calibration_rows=task.calibration_rows,
             progress=progress,
+            executor=ray_engine.trial_executor(nas.parallel) if ray_engine is not None else None,
         )
         if searches is not None:
             searches[task.name] = found

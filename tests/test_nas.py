@@ -154,3 +154,21 @@ def test_a_bad_space_is_one_line_and_exit_2(tmp_path, space, fragment):
     proc = run_cli("nas", str(path), "--out", str(tmp_path / "out"))
     assert_clean_error(proc, fragment)
     assert not list((tmp_path / "out").rglob("*.keras"))  # nothing trained
+
+
+def test_holdout_adds_train_rows_to_validation_that_no_trial_trains_on(tmp_path):
+    import numpy as np
+
+    from edge_opt.datasets import load_dataset
+    from edge_opt.targets import load_profile
+
+    digits = load_dataset("digits")  # 180 val images: one is 0.56 points
+    space = {"kind": "cnn", "blocks": {"min": 1, "max": 1}, "filters": [4]}
+    ctx = _ctx(tmp_path, digits, load_profile("mobile"), space=space, holdout=0.25, train_rows=None, val_rows=10**6)
+    held = round(0.25 * len(digits.x_train))
+    assert len(ctx.x_val) == len(digits.x_val) + held
+    assert len(ctx.x_train) == len(digits.x_train) - held
+    seen = {row.tobytes() for row in ctx.x_train}
+    extra = ctx.x_val[len(digits.x_val) :]
+    assert not any(row.tobytes() in seen for row in extra)  # a held-out row is never trained on
+    assert np.array_equal(ctx.x_val[: len(digits.x_val)], digits.x_val)

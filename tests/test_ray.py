@@ -114,3 +114,34 @@ def test_a_ray_worker_killed_mid_measurement_is_measured_again_and_says_so(clust
     assert result.status == "ok", result.error
     assert "died mid-measurement" in result.raw["device"]["engine"]["retried"]
     assert any("measured again" in w for w in result.raw["warnings"])
+
+
+def _die_on_one(x: int) -> int:
+    if x == 1:
+        os._exit(7)  # the Ray worker dies mid-task
+    return x
+
+
+def test_search_trials_train_as_ray_tasks_on_both_nodes(cluster, tmp_path, adult_small):
+    """The architecture search's trials as Ray tasks: the executor contract, a dead task worker is a
+    lost item, and a search whose trials trained on the cluster's nodes (in folders of their own,
+    the artifacts sent back) and were measured here."""
+    from edge_opt.nas.executors import RayExecutor, WorkerLost, check_executor
+    from edge_opt.nas.search import search
+    from edge_opt.targets import load_profile
+    from tests.test_nas import _ctx
+    from tests.test_nas_executors import FLAT
+
+    _, nodes = cluster
+    ex = RayExecutor(2)
+    check_executor(ex)
+    out = ex.map(_die_on_one, [0, 1, 2])
+    assert out[0] == 0 and out[2] == 2 and isinstance(out[1], WorkerLost) and "died" in out[1].reason
+    ctx = _ctx(tmp_path, adult_small, load_profile("mobile"), space=FLAT, trials=2, oracle="random", parallel=2)
+    trials = search(ctx, "random", executor=ex)
+    assert [t.status for t in trials] == ["ok", "ok"], [t.reason for t in trials]
+    for t in trials:
+        assert t.worker["executor"] == "ray" and t.worker["node"] in nodes and t.worker["pid"] != os.getpid()
+        assert (ctx.artifacts_dir / t.root / "manifest.json").is_file()  # landed from the task's own folder
+        assert (ctx.artifacts_dir / t.artifact / "manifest.json").is_file()
+        assert t.metrics["latency_p50_ms"] == t.record["latency_ms"]["p50"]  # measured here by the harness

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -44,21 +44,97 @@ class TrialRecord:
     record: dict[str, Any] | None = None  # the harness's measurement record (samples left out)
     features: dict[str, float] | None = None  # what the latency predictor sees
     predicted_latency_ms: float | None = None  # a prediction, when the predictor was fitted
+    worker: dict[str, Any] | None = None  # what trained it: executor (local, process, ray), pid, node
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class TrialExecutor(Protocol):
-    """Where trials run. ``LocalExecutor`` runs them in this process; a distributed engine (Ray)
-    implements the same method and runs each job on a worker of its own."""
+@dataclass(frozen=True)
+class Prepared:
+    """A candidate trained and deployed by an executor's worker, waiting for its measurement."""
 
-    def run(self, jobs: list[Callable[[], TrialRecord]]) -> list[TrialRecord]: ...
+    trial: str
+    status: str  # ready | skipped | failed
+    reason: str | None
+    seconds: dict[str, float]
+    root: str | None = None  # the trained model's artifact id
+    artifact: str | None = None  # the deployed file's artifact id
+    keras_accuracy: float | None = None
+    params: dict[str, int] = field(default_factory=dict)
+    features: dict[str, float] | None = None
+    predicted_latency_ms: float | None = None
+    worker: dict[str, Any] = field(default_factory=dict)  # where it was trained: executor, pid, node
+    files: dict[str, dict[str, bytes]] | None = None  # artifact folders, from a worker on another file system
 
 
-class LocalExecutor:
-    def run(self, jobs: list[Callable[[], TrialRecord]]) -> list[TrialRecord]:
-        return [job() for job in jobs]
+@dataclass(frozen=True)
+class TrialJob:
+    """What an executor's worker receives for one candidate (it pickles)."""
+
+    ctx: SearchContext  # a portable copy: no progress callback
+    trial: str
+    values: dict[str, Any]
+    arch: Architecture
+    own_folder: bool = False  # work in a folder of its own and send the artifacts back (Ray)
+
+
+def prepare(job: TrialJob) -> Prepared:
+    """An executor's unit of work: build, maybe skip (the predictor), train, deploy one candidate."""
+    from edge_opt.nas.executors import where
+
+    ctx = job.ctx
+    if not job.own_folder:
+        return replace_worker(ctx.prepare(job.trial, job.values, job.arch), where())
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-opt-trial-") as tmp:
+        local = dataclasses.replace(ctx, artifacts_dir=Path(tmp))
+        done = local.prepare(job.trial, job.values, job.arch)
+        files = {
+            d.name: {f.relative_to(d).as_posix(): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
+            for d in Path(tmp).iterdir()
+            if d.is_dir() and not d.name.startswith(".")
+        }
+        return dataclasses.replace(done, worker=where(), files=files)
+
+
+def replace_worker(p: Prepared, worker: dict[str, Any]) -> Prepared:
+    import dataclasses
+
+    return dataclasses.replace(p, worker=worker)
+
+
+def land(artifacts_dir: Path, files: dict[str, dict[str, bytes]]) -> None:
+    """Artifact folders a worker sent back, written here (once; an id that exists is kept)."""
+    import os
+    import shutil
+    import tempfile
+
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        final = artifacts_dir / name
+        if final.is_dir():
+            continue
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=artifacts_dir))
+        for rel, data in content.items():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(data)
+        try:
+            os.replace(stage, final)
+        except OSError:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+def _here():
+    from edge_opt.nas.executors import LocalExecutor
+
+    return LocalExecutor()
 
 
 @dataclass
@@ -74,14 +150,14 @@ class SearchContext:
     harness: Any  # HarnessOptions
     calibration_rows: int = 256
     seed: int = 0
-    progress: Callable[[str], None] = lambda _: None
+    progress: Callable[[str], None] = _silent
     target_ms: float | None = None  # T of the soft reward
     budgets: list = field(default_factory=list)  # gate Checks (hard objective)
     baseline_accuracy: float | None = None
     predictor: Any = None
-    trainings_saved: int = 0
     reused: int = 0
     _pcas: dict[int, tuple] = field(default_factory=dict)
+    _measured: dict[str, TrialRecord] = field(default_factory=dict)  # architecture -> its first measured trial
 
     def __post_init__(self) -> None:
         from edge_opt.datasets.base import subsample
@@ -101,9 +177,18 @@ class SearchContext:
                 f"nas: the soft objective needs a latency target T: profile '{self.profile.name}' has no "
                 "'latency.p90 <= X' budget; set latency_target_ms or use objective: hard"
             )
-        idx = subsample(len(self.data.x_train), min(self.cfg.train_rows or 10**12, len(self.data.x_train)), self.seed)
-        self.x_train, self.y_train = self.data.x_train[idx], self.data.y_train[idx]
-        self.x_val, self.y_val = self.data.x_val[: self.cfg.val_rows], self.data.y_val[: self.cfg.val_rows]
+        x_tr, y_tr, x_val, y_val = self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val
+        if self.cfg.holdout:  # more validation rows than the val split has: a share of train, not trained on
+            order = np.random.default_rng(self.seed).permutation(len(x_tr))
+            hold, rest = (
+                np.sort(order[: round(self.cfg.holdout * len(x_tr))]),
+                np.sort(order[round(self.cfg.holdout * len(x_tr)) :]),
+            )
+            x_val, y_val = np.concatenate([x_val, x_tr[hold]]), np.concatenate([y_val, y_tr[hold]])
+            x_tr, y_tr = x_tr[rest], y_tr[rest]
+        idx = subsample(len(x_tr), min(self.cfg.train_rows or 10**12, len(x_tr)), self.seed)
+        self.x_train, self.y_train = x_tr[idx], y_tr[idx]
+        self.x_val, self.y_val = x_val[: self.cfg.val_rows], y_val[: self.cfg.val_rows]
         self.records_dir = self.out_dir / "baseline"
 
     def pca(self, components: int):
@@ -114,65 +199,164 @@ class SearchContext:
     def build(self, arch: Architecture):
         return build(arch, self.data.input_shape, self.data.n_classes, self.pca(arch.pca))
 
-    # -- one trial -------------------------------------------------------------------------
+    # -- trials ------------------------------------------------------------------------------
     def trial(self, trial_id: str, values: dict[str, Any], arch: Architecture | None = None) -> TrialRecord:
-        """Evaluate one candidate (or return its record when a killed search had finished it)."""
+        """Evaluate one candidate here (or return its record when a killed search had finished it)."""
+        return self.run_trials([(trial_id, values, arch)], _here())[0]
+
+    def run_trials(self, batch: list[tuple[str, dict[str, Any], Architecture | None]], executor) -> list[TrialRecord]:
+        """Evaluate a batch: the executor trains and deploys them (several at once where it can),
+        then each is measured here, one after another, and its record written as it is done.
+
+        A trial a killed search had finished is its saved record; an architecture measured already
+        in this search (the oracle proposed it again with other inactive hyperparameters) re-uses
+        that measurement and says so; neither is trained again.
+        """
+        from edge_opt.nas.executors import WorkerLost
+
+        records: dict[str, TrialRecord] = {}
+        todo: list[TrialJob] = []
+        copies: list[tuple[str, dict[str, Any], Architecture]] = []
+        pending: dict[str, str] = {}  # identity -> trial sent in this batch
+        portable = self.portable()
+        for trial_id, values, arch in batch:
+            arch = arch or architecture(self.cfg.space, values)
+            saved = self._saved(trial_id, values)
+            if saved is not None:
+                self.reused += 1
+                records[trial_id] = saved
+                if saved.status in ("ok", "rejected"):
+                    self._measured.setdefault(self._identity(values, arch), saved)
+                continue
+            key = self._identity(values, arch)
+            if key in self._measured or key in pending:
+                copies.append((trial_id, values, arch))
+                continue
+            pending[key] = trial_id
+            todo.append(TrialJob(portable, trial_id, values, arch, own_folder=executor.name == "ray"))
+        say = f"{self.task}: nas {self.profile.name}:"
+        for trial_id in [t for t, _, _ in batch if t in records]:
+            self.progress(f"{say} trial {trial_id} finished by the killed search")
+        if todo:  # one progress step per trial: the first says the batch trains, the others their measurement
+            at_once = f", {len(todo)} at once ({executor.name})" if len(todo) > 1 else ""
+            self.progress(f"{say} trial {todo[0].trial}: training{at_once}")
+        results = executor.map(prepare, todo)
+        for i, (job, done) in enumerate(zip(todo, results, strict=True)):
+            if i:
+                self.progress(f"{say} trial {job.trial}: measuring")
+            if isinstance(done, WorkerLost):
+                done = Prepared(job.trial, "failed", done.reason, {"train": 0.0, "convert": 0.0, "measure": 0.0})
+            if done.files:
+                land(self.artifacts_dir, done.files)
+            rec = self.finish(job.values, job.arch, done, executor.name)
+            self._write(rec)
+            records[rec.trial] = rec
+            if rec.status in ("ok", "rejected"):  # measured
+                self._measured[self._identity(job.values, job.arch)] = rec
+        for trial_id, values, arch in copies:
+            self.progress(f"{say} trial {trial_id}: an architecture measured already")
+            rec = self._copy(trial_id, values, self._measured.get(self._identity(values, arch)))
+            if rec is None:  # its twin was not measured: evaluate it on its own
+                rec = self.trial(trial_id, values, arch)
+            else:
+                self._write(rec)
+            records[trial_id] = rec
+        return [records[trial_id] for trial_id, _, _ in batch]
+
+    def portable(self) -> SearchContext:
+        """A copy to send to an executor's worker: no progress callback, no fitted predictor state beyond the model."""
+        import dataclasses
+
+        return dataclasses.replace(self, progress=_silent, _pcas=dict(self._pcas), _measured={})
+
+    def _identity(self, values: dict[str, Any], arch: Architecture) -> str:
+        return json.dumps([arch.model_dump(), int(values.get("tuner/epochs", self.cfg.epochs))], sort_keys=True)
+
+    def _saved(self, trial_id: str, values: dict[str, Any]) -> TrialRecord | None:
         path = self.records_dir / f"{trial_id}.json"
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
             if saved["hyperparameters"] == values:
-                self.reused += 1
                 return TrialRecord(**saved)
-        rec = self._evaluate(trial_id, values, arch or architecture(self.cfg.space, values))
+        return None
+
+    def _write(self, rec: TrialRecord) -> None:
+        path = self.records_dir / f"{rec.trial}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, rec.to_json())
-        return rec
 
-    def _evaluate(self, trial_id: str, values: dict[str, Any], arch: Architecture) -> TrialRecord:
+    def _copy(self, trial_id: str, values: dict[str, Any], twin: TrialRecord | None) -> TrialRecord | None:
+        import dataclasses
+
+        if twin is None:
+            return None
+        note = f"the same architecture as trial {twin.trial}: its measurement, not trained again"
+        reason = f"{twin.reason}; {note}" if twin.reason else note
+        return dataclasses.replace(
+            twin,
+            trial=trial_id,
+            hyperparameters=values,
+            reason=reason,
+            seconds={"train": 0.0, "convert": 0.0, "measure": 0.0},
+        )
+
+    def prepare(self, trial_id: str, values: dict[str, Any], arch: Architecture) -> Prepared:
+        """Build the candidate; skip it when the predictor says it is far over T; else train and deploy it."""
         from edge_opt.nas.predictor import features
 
-        base = {
-            "trial": trial_id,
-            "hyperparameters": values,
-            "architecture": arch.model_dump(),
-            "label": arch.describe(),
-        }
         seconds = {"train": 0.0, "convert": 0.0, "measure": 0.0}
         try:
             model = self.build(arch)
         except Exception as exc:  # noqa: BLE001 - a point of the space that does not build is recorded
-            return TrialRecord(
-                **base,
-                status="failed",
-                reason=f"cannot build: {first_line(exc)}",
-                score=None,
-                metrics={},
-                seconds=seconds,
-            )
+            return Prepared(trial_id, "failed", f"cannot build: {first_line(exc)}", seconds)
         feats = features(model)
         predicted = self.predictor.predict(feats) if self.predictor is not None else None
         if predicted is not None and self.target_ms and predicted > self.cfg.predictor.skip_factor * self.target_ms:
-            self.trainings_saved += 1
             reason = (
                 f"predicted latency {predicted:.3g} ms > {self.cfg.predictor.skip_factor:g} x T "
                 f"({self.target_ms:g} ms): not trained (a prediction, not a measurement)"
             )
-            return TrialRecord(
-                **base,
-                status="skipped",
-                reason=reason,
-                score=None,
-                metrics={},
-                seconds=seconds,
-                features=feats,
-                predicted_latency_ms=predicted,
-            )
+            return Prepared(trial_id, "skipped", reason, seconds, features=feats, predicted_latency_ms=predicted)
         epochs = int(values.get("tuner/epochs", self.cfg.epochs))
         t0 = time.perf_counter()
         root, keras_acc, params = self._train(model, arch, epochs)
         seconds["train"] = round(time.perf_counter() - t0, 3)
-        out = self._deploy_and_measure(root, seconds)
-        metrics = {"keras_accuracy": keras_acc, **params, **out["metrics"]}
+        t0 = time.perf_counter()
+        artifact, error = self._deploy(root)
+        seconds["convert"] = round(time.perf_counter() - t0, 3)
+        common = {"root": root.id, "keras_accuracy": keras_acc, "params": params, "features": feats}
+        if error:
+            return Prepared(trial_id, "failed", error, seconds, **common, predicted_latency_ms=predicted)
+        return Prepared(trial_id, "ready", None, seconds, artifact=artifact, **common, predicted_latency_ms=predicted)
+
+    def finish(self, values: dict[str, Any], arch: Architecture, p: Prepared, executor: str) -> TrialRecord:
+        """Measure a prepared trial here (the harness, the target's runtime) and score it."""
+        base = {
+            "trial": p.trial,
+            "hyperparameters": values,
+            "architecture": arch.model_dump(),
+            "label": arch.describe(),
+            "features": p.features,
+            "predicted_latency_ms": p.predicted_latency_ms,
+            "root": p.root,
+            "worker": {"executor": executor, **p.worker},
+        }
+        seconds = dict(p.seconds)
+        if p.status != "ready":
+            metrics = {"keras_accuracy": p.keras_accuracy, **p.params} if p.root else {}
+            return TrialRecord(
+                **base,
+                status=p.status,
+                reason=p.reason,
+                score=None,
+                metrics=metrics,
+                seconds=seconds,
+                artifact=p.artifact,
+            )
+        t0 = time.perf_counter()
+        out = self._measure(p.artifact)
+        seconds["measure"] = round(time.perf_counter() - t0, 3)
+        metrics = {"keras_accuracy": p.keras_accuracy, **p.params, **out["metrics"]}
         status, reason, score = out["status"], out["reason"], None
         if status == "ok":
             status, reason, score = self._score(out["record"], metrics)
@@ -183,11 +367,8 @@ class SearchContext:
             score=score,
             metrics=metrics,
             seconds=seconds,
-            artifact=out["artifact"],
-            root=root.id,
+            artifact=p.artifact,
             record=out["record"],
-            features=feats,
-            predicted_latency_ms=predicted,
         )
 
     def _train(self, model, arch: Architecture, epochs: int):
@@ -239,11 +420,10 @@ class SearchContext:
             w.notes.update(keras_accuracy=float(acc), **parameter_counts(model))
             return w.publish(), float(acc), parameter_counts(model)
 
-    def _deploy_and_measure(self, root, seconds: dict) -> dict:
-        from edge_opt.models import predicted_labels
+    def _deploy(self, root) -> tuple[str | None, str | None]:
+        """The profile's pipeline on a trained trial: (the deployed artifact's id, None) or (None, why not)."""
         from edge_opt.passes import PassContext
         from edge_opt.pipeline import run_pipeline
-        from edge_opt.runner import _measure
 
         ctx = PassContext(
             target=self.profile.name,
@@ -252,20 +432,19 @@ class SearchContext:
             data=self.data,
             seed=self.seed,
         )
-        t0 = time.perf_counter()
         done = run_pipeline(root, self.steps, self.artifacts_dir, ctx)
-        seconds["convert"] = round(time.perf_counter() - t0, 3)
         if done.status != "ok":
-            return {
-                "status": "failed",
-                "reason": f"pipeline {done.names}: {done.error}",
-                "metrics": {},
-                "artifact": None,
-                "record": None,
-            }
-        artifact = done.artifact
+            return None, f"pipeline {done.names}: {done.error}"
+        return done.artifact.id, None
+
+    def _measure(self, artifact_id: str) -> dict:
+        """The deployed file measured by the harness on the profile's first runtime that reads it."""
+        from edge_opt.artifacts import load_artifact
+        from edge_opt.models import predicted_labels
+        from edge_opt.runner import _measure
+
+        artifact = load_artifact(self.artifacts_dir / artifact_id)
         threads = self.profile.threads[0]
-        t0 = time.perf_counter()
         rec = None
         for rs in (r for r in self.profile.runtimes if r.reads(artifact.format)):
             rec, outputs = _measure(
@@ -273,7 +452,6 @@ class SearchContext:
             )
             if rec.status != "skipped":  # no EdgeTPU here: the next runtime (the labelled host proxy)
                 break
-        seconds["measure"] = round(time.perf_counter() - t0, 3)
         record = {k: v for k, v in rec.to_json().items() if k != "latency_samples_ms"}
         if rec.status != "ok":
             return {
@@ -340,25 +518,15 @@ def make_oracle(name: str, trials: int, seed: int, epochs: int):
     return oracle
 
 
-def make_tuner(ctx: SearchContext, oracle_name: str, project: str, executor: TrialExecutor):
-    """A keras-tuner Tuner whose ``run_trial`` returns the trial's metric dict (objective: ``score``)."""
+def make_tuner(ctx: SearchContext, oracle_name: str, project: str):
+    """A keras-tuner Tuner over the space: its oracle proposes, ``search`` runs the trials."""
     import keras_tuner as kt
 
     from edge_opt.nas.space import hypermodel
 
     class EdgeTuner(kt.engine.base_tuner.BaseTuner):
-        records: dict[str, TrialRecord] = {}
-
-        def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
-            values = dict(trial.hyperparameters.values)
-            n = len(self.records) + 1
-            ctx.progress(f"{ctx.task}: nas {ctx.profile.name} ({oracle_name}): trial {n}/{ctx.cfg.trials}")
-            (rec,) = executor.run([lambda: ctx.trial(trial.trial_id, values)])
-            self.records[trial.trial_id] = rec
-            ctx.refit_predictor(self.records.values())
-            metrics = {"score": rec.score if rec.score is not None else 0.0}  # the oracle learns a bad point
-            metrics.update({k: float(v) for k, v in rec.metrics.items() if isinstance(v, int | float)})
-            return metrics
+        def run_trial(self, trial, *args, **kwargs):  # ``search`` runs the trials, in batches
+            raise NotImplementedError("edge-opt's search runs the trials itself (see search())")
 
         def save_model(self, trial_id, model, step=0) -> None:  # the trial's artifact is the saved model
             return None
@@ -368,11 +536,14 @@ def make_tuner(ctx: SearchContext, oracle_name: str, project: str, executor: Tri
 
     oracle = make_oracle(oracle_name, ctx.cfg.trials, ctx.seed, ctx.cfg.epochs)
     model = hypermodel(ctx.cfg.space, ctx.data.input_shape, ctx.data.n_classes, _PcaView(ctx))
-    tuner = EdgeTuner(oracle, model, directory=str(ctx.out_dir), project_name=project)
-    tuner.records = {
-        p.stem: TrialRecord(**json.loads(p.read_text(encoding="utf-8"))) for p in sorted(ctx.records_dir.glob("*.json"))
-    }  # a resumed search's finished trials
-    return tuner
+    return EdgeTuner(oracle, model, directory=str(ctx.out_dir), project_name=project)
+
+
+def metrics_for_oracle(rec: TrialRecord) -> dict[str, float]:
+    """What the oracle learns from a trial: its score (0 for a trial that is not ok) and its numbers."""
+    metrics = {"score": rec.score if rec.score is not None else 0.0}
+    metrics.update({k: float(v) for k, v in rec.metrics.items() if isinstance(v, int | float)})
+    return metrics
 
 
 class _PcaView:
@@ -400,24 +571,51 @@ def _refit_predictor(self: SearchContext, records) -> None:
 SearchContext.refit_predictor = _refit_predictor
 
 
-def search(
-    ctx: SearchContext, oracle_name: str, project: str = "tuner", executor: TrialExecutor | None = None
-) -> list[TrialRecord]:
-    """Run (or continue) one search; returns every trial's record in trial order."""
+def search(ctx: SearchContext, oracle_name: str, project: str = "tuner", executor=None) -> list[TrialRecord]:
+    """Run (or continue) one search; returns every trial's record in trial order.
+
+    keras-tuner's own loop runs one trial at a time; this one asks the oracle for as many trials
+    as the executor has workers (one "tuner id" each, as keras-tuner's distributed mode does),
+    has them trained at once, measures them one by one, and reports each back to the oracle.
+    """
     import contextlib
     import io
 
+    import keras_tuner as kt
+
+    executor = executor or _here()
     ctx.records_dir = ctx.out_dir / project / "records"
     ctx.records_dir.mkdir(parents=True, exist_ok=True)
-    tuner = make_tuner(ctx, oracle_name, project, executor or LocalExecutor())
+    RUNNING, STOPPED = kt.engine.trial.TrialStatus.RUNNING, kt.engine.trial.TrialStatus.STOPPED
     # keras-tuner prints its own tables on stdout; edge-opt shows its progress and summary instead.
     with contextlib.redirect_stdout(io.StringIO()):
-        tuner.search(verbose=0)
+        tuner = make_tuner(ctx, oracle_name, project)
+        oracle = tuner.oracle
+        seen = [t for t in oracle.trials.values() if t.status not in (RUNNING,)]  # a resumed search's finished trials
+        ctx.refit_predictor([r for t in seen if (r := ctx._saved(t.trial_id, dict(t.hyperparameters.values)))])
+        while True:
+            batch = []
+            for worker in range(executor.workers):
+                trial = oracle.create_trial(f"edge-opt-{worker}")
+                if trial.status == RUNNING:
+                    batch.append(trial)
+                elif trial.status == STOPPED:
+                    break  # the trial budget is spent (IDLE: the oracle has nothing more for now)
+            if not batch:
+                break
+            records = ctx.run_trials([(t.trial_id, dict(t.hyperparameters.values), None) for t in batch], executor)
+            for trial, rec in zip(batch, records, strict=True):
+                oracle.update_trial(trial.trial_id, metrics_for_oracle(rec))
+                trial.status = kt.engine.trial.TrialStatus.COMPLETED
+                oracle.end_trial(trial)
+            tuner.save()
+            done = [r for t in oracle.trials.values() if (r := ctx._saved(t.trial_id, dict(t.hyperparameters.values)))]
+            ctx.refit_predictor(done)
     records = []
-    for trial_id in sorted(tuner.oracle.trials):
-        path = ctx.records_dir / f"{trial_id}.json"
-        if path.is_file():
-            records.append(TrialRecord(**json.loads(path.read_text(encoding="utf-8"))))
+    for trial_id in sorted(oracle.trials):
+        rec = ctx._saved(trial_id, dict(oracle.trials[trial_id].hyperparameters.values))
+        if rec is not None:
+            records.append(rec)
     return records
 
 
@@ -442,11 +640,10 @@ class SearchResult:
         }
 
 
-def run_search(ctx: SearchContext, executor: TrialExecutor | None = None) -> SearchResult:
+def run_search(ctx: SearchContext, executor=None) -> SearchResult:
     """Measure the hand-designed baseline, search, and compute the front and the efficacy figures."""
     started = time.perf_counter()
-    ctx.progress(f"{ctx.task}: nas {ctx.profile.name}: the hand-designed baseline")
-    baseline = ctx.trial("baseline", {}, baseline_architecture(ctx.cfg.baseline))
+    baseline = ctx.run_trials([("baseline", {}, baseline_architecture(ctx.cfg.baseline))], executor or _here())[0]
     if baseline.status in ("ok", "rejected"):
         ctx.baseline_accuracy = baseline.metrics["accuracy"]
     trials = search(ctx, ctx.cfg.oracle, "tuner", executor)

@@ -103,6 +103,7 @@ class NasConfig(_Strict):
     epochs: int = Field(default=1, ge=1, le=100)  # brief training of each trial
     train_rows: int | None = Field(default=2000, ge=100)  # rows each trial trains on (None: all)
     val_rows: int = Field(default=1000, ge=10)  # rows the deployed file's accuracy is measured on
+    holdout: float = Field(default=0.0, ge=0, lt=0.9)  # share of train added to the val rows (not trained on)
     batch_size: int = Field(default=128, ge=1)
     learning_rate: float = Field(default=3e-3, gt=0)
     final_epochs: int | None = Field(default=None, ge=1)  # the chosen model's training (None: the baseline's)
@@ -111,6 +112,7 @@ class NasConfig(_Strict):
     predictor: PredictorConfig | None = PredictorConfig()
     compare_random: bool = False  # the same search with RandomSearch at equal trials beside it
     target_distance: float = Field(default=0.01, ge=0)  # trials-to-target: within this of the final best score
+    parallel: int = Field(default=1, ge=1, le=64)  # trials trained at once (local processes, or Ray tasks)
 
 
 class Architecture(_Strict):

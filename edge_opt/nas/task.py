@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_opt.artifacts import Artifact, ArtifactWriter
-from edge_opt.nas.search import SearchContext, SearchResult, TrialExecutor, parameter_counts, run_search
+from edge_opt.nas.executors import TrialExecutor
+from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
 from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, check_space
 
 
@@ -28,8 +29,22 @@ def search_targets(
     progress=lambda _: None,
     executor: TrialExecutor | None = None,
 ) -> dict[str, SearchResult]:
-    """One search per searched target (the space is checked once, before any training)."""
+    """One search per searched target (the space is checked once, before any training).
+
+    ``executor``: where the trials train (default: ``cfg.parallel`` local processes, or this one)."""
+    from edge_opt.nas.executors import make_executor
+
     check_space(cfg.space, data.input_shape, data.n_classes, f"task {task}: model.space")
+    own = executor is None
+    executor = executor or make_executor(cfg.parallel)
+    try:
+        return _search_each(task, cfg, data, profiles, folder, harness, seed, calibration_rows, progress, executor)
+    finally:
+        if own:
+            executor.close()
+
+
+def _search_each(task, cfg, data, profiles, folder, harness, seed, calibration_rows, progress, executor):
     results = {}
     for profile in profiles:
         if cfg.targets is not None and profile.name not in cfg.targets:
@@ -196,7 +211,7 @@ def efficacy_lines(result: SearchResult) -> list[str]:
     return lines
 
 
-def load_search(path: str, *, target: str | None, trials: int | None, oracle: str | None):
+def load_search(path: str, *, target: str | None, trials: int | None, oracle: str | None, parallel: int | None = None):
     """A suite (its tasks whose model is ``{kind: nas}``) or a space file, as a Suite, with the overrides."""
     from pathlib import Path as _Path
 
@@ -254,5 +269,7 @@ def load_search(path: str, *, target: str | None, trials: int | None, oracle: st
         update["trials"] = trials
     if oracle:
         update["oracle"] = oracle
+    if parallel:
+        update["parallel"] = parallel
     tasks = [TaskConfig(**{**t.model_dump(), "model": t.model.model_copy(update=update)}) for t in tasks]
     return suite.model_copy(update={"tasks": tasks})

@@ -115,6 +115,8 @@ def test_a_run_under_the_ray_engine_gives_the_same_records(user_suite, tmp_path)
     assert rec["status"] == "ok", rec["error"]
     assert rec["device"]["name"] == "here" and rec["device"]["engine"]["name"] == "ray"
     assert rec["device"]["engine"]["node_id"] and rec["latency_ms"]["n"] >= 1
+    fp = result.results["provenance"]["devices"]["here"]["fingerprint"]  # read by the device's actor
+    assert fp["cores"] >= 1 and "versions" in fp
     local = run_suite(suite, tmp_path / "out-local", devices=[here]).results["measurements"][0]
     same = set(local) - {"device"}
     assert set(rec) == set(local) and {k for k in same if (rec[k] is None) != (local[k] is None)} == set()
