@@ -3,7 +3,9 @@
 Runs `edge-opt nas benchmarks/nas.yaml` (LiteRT, int8, 1 thread, the mobile profile) and prints,
 per task: the headline (fastest front member within 0.5 points of the hand-designed baseline,
 its speed-up), Bayesian vs random hypervolume at equal trials, the search's wall time, and the
-latency predictor's share within ±10% (a prediction). `--quick` runs 6 trials instead of 20.
+latency predictor's share within ±10% (a prediction). `--quick` runs 6 trials instead of 20;
+`--parallel N` trains N trials at once in local processes (each still measured alone), so the
+wall time of the same search with 1 and with N workers can be set side by side.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="6 trials per search instead of 20")
+    ap.add_argument("--parallel", type=int, default=None, help="trials trained at once (default: the suite's)")
     ap.add_argument("--out", type=Path, default=Path("reports/nas-bench"))
     args = ap.parse_args()
     cmd = [sys.executable, "-m", "edge_opt.cli", "nas", str(ROOT / "benchmarks" / "nas.yaml"), "--out", str(args.out)]
     cmd += ["--trials", "6"] if args.quick else []
+    cmd += ["--parallel", str(args.parallel)] if args.parallel else []
     started = time.perf_counter()
     subprocess.run([*cmd, "-q"], check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     nas = json.loads((args.out / "nas-nas" / "nas.json").read_text())
-    print(f"edge-opt nas benchmarks/nas.yaml: {wall:.0f} s wall for every search below (this machine)")
+    workers = f", {args.parallel} trials trained at once" if args.parallel else ""
+    print(f"edge-opt nas benchmarks/nas.yaml: {wall:.0f} s wall for every search below (this machine{workers})")
     for task, by_target in nas["tasks"].items():
         for target, r in by_target.items():
             h, rnd, p = r["headline"] or {}, r["random_search"], (r["predictor"] or {}).get("accuracy")
@@ -39,6 +44,12 @@ def main() -> None:
                     f"  headline: {h['label']} acc {h['accuracy']:.4f} vs baseline {h['baseline_accuracy']:.4f}; "
                     f"p50 {h['latency_p50_ms']:.4g} vs {h['baseline_latency_p50_ms']:.4g} ms: {h['speedup']:.2f}x"
                 )
+                if h.get("confirmed"):
+                    c = h["confirmed"]
+                    print(
+                        f"  confirmed, paired ({c['order']}, {c['rounds']} rounds): p50 {c['latency_p50_ms']:.4g} vs "
+                        f"{c['baseline_latency_p50_ms']:.4g} ms: {c['speedup']:.2f}x"
+                    )
             else:
                 print("  headline: no front member within 0.5 points of the baseline")
             print(f"  hypervolume {r['oracle']}: {r['hypervolume']:.4g}", end="")

@@ -86,6 +86,7 @@ def nas_section(nas: dict | None) -> list[str]:
             head = (
                 f"{h['label']}: {h['speedup']:.2f}x the baseline at {h['accuracy']:.4f} "
                 f"(baseline {h['baseline_accuracy']:.4f})"
+                + (f"; {h['confirmed']['speedup']:.2f}x paired re-measurement" if h.get("confirmed") else "")
                 if h.get("trial")
                 else "no front member within 0.5 points of the baseline"
             )

@@ -1017,6 +1017,12 @@ class _Page:
                 f"baseline: accuracy {h['accuracy']:.4f} vs {h['baseline_accuracy']:.4f}, p50 "
                 f"{fmt_ms(h['latency_p50_ms'])} vs {fmt_ms(h['baseline_latency_p50_ms'])}, "
                 f"<b>{h['speedup']:.2f}×</b> the baseline's speed."
+                + (
+                    f" Measured again, paired ({h['confirmed']['order']}, {h['confirmed']['rounds']} rounds): "
+                    f"<b>{h['confirmed']['speedup']:.2f}×</b>."
+                    if h.get("confirmed")
+                    else ""
+                )
             )
         elif h:
             items.append(f"<b>Headline</b>: {_e(h.get('note'))} (within {_e(h.get('within_points', 0.5))} points).")

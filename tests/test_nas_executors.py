@@ -94,3 +94,44 @@ def test_hyperband_searches_with_its_own_epoch_budgets(tmp_path, adult_small):
     trials = search(ctx, "hyperband")
     assert len(trials) == 3 and all(t.status == "ok" for t in trials)
     assert all("tuner/epochs" in t.hyperparameters for t in trials)  # Hyperband chose each trial's epochs
+
+
+@pytest.mark.parametrize("name", ["random", "bayesian"])
+def test_the_oracles_propose_a_new_architecture_while_one_is_left(tmp_path, name):
+    """keras-tuner tells points apart by every hyperparameter; edge-opt's oracles by the architecture
+    built (here ``a``; ``b`` stands for a knob that changes nothing, like an inactive one)."""
+    import keras_tuner as kt
+
+    from edge_opt.nas.search import make_oracle
+
+    oracle = make_oracle(name, 6, 0, 1, identity=lambda values: str(values["a"]))
+    hp = kt.HyperParameters()
+    hp.Choice("a", [1, 2, 3, 4, 5, 6])
+    hp.Int("b", 0, 1000)
+    oracle._set_project_dir(str(tmp_path), name)
+    oracle.update_space(hp)
+    seen = []
+    for _ in range(6):
+        trial = oracle.create_trial("w")
+        seen.append(trial.hyperparameters.values["a"])
+        oracle.update_trial(trial.trial_id, {"score": float(trial.hyperparameters.values["a"] == 3)})
+        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6]  # six trials, six architectures
+
+
+def test_the_headline_is_measured_again_paired_with_the_baseline(tmp_path, adult_small):
+    from edge_opt.nas.search import confirm, headline
+    from edge_opt.nas.space import Architecture
+    from edge_opt.targets import load_profile
+
+    ctx = _ctx(tmp_path, adult_small, load_profile("mobile"), space=FLAT)
+    base = ctx.trial("baseline", {}, Architecture(kind="mlp", hidden=[32]))
+    small = ctx.trial("00", {}, Architecture(kind="mlp", hidden=[8]))
+    head = headline([small], base, points=100)  # within reach whatever the accuracies
+    out = confirm(ctx, head, base, [small])
+    c = out["confirmed"]
+    assert out["speedup"] == head["speedup"]  # the search's figure is kept beside the paired one
+    assert c["rounds"] == 3 and len(c["samples_p50_ms"]["member"]) == len(c["samples_p50_ms"]["baseline"]) == 3
+    assert c["speedup"] == pytest.approx(c["baseline_latency_p50_ms"] / c["latency_p50_ms"])
+    assert c["latency_p50_ms"] in c["samples_p50_ms"]["member"]  # the median of three measurements

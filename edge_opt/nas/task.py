@@ -195,6 +195,12 @@ def efficacy_lines(result: SearchResult) -> list[str]:
             f"{h['speedup']:.2f}x the baseline's speed "
             f"(p50 {h['latency_p50_ms']:.4g} vs {h['baseline_latency_p50_ms']:.4g} ms)"
         )
+        c = h.get("confirmed")
+        if c:
+            lines.append(
+                f"  confirmed: {c['speedup']:.2f}x in {c['rounds']} paired re-measurements each, {c['order']} "
+                f"(p50 {c['latency_p50_ms']:.4g} vs {c['baseline_latency_p50_ms']:.4g} ms)"
+            )
     elif h:
         lines.append(f"  headline: {h['note']}")
     p = f.get("predictor")
