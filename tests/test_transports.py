@@ -29,11 +29,14 @@ def ssh_server(tmp_path_factory):
 
 
 def _workers_in(folder: Path) -> list[psutil.Process]:
-    """Worker processes whose working folder is under ``folder`` (the ssh runs' folders)."""
+    """Worker and monitor processes whose working folder is under ``folder`` (the ssh runs' folders)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if "edge_opt.bench.worker" in " ".join(proc.info["cmdline"] or []) and proc.cwd().startswith(str(folder)):
+            line = " ".join(proc.info["cmdline"] or [])
+            if ("edge_opt.bench.worker" in line or "edge_opt.bench.monitor" in line) and proc.cwd().startswith(
+                str(folder)
+            ):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
@@ -74,6 +77,8 @@ def test_bench_through_ssh_gives_the_local_record(ssh_server, tiny_artifacts, ad
         artifact=art.summary(), runtime="litert", device="cpu", threads=1, size_bytes=None, result=remote
     )
     assert rec.device["name"] == "loopback" and rec.device["transport"] == "ssh"
+    # the device's monitor sampled the worker's USS from outside, as the local harness does
+    assert rec.memory_mb["uss_samples"] >= 1 and rec.memory_mb["peak_uss"] >= rec.memory_mb["uss_end"] > 0
     assert set(rec.device["conditions"]["before"]) == {"0"}  # the core mask's CPUs
     assert (
         rec.latency_ms["n"] >= 5

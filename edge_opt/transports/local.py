@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
-from edge_opt.bench.harness import WorkerResult, _tail, _UssSampler
-from edge_opt.procs import child_env
+from edge_opt.bench.harness import WorkerResult, _tail
+from edge_opt.bench.monitor import add_uss, run_sampled
 from edge_opt.transports.base import OUTPUT_FILE
 
 
@@ -60,18 +59,9 @@ class LocalTransport:
         cmd = [sys.executable, "-m", "edge_opt.bench.worker", str(local_dir / "spec.json"), str(result_path)]
         # The child's output goes to a file: a pipe could fill up while the parent samples memory.
         with open(local_dir / "child.log", "w+", encoding="utf-8", errors="replace") as log:
-            proc = subprocess.Popen(cmd, env=child_env(), stdout=log, stderr=log, text=True)
-            sampler = _UssSampler(proc.pid)
-            sampler.start()
-            try:
-                returncode = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
+            returncode, sampler = run_sampled(cmd, log, timeout_s)
+            if returncode is None:
                 return WorkerResult("failed", f"timed out after {timeout_s:.0f} s", {})
-            finally:  # on a timeout, Ctrl-C or SIGTERM alike: no worker outlives the measurement
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                sampler.stop()
             log.seek(0)
             stderr = log.read()
         if returncode < 0:
@@ -83,9 +73,5 @@ class LocalTransport:
                 f"worker exited with code {returncode}: {_tail(stderr, 1)}",
                 {"stderr_tail": _tail(stderr)},
             )
-        raw = json.loads(result_path.read_text(encoding="utf-8"))
-        memory = raw.get("memory_mb")
-        if memory:
-            memory["peak_uss"] = max(memory["uss_end"], sampler.peak / (1024 * 1024))
-            memory["uss_samples"] = sampler.samples
+        raw = add_uss(json.loads(result_path.read_text(encoding="utf-8")), sampler)
         return WorkerResult(raw["status"], raw.get("error"), raw, None, raw.get("exit_code"))

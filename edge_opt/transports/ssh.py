@@ -164,7 +164,7 @@ class SSHTransport:
             async with self._sftp.open(f"{run_dir}/spec.json", "w") as fh:
                 await fh.write(json.dumps(spec))
             cmd = (
-                f"cd {q(run_dir)} && echo $$ && exec {self.device.python} -m edge_opt.bench.worker "
+                f"cd {q(run_dir)} && echo $$ && exec {self.device.python} -m edge_opt.bench.monitor "
                 f"spec.json result.json"
             )
             proc = await conn.create_process(cmd, stderr=asyncssh.STDOUT)
