@@ -10,7 +10,11 @@ figures are computed by ``pareto``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -83,14 +87,10 @@ def prepare(job: TrialJob) -> Prepared:
     """An executor's unit of work: build, maybe skip (the predictor), train, deploy one candidate."""
     from edge_opt.nas.executors import where
 
-    ctx = job.ctx
     if not job.own_folder:
-        return replace_worker(ctx.prepare(job.trial, job.values, job.arch), where())
-    import dataclasses
-    import tempfile
-
+        return dataclasses.replace(job.ctx.prepare(job.trial, job.values, job.arch), worker=where())
     with tempfile.TemporaryDirectory(prefix="edge-opt-trial-") as tmp:
-        local = dataclasses.replace(ctx, artifacts_dir=Path(tmp))
+        local = dataclasses.replace(job.ctx, artifacts_dir=Path(tmp))
         done = local.prepare(job.trial, job.values, job.arch)
         files = {
             d.name: {f.relative_to(d).as_posix(): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
@@ -100,18 +100,8 @@ def prepare(job: TrialJob) -> Prepared:
         return dataclasses.replace(done, worker=where(), files=files)
 
 
-def replace_worker(p: Prepared, worker: dict[str, Any]) -> Prepared:
-    import dataclasses
-
-    return dataclasses.replace(p, worker=worker)
-
-
 def land(artifacts_dir: Path, files: dict[str, dict[str, bytes]]) -> None:
     """Artifact folders a worker sent back, written here (once; an id that exists is kept)."""
-    import os
-    import shutil
-    import tempfile
-
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         final = artifacts_dir / name
@@ -264,9 +254,7 @@ class SearchContext:
         return [records[trial_id] for trial_id, _, _ in batch]
 
     def portable(self) -> SearchContext:
-        """A copy to send to an executor's worker: no progress callback, no fitted predictor state beyond the model."""
-        import dataclasses
-
+        """A copy to send to an executor's worker (it pickles): no progress callback, no records of this search."""
         return dataclasses.replace(self, progress=_silent, _pcas=dict(self._pcas), _measured={})
 
     def _identity(self, values: dict[str, Any], arch: Architecture) -> str:
@@ -286,8 +274,6 @@ class SearchContext:
         write_json_atomic(path, rec.to_json())
 
     def _copy(self, trial_id: str, values: dict[str, Any], twin: TrialRecord | None) -> TrialRecord | None:
-        import dataclasses
-
         if twin is None:
             return None
         note = f"the same architecture as trial {twin.trial}: its measurement, not trained again"
