@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_opt.arrays import load_xy
-from edge_opt.artifacts import Artifact, ArtifactWriter, sha256_file
+from edge_opt.artifacts import Artifact, sha256_file
 from edge_opt.datasets import Dataset
 from edge_opt.errors import BadInputError, ModelLoadError
 
@@ -43,31 +43,23 @@ def _user() -> str:
 def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Artifact:
     digest = sha256_file(source) if source.is_file() else None
     config = {"source": str(source.resolve()), "sha256": digest, "trusted_code": trust}
-    with ArtifactWriter(
-        out,
-        parent=None,
-        pass_name="import",
-        config=config,
-        target=None,
-        fmt="keras",
-        precision="fp32",
-        model_file="model.keras",
-        label="input",
-    ) as w:
-        if w.existing:
-            return w.existing
-        model.save(str(w.stage / "model.keras"))
-        w.notes["parameters"] = int(model.count_params())
+
+    def make(notes: dict):
+        notes["parameters"] = int(model.count_params())
         if trust:  # a record of who trusted what; it never grants trust to a later command
             from edge_opt.models import code_layers
 
-            w.notes["trust"] = {
+            notes["trust"] = {
                 "granted_by": "--trust-model",
                 "user": _user(),
                 "source_sha256": digest,
                 "code_layers": code_layers(source),
             }
-        return w.publish()
+        return model
+
+    from edge_opt.models import keras_root
+
+    return keras_root(out, pass_name="import", config=config, label="input", make=make)
 
 
 def user_dataset(x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:

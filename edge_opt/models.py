@@ -190,27 +190,91 @@ def dataset_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: 
     return ds.batch(batch_size).prefetch(tf_.data.AUTOTUNE)
 
 
-def train(cfg: ModelConfig, data: Dataset, seed: int = 0, verbose: int = 0):
+def label_array(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels as the loss wants them: float32 for one sigmoid unit (two classes), class indices otherwise."""
+    return y.astype("float32") if n_classes == 2 else y
+
+
+def fit_classifier(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    learning_rate: float,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    callbacks=(),
+    verbose: int = 0,
+):
+    """Compile and train a classifier, the one training loop of edge-opt's models and passes: Adam,
+    binary cross-entropy on one sigmoid unit for two classes, sparse categorical cross-entropy
+    otherwise, shuffled batches from ``dataset_pipeline``. Returns the model."""
     from edge_opt._tf import keras
 
-    k = keras()
-    k.utils.set_random_seed(seed)
-    model = build(cfg, data.input_shape, data.n_classes)
-    binary = data.n_classes == 2
+    binary = n_classes == 2
     model.compile(
-        optimizer=k.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras().optimizers.Adam(learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    y_train = data.y_train.astype("float32") if binary else data.y_train
-    y_val = data.y_val.astype("float32") if binary else data.y_val
+    val = None
+    if validation is not None:
+        vx, vy = validation
+        val = dataset_pipeline(vx, label_array(vy, n_classes), batch_size, shuffle=False, seed=seed)
     model.fit(
-        dataset_pipeline(data.x_train, y_train, cfg.batch_size, shuffle=True, seed=seed),
-        validation_data=dataset_pipeline(data.x_val, y_val, cfg.batch_size, shuffle=False, seed=seed),
-        epochs=cfg.epochs,
+        dataset_pipeline(x, label_array(y, n_classes), batch_size, shuffle=True, seed=seed),
+        validation_data=val,
+        epochs=epochs,
+        callbacks=list(callbacks),
         verbose=verbose,
     )
     return model
+
+
+def train(cfg: ModelConfig, data: Dataset, seed: int = 0, verbose: int = 0):
+    from edge_opt._tf import keras
+
+    keras().utils.set_random_seed(seed)
+    model = build(cfg, data.input_shape, data.n_classes)
+    return fit_classifier(
+        model,
+        data.x_train,
+        data.y_train,
+        data.n_classes,
+        learning_rate=cfg.learning_rate,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=seed,
+        validation=(data.x_val, data.y_val),
+        verbose=verbose,
+    )
+
+
+def keras_root(out_dir: Path, *, pass_name: str, config: dict, label: str, make) -> Artifact:
+    """A Keras model as a root artifact (no parent), re-used when one with the same identity exists.
+
+    ``make(notes)`` builds (and trains) the model and may add to the manifest's notes; the model's
+    parameter count is noted. The one writer of edge-opt's root Keras models (train, nas, import)."""
+    with ArtifactWriter(
+        out_dir,
+        parent=None,
+        pass_name=pass_name,
+        config=config,
+        target=None,
+        fmt="keras",
+        precision="fp32",
+        model_file="model.keras",
+        label=label,
+    ) as w:
+        if w.existing:
+            return w.existing
+        model = make(w.notes)
+        model.save(str(w.stage / "model.keras"))
+        w.notes.setdefault("parameters", int(model.count_params()))
+        return w.publish()
 
 
 def train_artifact(
@@ -218,24 +282,14 @@ def train_artifact(
 ) -> Artifact:
     """Train the float model and publish it as the root artifact (format keras)."""
     config = {"task": task, "dataset": data.name, "data": data_config or {}, "model": cfg.model_dump(), "seed": seed}
-    with ArtifactWriter(
-        out_dir,
-        parent=None,
-        pass_name="train",
-        config=config,
-        target=None,
-        fmt="keras",
-        precision="fp32",
-        model_file="model.keras",
-        label="float",
-    ) as w:
-        if w.existing:
-            return w.existing
+
+    def make(notes: dict):
         model = train(cfg, data, seed=seed)
-        model.save(str(w.stage / "model.keras"))
-        w.notes["parameters"] = int(model.count_params())
-        w.notes["input_shape"] = list(data.input_shape)
-        return w.publish()
+        notes["parameters"] = int(model.count_params())
+        notes["input_shape"] = list(data.input_shape)
+        return model
+
+    return keras_root(out_dir, pass_name="train", config=config, label="float", make=make)
 
 
 def predicted_labels(outputs: np.ndarray, n_classes: int) -> np.ndarray:

@@ -360,8 +360,7 @@ class SearchContext:
     def _train(self, model, arch: Architecture, epochs: int):
         """Train briefly and publish the trial's model as an artifact (re-used when it exists)."""
         from edge_opt._tf import keras
-        from edge_opt.artifacts import ArtifactWriter
-        from edge_opt.models import dataset_pipeline
+        from edge_opt.models import fit_classifier, keras_root, label_array
 
         config = {
             "task": self.task,
@@ -373,38 +372,28 @@ class SearchContext:
             "batch_size": self.cfg.batch_size,
             "seed": self.seed,
         }
-        with ArtifactWriter(
-            self.artifacts_dir,
-            parent=None,
-            pass_name="nas-trial",
-            config=config,
-            target=None,
-            fmt="keras",
-            precision="fp32",
-            model_file="model.keras",
-            label=f"trial {arch.describe()}",
-        ) as w:
-            if w.existing:
-                return w.existing, w.existing.manifest["notes"]["keras_accuracy"], _params(w.existing.manifest["notes"])
-            k = keras()
-            k.utils.set_random_seed(self.seed)
+
+        def make(notes: dict):
+            keras().utils.set_random_seed(self.seed)
             model = self.build(arch)  # rebuilt after seeding: the same candidate gets the same weights
-            binary = self.data.n_classes == 2
-            model.compile(
-                optimizer=k.optimizers.Adam(self.cfg.learning_rate),
-                loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            cast = (lambda y: y.astype("float32")) if binary else (lambda y: y)
-            model.fit(
-                dataset_pipeline(self.x_train, cast(self.y_train), self.cfg.batch_size, shuffle=True, seed=self.seed),
+            fit_classifier(
+                model,
+                self.x_train,
+                self.y_train,
+                self.data.n_classes,
+                learning_rate=self.cfg.learning_rate,
+                batch_size=self.cfg.batch_size,
                 epochs=epochs,
-                verbose=0,
+                seed=self.seed,
             )
-            _, acc = model.evaluate(self.x_val, cast(self.y_val), verbose=0)
-            model.save(str(w.stage / "model.keras"))
-            w.notes.update(keras_accuracy=float(acc), **parameter_counts(model))
-            return w.publish(), float(acc), parameter_counts(model)
+            _, acc = model.evaluate(self.x_val, label_array(self.y_val, self.data.n_classes), verbose=0)
+            notes.update(keras_accuracy=float(acc), **parameter_counts(model))
+            return model
+
+        root = keras_root(
+            self.artifacts_dir, pass_name="nas-trial", config=config, label=f"trial {arch.describe()}", make=make
+        )
+        return root, root.manifest["notes"]["keras_accuracy"], _params(root.manifest["notes"])
 
     def _deploy(self, root) -> tuple[str | None, str | None]:
         """The profile's pipeline on a trained trial: (the deployed artifact's id, None) or (None, why not)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
+from edge_opt.artifacts import Artifact
 from edge_opt.nas.executors import TrialExecutor
 from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
 from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, check_space
@@ -90,7 +90,7 @@ def train_chosen(
 ) -> Artifact:
     """Train the chosen architecture (the baseline's when no trial was ok) as the target's float model."""
     from edge_opt._tf import keras
-    from edge_opt.models import dataset_pipeline
+    from edge_opt.models import fit_classifier, keras_root
     from edge_opt.nas.space import build, fit_pca
 
     arch = Architecture(**result.chosen.architecture) if result.chosen else baseline_architecture(cfg.baseline)
@@ -104,41 +104,27 @@ def train_chosen(
         "searched_for": result.target,
         "seed": seed,
     }
-    with ArtifactWriter(
-        out_dir,
-        parent=None,
-        pass_name="nas",
-        config=config,
-        target=None,
-        fmt="keras",
-        precision="fp32",
-        model_file="model.keras",
-        label=f"float (nas {result.target})",
-    ) as w:
-        if w.existing:
-            return w.existing
-        k = keras()
-        k.utils.set_random_seed(seed)
+
+    def make(notes: dict):
+        keras().utils.set_random_seed(seed)
         pca = fit_pca(data.x_train, arch.pca, seed) if arch.pca else None
         model = build(arch, data.input_shape, data.n_classes, pca)
-        binary = data.n_classes == 2
-        model.compile(
-            optimizer=k.optimizers.Adam(cfg.baseline.learning_rate),
-            loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        y = data.y_train.astype("float32") if binary else data.y_train
-        model.fit(
-            dataset_pipeline(data.x_train, y, cfg.baseline.batch_size, shuffle=True, seed=seed),
+        fit_classifier(
+            model,
+            data.x_train,
+            data.y_train,
+            data.n_classes,
+            learning_rate=cfg.baseline.learning_rate,
+            batch_size=cfg.baseline.batch_size,
             epochs=epochs,
-            verbose=0,
+            seed=seed,
         )
-        model.save(str(w.stage / "model.keras"))
-        counts = parameter_counts(model)
-        w.notes["parameters"] = int(model.count_params())
-        w.notes["input_shape"] = list(data.input_shape)
-        w.notes["nas"] = {**summary(result), **counts}
-        return w.publish()
+        notes["parameters"] = int(model.count_params())
+        notes["input_shape"] = list(data.input_shape)
+        notes["nas"] = {**summary(result), **parameter_counts(model)}
+        return model
+
+    return keras_root(out_dir, pass_name="nas", config=config, label=f"float (nas {result.target})", make=make)
 
 
 def nas_json(searches: dict[str, dict[str, SearchResult]]) -> dict[str, Any]:

@@ -172,17 +172,17 @@ def _fold(input_shape: tuple[int, ...], proj: Projection, head: list):
 
 def _train(model, cfg: HeadConfig, data: Dataset, seed: int) -> float:
     """Fit the head (the projection is frozen) and return the val accuracy."""
-    from edge_opt._tf import keras
-    from edge_opt.models import dataset_pipeline, predicted_labels
+    from edge_opt.models import fit_classifier, predicted_labels
 
-    binary = data.n_classes == 2
-    model.compile(
-        optimizer=keras().optimizers.Adam(cfg.learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-    )
-    y_train = data.y_train.astype("float32") if binary else data.y_train
-    model.fit(
-        dataset_pipeline(data.x_train, y_train, cfg.batch_size, shuffle=True, seed=seed), epochs=cfg.epochs, verbose=0
+    fit_classifier(
+        model,
+        data.x_train,
+        data.y_train,
+        data.n_classes,
+        learning_rate=cfg.learning_rate,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=seed,
     )
     pred = predicted_labels(np.asarray(model(data.x_val, training=False)), data.n_classes)
     return float((pred == data.y_val).mean())

@@ -82,20 +82,20 @@ def _wrap_layers(k, model, names: list[str], wrap):
     return k.models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names else layer)
 
 
-def _labels(data: Dataset, y: np.ndarray) -> np.ndarray:
-    return y.astype("float32") if data.n_classes == 2 else y
+def _fine_tune(model, data: Dataset, cfg: FineTuneConfig, seed: int, callbacks=()) -> None:
+    from edge_opt.models import fit_classifier
 
-
-def _fine_tune(k, model, data: Dataset, cfg: FineTuneConfig, seed: int, callbacks=()) -> None:
-    from edge_opt.models import dataset_pipeline
-
-    binary = data.n_classes == 2
-    model.compile(
-        optimizer=k.optimizers.Adam(cfg.learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+    fit_classifier(
+        model,
+        data.x_train,
+        data.y_train,
+        data.n_classes,
+        learning_rate=cfg.learning_rate,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=seed,
+        callbacks=callbacks,
     )
-    train = dataset_pipeline(data.x_train, _labels(data, data.y_train), cfg.batch_size, shuffle=True, seed=seed)
-    model.fit(train, epochs=cfg.epochs, callbacks=list(callbacks), verbose=0)
 
 
 def _val_accuracy(predict, data: Dataset) -> float:
@@ -148,7 +148,7 @@ class PrunePass(Pass):
         pruned = _wrap_layers(
             k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
         )
-        _fine_tune(k, pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
+        _fine_tune(pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
         final = sparsity.strip_pruning(pruned)
 
         per_layer = {n: float(np.mean(final.get_layer(n).kernel.numpy() == 0)) for n in names}
@@ -203,7 +203,7 @@ class ClusterPass(Pass):
                 layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init
             ),
         )
-        _fine_tune(k, clustered, data, cfg, ctx.seed)
+        _fine_tune(clustered, data, cfg, ctx.seed)
         final = clustering.strip_clustering(clustered)
 
         notes["unique_weights"] = {n: int(np.unique(final.get_layer(n).kernel.numpy()).size) for n in names}
@@ -282,7 +282,7 @@ class QATPass(Pass):
             raise UnsupportedTargetError(
                 f"pass 'qat' cannot quantize model {parent.id} with tfmot's 8-bit scheme: {why}"
             ) from None
-        _fine_tune(k, qat, data, cfg, ctx.seed)
+        _fine_tune(qat, data, cfg, ctx.seed)
 
         # The fake-quant ranges learnt in training replace a representative dataset. Not
         # setting supported_ops=INT8: TF 2.21 then demands a representative dataset even for
