@@ -167,14 +167,7 @@ def run(
     from edge_opt.suite import load_suite
     from edge_opt.targets import load_profile
 
-    if engine not in ("local", "ray"):
-        raise BadInputError(f"--engine {engine}: choose local or ray")
-    if address and engine != "ray":
-        raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
-    if engine == "ray":
-        from edge_opt.ray_engine import require_ray
-
-        require_ray()
+    _check_engine(engine, address)
     spec = load_suite(suite)
     profiles = [load_profile(name) for name in spec.targets]
     configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
@@ -250,6 +243,18 @@ def _open_device(name: str, folder: Path | None):
     return device
 
 
+def _check_engine(engine: str, address: str | None) -> None:
+    """--engine and --address of run and nas: exit 2 for a bad pair, or Ray asked for and missing."""
+    if engine not in ("local", "ray"):
+        raise BadInputError(f"--engine {engine}: choose local or ray")
+    if address and engine != "ray":
+        raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
+    if engine == "ray":
+        from edge_opt.ray_engine import require_ray
+
+        require_ray()
+
+
 @app.command()
 @_handled
 def nas(
@@ -290,14 +295,7 @@ def nas(
 
     if oracle is not None and oracle not in ("random", "bayesian", "hyperband"):
         raise ConfigError(f"--oracle {oracle!r}: choose random, bayesian or hyperband")
-    if engine not in ("local", "ray"):
-        raise BadInputError(f"--engine {engine}: choose local or ray")
-    if address and engine != "ray":
-        raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
-    if engine == "ray":
-        from edge_opt.ray_engine import require_ray
-
-        require_ray()
+    _check_engine(engine, address)
     from edge_opt.nas.task import load_search
 
     spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle, parallel=parallel)
