@@ -2,7 +2,7 @@
 
 The checkout keeps them at the top level (the single source). A wheel (built from the
 checkout or from an sdist, see MANIFEST.in) gets a copy under ``edge_opt/_builtin/<kind>/``,
-where ``edge_opt.builtin.builtin_dir`` finds them once installed. Editable installs skip
+where ``edge_opt.core.builtin.builtin_dir`` finds them once installed. Editable installs skip
 the copy: they run from the checkout, which has the folders. All metadata is in pyproject.toml.
 """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.bench.harness import HarnessOptions, measure
+from edge_opt.measure.harness import HarnessOptions, measure
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,7 +33,7 @@ def build_models(folder: Path, quick: bool) -> dict[str, tuple[Path, Path, list[
     """Keras models spanning 0.1-10 ms on one core → fp32 .tflite and fp32 OpenVINO IR."""
     import openvino as ov
 
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     k = keras()
     k.utils.set_random_seed(0)

@@ -32,9 +32,9 @@ def main() -> None:
     if args.part == "ray":
         return
 
-    from edge_opt.bench.harness import HarnessOptions, measure
     from edge_opt.datasets import load_dataset
-    from edge_opt.devices import Device
+    from edge_opt.measure.devices import Device
+    from edge_opt.measure.harness import HarnessOptions, measure
     from edge_opt.models import ModelConfig, train_artifact
     from edge_opt.passes import PassContext, get_pass
     from tests import sshd
@@ -71,7 +71,7 @@ def ray_figures(jobs: int, min_time: float) -> None:
     import os
     import time
 
-    from edge_opt.ray_engine import LOOPBACK, local_only
+    from edge_opt.measure.ray_engine import LOOPBACK, local_only
 
     local_only()  # before Ray is imported: its nodes listen and connect on 127.0.0.1 only
     try:
@@ -79,12 +79,12 @@ def ray_figures(jobs: int, min_time: float) -> None:
         from ray.cluster_utils import Cluster
     except ImportError:
         sys.exit("devices.py: the ray part needs Ray: pip install 'edge-opt[ray]'")
-    from edge_opt.bench.harness import HarnessOptions
     from edge_opt.datasets import load_dataset
-    from edge_opt.devices import DeviceConfig
+    from edge_opt.measure.devices import DeviceConfig
+    from edge_opt.measure.harness import HarnessOptions
+    from edge_opt.measure.ray_engine import RayEngine
     from edge_opt.models import ModelConfig, train_artifact
     from edge_opt.passes import PassContext, get_pass
-    from edge_opt.ray_engine import RayEngine
 
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:

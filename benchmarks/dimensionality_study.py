@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_opt.bench.harness import HarnessOptions, measure
 from edge_opt.datasets import load_dataset
+from edge_opt.measure.harness import HarnessOptions, measure
 from edge_opt.models import ModelConfig, predicted_labels, train_artifact
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.reduce import FeatureSelectPass, ICAPass, PCAPass

@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
 
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     tf().get_logger().setLevel("ERROR")  # Keras' retracing warnings, one per model predicted
     start = time.perf_counter()

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_opt._tf import keras, tf
+from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset, load_dataset
 from edge_opt.models import ModelConfig, build, dataset_pipeline
 

@@ -1,7 +1,7 @@
 """edge-opt: optimize ML models for edge targets and prove each artifact is fit to ship.
 
 Importing this package is cheap: TensorFlow and the runtimes are imported lazily by the
-modules that need them (see ``edge_opt._tf``).
+modules that need them (see ``edge_opt.core.tfkeras``).
 """
 
 import sys

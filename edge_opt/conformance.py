@@ -33,7 +33,7 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
     ``model`` is a file the backend reads (None for a backend that needs none), ``x`` a few
     rows of float features for ``predict``, ``shapes`` static input shapes to load with.
     """
-    from edge_opt.errors import EdgeOptError
+    from edge_opt.core.errors import EdgeOptError
     from edge_opt.runtimes import FORMATS
     from edge_opt.runtimes.base import Backend, TensorSpec, random_inputs
 
@@ -125,8 +125,8 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
     the pass uses (calibration rows, training data). With ``apply=False`` only the cheap
     checks run.
     """
-    from edge_opt.artifacts import verify
-    from edge_opt.errors import UnsupportedTargetError
+    from edge_opt.core.artifacts import verify
+    from edge_opt.core.errors import UnsupportedTargetError
     from edge_opt.passes import pass_class, pass_names
     from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
 
@@ -212,7 +212,7 @@ def check_trust_check(check: Any, inputs: Any, deployed: Any, config: dict | Non
     from pydantic import BaseModel
 
     from edge_opt.analysis.trust import Subject, TrustCheck, TrustResult
-    from edge_opt.fileio import _default
+    from edge_opt.core.fileio import _default
 
     what = f"trust check {getattr(check, 'name', check)!r}"
     if not isinstance(check, TrustCheck):
@@ -267,7 +267,7 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
     model and brings its predictions back, a bad spec and a timeout are results (not raises),
     fingerprint and conditions describe the device. ``model`` is a .tflite file, ``x`` rows
     it reads, ``tmp`` an empty local folder."""
-    from edge_opt.bench.harness import WorkerResult
+    from edge_opt.measure.harness import WorkerResult
 
     what = f"transport {getattr(transport, 'name', transport)!r}"
     tmp = Path(tmp)

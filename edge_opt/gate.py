@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_opt.config import read_yaml
-from edge_opt.errors import ConfigError
+from edge_opt.core.config import read_yaml
+from edge_opt.core.errors import ConfigError
 
 # Unit tables per kind: unit -> factor to the record's unit (bytes, ms, MiB, fraction).
 # The first entry is the default when a check gives no unit.
@@ -215,7 +215,7 @@ def _ci(rec: dict[str, Any]) -> tuple[float, float]:
 
 
 def _ms(x: float) -> str:
-    from edge_opt.units import fmt_ms
+    from edge_opt.core.units import fmt_ms
 
     return fmt_ms(x)
 
@@ -374,7 +374,7 @@ def _checks(specs: Any, source: str | Path, where: str) -> list[Check]:
 
 
 def record_label(record: dict[str, Any]) -> str:
-    from edge_opt.records import runtime_label
+    from edge_opt.measure.records import runtime_label
 
     art, rt = record.get("artifact") or {}, record.get("runtime") or {}
     runtime = runtime_label(rt)

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_opt.errors import BadInputError, first_line
-from edge_opt.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from edge_opt.core.errors import BadInputError, first_line
+from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 RESULTS = "results.json"
 
@@ -72,7 +72,7 @@ def load_schema(file_name: str) -> dict:
 
 
 def write_run(run_dir: Path, results: dict) -> None:
-    from edge_opt.report import render_json, render_markdown
+    from edge_opt.report.markdown import render_json, render_markdown
 
     samples = {}
     for rec in results["measurements"]:
@@ -86,7 +86,7 @@ def write_run(run_dir: Path, results: dict) -> None:
     np.savez_compressed(buf, **samples)
     write_bytes_atomic(run_dir / SAMPLES, buf.getvalue())
     write_json_atomic(run_dir / RESULTS, results)
-    from edge_opt.lineage import lineage_lines, load_manifests
+    from edge_opt.core.lineage import lineage_lines, load_manifests
 
     lineage = lineage_lines(load_manifests(run_dir)) if (run_dir / "artifacts").is_dir() else None
     write_text_atomic(run_dir / "report.md", render_markdown(results, lineage))
@@ -95,7 +95,7 @@ def write_run(run_dir: Path, results: dict) -> None:
 
         write_text_atomic(run_dir / "checks.md", checks_markdown(results["checks"]))
     write_json_atomic(run_dir / "report.json", render_json(results))
-    from edge_opt.report_html import RunView, read_history, write_html
+    from edge_opt.report.html import RunView, read_history, write_html
 
     history, note = read_history(run_dir.parent / "history.sqlite", results)
     write_html(run_dir / "report.html", [RunView(run_dir, results, lineage, history, note)])
@@ -114,7 +114,7 @@ def load_run(run_dir: str | Path) -> dict:
         raise BadInputError(f"{path}: corrupt results file: {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(results, dict) or "measurements" not in results:
         raise BadInputError(f"{path}: not an edge-opt results file (no 'measurements')")
-    from edge_opt.config import validate
+    from edge_opt.core.config import validate
 
     validate(_Results, results, path)  # the fields every reader relies on, typed
     return results

@@ -8,9 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge_opt.builtin import builtin_dir
-from edge_opt.config import load_model
-from edge_opt.errors import ConfigError
+from edge_opt.core.builtin import builtin_dir
+from edge_opt.core.config import load_model
+from edge_opt.core.errors import ConfigError
 from edge_opt.runtimes.formats import FORMATS
 
 Device = Literal["cpu", "gpu", "edgetpu"]
@@ -169,7 +169,7 @@ def check_pipelines(profile: TargetProfile, source: str | Path) -> None:
 
 
 def save_profile(profile: TargetProfile, path: str | Path) -> Path:
-    from edge_opt.fileio import write_text_atomic
+    from edge_opt.core.fileio import write_text_atomic
 
     return write_text_atomic(path, yaml.safe_dump(profile.to_dict(), sort_keys=False))
 

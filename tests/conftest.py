@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Any Ray a test starts (and any CLI it runs) stays on 127.0.0.1 and sends no usage statistics.
-from edge_opt.ray_engine import local_only  # noqa: E402
+from edge_opt.measure.ray_engine import local_only  # noqa: E402
 
 local_only()
 ROOT = Path(__file__).resolve().parent.parent

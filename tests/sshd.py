@@ -24,7 +24,7 @@ class SSHServer:
 
     def device(self, name: str = "loopback", workdir: str | Path | None = None, **fields):
         """A DeviceConfig reaching this server, whose Python is this one with the same modules."""
-        from edge_opt.devices import DeviceConfig
+        from edge_opt.measure.devices import DeviceConfig
 
         pythonpath = os.pathsep.join(p for p in sys.path if p)
         python = f"env PYTHONPATH={pythonpath} TF_CPP_MIN_LOG_LEVEL=2 {sys.executable}"

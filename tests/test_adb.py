@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_opt.devices import Device, DeviceConfig
-from edge_opt.records import build_record
+from edge_opt.measure.devices import Device, DeviceConfig
+from edge_opt.measure.records import build_record
 from edge_opt.transports.adb import NO_SAMPLES, hex_mask, parse_benchmark_output
 from tests import sshd
 from tests.conftest import run_cli
@@ -61,7 +61,7 @@ def test_output_without_the_summary_is_an_error():
 
 
 def test_a_summary_only_result_is_recorded_as_one():
-    from edge_opt.bench.harness import WorkerResult
+    from edge_opt.measure.harness import WorkerResult
 
     raw = parse_benchmark_output(FIXTURE.read_text(encoding="utf-8"))
     raw["runtime"] = {"name": "benchmark_model", "threads": 1, "device": "cpu", "serial": "R58M1234"}
@@ -179,7 +179,7 @@ def test_adb_transport_conformance(phone, tiny_artifacts, adult_small, tmp_path)
 
 @needs_phone
 def test_bench_on_a_phone_records_what_ran(phone, tiny_artifacts):
-    from edge_opt.bench.harness import HarnessOptions
+    from edge_opt.measure.harness import HarnessOptions
 
     device = Device(phone)
     opts = HarnessOptions(min_runs=5, min_time_s=0.0, warmup_runs=1)

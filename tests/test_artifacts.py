@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import ArtifactWriter, artifact_id, load_artifact, verify
-from edge_opt.errors import ModelLoadError
+from edge_opt.core.artifacts import ArtifactWriter, artifact_id, load_artifact, verify
+from edge_opt.core.errors import ModelLoadError
 from edge_opt.passes import PassContext, get_pass
 
 
@@ -94,14 +94,14 @@ def test_failed_pass_leaves_nothing_behind(tmp_path):
 
 
 def test_wrong_input_format_is_refused(tiny_artifacts, tmp_path):
-    from edge_opt.errors import UnsupportedTargetError
+    from edge_opt.core.errors import UnsupportedTargetError
 
     with pytest.raises(UnsupportedTargetError, match="takes onnx input, not tflite"):
         get_pass("openvino").apply(tiny_artifacts["tflite"], {}, tmp_path, PassContext())
 
 
 def test_bad_pass_config_is_named(tiny_artifacts, tmp_path):
-    from edge_opt.errors import ConfigError
+    from edge_opt.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="io: int8 needs precision: int8"):
         get_pass("tflite").apply(tiny_artifacts["keras"], {"precision": "fp32", "io": "int8"}, tmp_path, PassContext())

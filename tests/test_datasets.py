@@ -8,9 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
+from edge_opt.core.errors import BadInputError
 from edge_opt.datasets import DATASETS, Dataset, load_dataset
 from edge_opt.datasets.adult import AGE_BUCKETS, CONTINUOUS
-from edge_opt.errors import BadInputError
 
 ADULT_TRAIN_FILE_ROWS = 32_561
 ADULT_TEST_ROWS = 16_281

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import verify
-from edge_opt.errors import ConfigError, UnsupportedTargetError
+from edge_opt.core.artifacts import verify
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError
 from edge_opt.models import ModelConfig, predicted_labels, train_artifact
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.distill import DistillPass, distill_loss, train_student_alone
@@ -15,7 +15,7 @@ STUDENT = {"student": {"hidden": [32], "epochs": 5, "batch_size": 32, "learning_
 
 
 def _load(artifact):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     return keras().models.load_model(str(artifact.model_path), compile=False)
 
@@ -107,7 +107,7 @@ def test_binary_task_deterministic_sigmoid_student(tmp_path, adult_small):
 
 
 def test_loss_matches_cross_entropy_and_kl():
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     y = tf().constant([1, 0])
     z = tf().constant([[0.0, 2.0], [0.0, -1.0]])  # binary logits as [0, z]

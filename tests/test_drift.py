@@ -7,7 +7,7 @@ import pytest
 
 from edge_opt.analysis.drift import drift_check, load_table, render_drift
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 
 @pytest.fixture(scope="module")

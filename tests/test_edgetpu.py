@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge_opt.analysis.edgetpu import analyze, render_edgetpu
-from edge_opt.errors import ModelLoadError
+from edge_opt.core.errors import ModelLoadError
 from edge_opt.targets import Peak
 
 
@@ -16,7 +16,7 @@ def leaky_int8(tmp_path_factory):
 
     LeakyReLU has an int8 TFLite kernel but is not in the EdgeTPU's supported-op table.
     """
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(0)

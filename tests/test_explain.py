@@ -10,7 +10,7 @@ import pytest
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.explain import FlatModel, _batched, explain_check, render_explain, shap_values, stability
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 USED = "education-num"  # the only input the one-feature model reads; not the first column
 SMALL = {"rows": 150, "shap_rows": 8, "permutation_repeats": 2}
@@ -24,7 +24,7 @@ def data(adult_small) -> EvalData:
 @pytest.fixture(scope="module")
 def one_feature(tmp_path_factory, data):
     """Keras and fp32 TFLite files of an MLP whose first Dense layer reads only ``USED``."""
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     k = keras()
     model = k.Sequential([k.Input(shape=(data.n_features,)), k.layers.Dense(8, "relu"), k.layers.Dense(1, "sigmoid")])

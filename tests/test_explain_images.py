@@ -14,7 +14,7 @@ import pytest
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.explain import explain_check, render_explain, stability
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 from tests.conftest import assert_clean_error, run_cli
 
 SQUARES = ((0, 0), (12, 12), (24, 24))  # the class is where the bright 8x8 square sits
@@ -34,9 +34,9 @@ def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """The float CNN (keras), its fp32 TFLite artifact, and test rows as EvalData and .npz."""
-    from edge_opt.byom import user_dataset
     from edge_opt.models import ModelConfig, train_artifact
     from edge_opt.passes import PassContext, get_pass
+    from edge_opt.run.optimize import user_dataset
 
     out = tmp_path_factory.mktemp("images")
     ds = user_dataset(*_images(300, seed=0), seed=0)
@@ -98,7 +98,7 @@ def test_a_budget_too_small_skips_methods_with_the_reason(images):
 
 def test_a_constant_model_gives_a_degenerate_ranking_never_a_stable_one(images, tmp_path):
     """Permutation importance of a model that ignores its input is all zeros: undefined, not ρ = 1."""
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     _, _, data, _ = images
     k = keras()

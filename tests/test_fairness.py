@@ -8,7 +8,7 @@ import pytest
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.fairness import fairness_check, render_fairness, slice_metrics
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 # Two groups of six rows, written out by hand.
 #   A: y 1 1 1 0 0 0 / pred 1 1 0 1 1 0 -> TP 2, FN 1, FP 2, TN 1: acc 3/6, sel 4/6, TPR 2/3, FPR 2/3
@@ -110,7 +110,7 @@ def eval_data(adult_small):
 @pytest.fixture(scope="module")
 def biased_tflite(tmp_path_factory, adult_small):
     """A real model that says ">50K" exactly for men: one sigmoid unit reading ``sex=Male``."""
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     k = keras()
     n = len(adult_small.feature_names)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_opt.config import read_yaml
-from edge_opt.errors import EXIT_BAD_INPUT, ConfigError
+from edge_opt.core.config import read_yaml
+from edge_opt.core.errors import EXIT_BAD_INPUT, ConfigError
 from edge_opt.gate import Check, choose, evaluate, load_budgets, record_label
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_opt.bench.harness import HarnessOptions, measure
+from edge_opt.measure.harness import HarnessOptions, measure
 
 FAST = HarnessOptions(min_runs=20, min_time_s=0.05, warmup_runs=2)
 
@@ -35,7 +35,7 @@ def test_measures_each_runtime(tiny_artifacts, adult_small, key, runtime):
 
 
 def test_threads_are_passed_to_the_runtime(tiny_artifacts):
-    from edge_opt.bench.harness import usable_cpus
+    from edge_opt.measure.harness import usable_cpus
 
     if usable_cpus() < 2:
         pytest.skip("one usable CPU here: 2 threads are refused as oversubscribed")

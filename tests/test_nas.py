@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_opt.artifacts import sha256_file
-from edge_opt.bench.harness import HarnessOptions
+from edge_opt.core.artifacts import sha256_file
+from edge_opt.measure.harness import HarnessOptions
 from tests.conftest import ROOT, assert_clean_error, run_cli
 
 FAST = HarnessOptions(min_runs=10, min_time_s=0.02, warmup_runs=1)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import load_artifact
+from edge_opt.core.artifacts import load_artifact
 from tests.conftest import assert_clean_error, run_cli
 
 
@@ -67,7 +67,7 @@ def test_bad_user_data_exits_2(user_files, tmp_path, args, fragment):
 
 
 def test_lambda_code_needs_trust(tmp_path):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     k = keras()
     inputs = k.Input((4,))
@@ -115,7 +115,7 @@ def test_a_reused_out_folder_never_returns_an_artifact_of_other_calibration_rows
 
 def _keras(path, build):
     """Save a small tf_keras model built by ``build(keras)``."""
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     keras = tf().keras
     model = build(keras)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import verify
-from edge_opt.errors import ConfigError, UnsupportedTargetError
+from edge_opt.core.artifacts import verify
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError
 from edge_opt.models import predicted_labels
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.quantize_ext import NNCFQuantizePass, OrtQuantizePass

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from edge_opt.bench.harness import HarnessOptions
-from edge_opt.devices import DeviceConfig
-from edge_opt.ray_engine import LOOPBACK, local_only
-from edge_opt.records import build_record
+from edge_opt.measure.devices import DeviceConfig
+from edge_opt.measure.harness import HarnessOptions
+from edge_opt.measure.ray_engine import LOOPBACK, local_only
+from edge_opt.measure.records import build_record
 
 local_only()  # before Ray is imported: its nodes listen and connect on 127.0.0.1 only
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
@@ -54,7 +54,7 @@ def _devices():
 
 
 def test_each_device_measures_on_its_node_one_at_a_time(cluster, tiny_artifacts, adult_small):
-    from edge_opt.ray_engine import RayEngine
+    from edge_opt.measure.ray_engine import RayEngine
 
     _, nodes = cluster
     engine = RayEngine(_devices())
@@ -86,7 +86,7 @@ def test_each_device_measures_on_its_node_one_at_a_time(cluster, tiny_artifacts,
 
 
 def test_a_device_no_node_offers_is_a_skipped_record(cluster, tiny_artifacts):
-    from edge_opt.ray_engine import RayEngine
+    from edge_opt.measure.ray_engine import RayEngine
 
     engine = RayEngine([DeviceConfig(name="nowhere")])
     try:
@@ -97,7 +97,7 @@ def test_a_device_no_node_offers_is_a_skipped_record(cluster, tiny_artifacts):
 
 
 def test_a_ray_worker_killed_mid_measurement_is_measured_again_and_says_so(cluster, tiny_artifacts):
-    from edge_opt.ray_engine import RayEngine
+    from edge_opt.measure.ray_engine import RayEngine
 
     engine = RayEngine(_devices()[:1])
     pid = ray.get(engine.actors["a"].pid.remote())

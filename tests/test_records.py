@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from edge_opt.analysis.checks import attach
-from edge_opt.records import Measurement, build_record, runtime_label
+from edge_opt.measure.records import Measurement, build_record, runtime_label
 
 
 def _rec(artifact_id: str, sha: str, target: str) -> Measurement:

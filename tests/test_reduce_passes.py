@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import verify
-from edge_opt.errors import BadInputError, ConfigError, UnsupportedTargetError
+from edge_opt.core.artifacts import verify
+from edge_opt.core.errors import BadInputError, ConfigError, UnsupportedTargetError
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.reduce import FeatureSelectPass, ICAPass, NMFPass, PCAPass
 
@@ -43,7 +43,7 @@ def dropped(root, out, ctx):
 
 
 def load(artifact):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     return keras().models.load_model(str(artifact.model_path), compile=False)
 
@@ -62,7 +62,7 @@ def after_projection(model, z: np.ndarray) -> np.ndarray:
 
 
 def projection_of(model, x: np.ndarray) -> np.ndarray:
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     sub = keras().Model(model.input, model.get_layer("reduce_projection").output)
     return np.asarray(sub(x, training=False))

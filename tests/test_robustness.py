@@ -22,7 +22,7 @@ from edge_opt.analysis.robustness import (
     robustness_check,
     square_attack,
 )
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 SMALL = {"epsilons": (0.0, 0.3), "sigmas": (0.0, 0.3), "pgd_steps": 5, "blackbox_queries": 20}
 

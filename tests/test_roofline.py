@@ -2,7 +2,7 @@
 
 import math
 
-from edge_opt.roofline import count_macs, host_peak, roofline_rows
+from edge_opt.analysis.roofline import count_macs, host_peak, roofline_rows
 
 
 def test_every_format_counts_the_macs_of_the_keras_model(tiny_artifacts):

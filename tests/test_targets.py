@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from edge_opt.errors import ConfigError
-from edge_opt.suite import load_suite
+from edge_opt.core.errors import ConfigError
+from edge_opt.run.suite import load_suite
 from edge_opt.targets import available_profiles, load_profile, save_profile
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_opt.artifacts import ArtifactWriter, load_artifact, verify
-from edge_opt.errors import ConfigError, UnsupportedTargetError
+from edge_opt.core.artifacts import ArtifactWriter, load_artifact, verify
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError
 from edge_opt.models import predicted_labels
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.tfmot import ClusterPass, PrunePass, QATPass, inspect_tflite
@@ -15,7 +15,7 @@ ROWS = 500
 
 
 def _keras_outputs(artifact, x):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     return keras().models.load_model(str(artifact.model_path), compile=False)(x, training=False).numpy()
 
@@ -34,7 +34,7 @@ def _agreement(a, b, n_classes):
 
 def _kernels(artifact, names=None):
     """Kernels of the named layers (all layers with a kernel when None), and the model."""
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     model = keras().models.load_model(str(artifact.model_path), compile=False)
     names = [layer.name for layer in model.layers if hasattr(layer, "kernel")] if names is None else names
@@ -161,7 +161,7 @@ def test_multiclass_cnn_prune_and_qat(tmp_path):
 
 
 def test_unsupported_layer_names_it(tmp_path, ctx):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     k = keras()
     inputs = k.Input(shape=(108,))

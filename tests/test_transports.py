@@ -11,10 +11,10 @@ import numpy as np
 import psutil
 import pytest
 
-from edge_opt.bench.harness import HarnessOptions, measure
 from edge_opt.conformance import check_transport
-from edge_opt.devices import Device, DeviceConfig, hygiene_warnings
-from edge_opt.records import build_record
+from edge_opt.measure.devices import Device, DeviceConfig, hygiene_warnings
+from edge_opt.measure.harness import HarnessOptions, measure
+from edge_opt.measure.records import build_record
 from tests import sshd
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms
+from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms
 
 
 @pytest.mark.parametrize(

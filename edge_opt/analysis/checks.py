@@ -15,12 +15,12 @@ from dataclasses import replace
 from typing import Any
 
 from edge_opt.analysis.data import EvalData
-from edge_opt.artifacts import Artifact, load_artifact
+from edge_opt.core.artifacts import Artifact, load_artifact
+from edge_opt.core.errors import EdgeOptError, first_line
 from edge_opt.datasets import Dataset
-from edge_opt.errors import EdgeOptError, first_line
-from edge_opt.records import Measurement
+from edge_opt.measure.records import Measurement
+from edge_opt.run.suite import ChecksConfig
 from edge_opt.runtimes import DEFAULT_RUNTIME
-from edge_opt.suite import ChecksConfig
 
 
 def _attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

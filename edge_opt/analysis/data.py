@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_opt.core.errors import BadInputError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.core.errors import ModelLoadError, first_line
 
 if TYPE_CHECKING:
     from edge_opt.targets import Peak, TargetProfile
@@ -58,7 +58,7 @@ def _schema() -> tuple[Any, str]:
 
         return schema, "ai_edge_litert.schema_py_generated"
     except ImportError:
-        from edge_opt._tf import tf
+        from edge_opt.core.tfkeras import tf
 
         tf()
         from tensorflow.lite.python import schema_py_generated as schema

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 METHODS = ("shap", "permutation", "pdp", "ig", "lime")
 DEFAULT_METHODS = ("shap", "permutation", "pdp")
@@ -481,7 +481,7 @@ def integrated_gradients(
 
     Returns per-row attributions (flat) and the completeness gap: mean |sum(IG) - (f(x) - f(mean))|.
     """
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
     from edge_opt.models import load_keras
 
     tf_ = tf()
@@ -684,7 +684,7 @@ def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _target_column(out, target: np.ndarray):
     """The target class's probability from a Keras output (one sigmoid unit or one per class)."""
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     if out.shape[-1] == 1:
         return out[:, 0]

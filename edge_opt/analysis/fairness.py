@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge_opt.analysis.data import EvalData
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 METRICS = ("accuracy", "precision", "recall", "fpr", "fnr", "selection_rate", "auc")
 FAIRNESS = (

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.errors import BadInputError, EdgeOptError, ModelLoadError
+from edge_opt.core.errors import BadInputError, EdgeOptError, ModelLoadError
 from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, get_backend_class
 
 _IN_PROCESS = ("keras",)
@@ -52,7 +52,7 @@ class Predictor:
         self.input_shape = tuple(shape[1:])  # without the batch dimension
 
     def _start(self, threads: int, precision: str | None, trust_model: bool) -> list[int]:
-        from edge_opt.procs import child_env
+        from edge_opt.core.procs import child_env
 
         spec = {
             "path": str(self.path),

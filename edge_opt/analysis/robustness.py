@@ -25,7 +25,7 @@ import numpy as np
 
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.predictor import Predictor
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 ATTACKS = ("fgsm", "pgd", "blackbox", "noise")
 SUMMARY_KEYS = {
@@ -73,7 +73,7 @@ class FloatModel:
     """The float Keras model: probabilities like a ``Predictor``, and input gradients of its loss."""
 
     def __init__(self, path: str | Path, trust_model: bool = False) -> None:
-        from edge_opt._tf import keras, tf
+        from edge_opt.core.tfkeras import keras, tf
         from edge_opt.models import load_keras
 
         self.tf, k = tf(), keras()

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from edge_opt.errors import EdgeOptError, first_line
+from edge_opt.core.errors import EdgeOptError, first_line
 
 
 def send(out, header: dict, array: np.ndarray | None = None) -> None:
@@ -45,7 +45,7 @@ def receive(inp) -> tuple[dict | None, np.ndarray | None]:
 
 
 def main(argv: list[str]) -> int:
-    from edge_opt.procs import die_with_parent
+    from edge_opt.core.procs import die_with_parent
 
     die_with_parent()
     spec = json.loads(argv[1])

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from edge_opt.analysis.data import EvalData
-from edge_opt.plugins import load_class
-from edge_opt.suite import ExplainConfig, FairnessConfig, RobustnessConfig
+from edge_opt.core.plugins import load_class
+from edge_opt.run.suite import ExplainConfig, FairnessConfig, RobustnessConfig
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_opt.bench.harness import _UssSampler
-from edge_opt.procs import child_env
+from edge_opt.core.procs import child_env
+from edge_opt.measure.harness import _UssSampler
 
 
 def _die_with_parent() -> None:

@@ -17,8 +17,8 @@ import traceback
 
 import numpy as np
 
-from edge_opt.errors import BadInputError, EdgeOptError, first_line
-from edge_opt.fileio import write_json_atomic
+from edge_opt.core.errors import BadInputError, EdgeOptError, first_line
+from edge_opt.core.fileio import write_json_atomic
 from edge_opt.runtimes.base import random_inputs
 
 
@@ -271,7 +271,7 @@ def _source(name: str, given: dict | None, spec: dict) -> str:
 
 
 def _input_failure(exc: BaseException, given: dict | None, specs) -> str:
-    from edge_opt.errors import runtime_message
+    from edge_opt.core.errors import runtime_message
 
     what = "the --input arrays" if given else "random inputs"
     hint = "" if given else "; give real ones with --input FILE.npz or value ranges with --input-range NAME:LO,HI"
@@ -280,7 +280,7 @@ def _input_failure(exc: BaseException, given: dict | None, specs) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from edge_opt.procs import die_with_parent
+    from edge_opt.core.procs import die_with_parent
 
     die_with_parent()
     spec_path, result_path = argv[1], argv[2]

@@ -5,8 +5,8 @@ The loaders (and scikit-learn) are imported on first use, so importing this is c
 
 from __future__ import annotations
 
+from edge_opt.core.errors import BadInputError
 from edge_opt.datasets.base import Dataset
-from edge_opt.errors import BadInputError
 
 DATASETS = ("adult", "digits")
 

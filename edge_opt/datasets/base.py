@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 
 # eq=False: the generated __eq__ would compare numpy arrays, which is ambiguous.

@@ -131,7 +131,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int, num_cpus: float = 1) -> None:
-        from edge_opt.ray_engine import require_ray
+        from edge_opt.measure.ray_engine import require_ray
 
         self.ray = require_ray()
         if not self.ray.is_initialized():

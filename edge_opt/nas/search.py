@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_opt.errors import ConfigError, first_line
-from edge_opt.fileio import write_json_atomic
+from edge_opt.core.errors import ConfigError, first_line
+from edge_opt.core.fileio import write_json_atomic
 from edge_opt.nas import pareto
 from edge_opt.nas.space import Architecture, NasConfig, architecture, baseline_architecture, build, fit_pca
 
@@ -359,7 +359,7 @@ class SearchContext:
 
     def _train(self, model, arch: Architecture, epochs: int):
         """Train briefly and publish the trial's model as an artifact (re-used when it exists)."""
-        from edge_opt._tf import keras
+        from edge_opt.core.tfkeras import keras
         from edge_opt.models import fit_classifier, keras_root, label_array
 
         config = {
@@ -398,7 +398,7 @@ class SearchContext:
     def _deploy(self, root) -> tuple[str | None, str | None]:
         """The profile's pipeline on a trained trial: (the deployed artifact's id, None) or (None, why not)."""
         from edge_opt.passes import PassContext
-        from edge_opt.pipeline import run_pipeline
+        from edge_opt.passes.pipeline import run_pipeline
 
         ctx = PassContext(
             target=self.profile.name,
@@ -414,9 +414,9 @@ class SearchContext:
 
     def _measure(self, artifact_id: str) -> dict:
         """The deployed file measured by the harness on the profile's first runtime that reads it."""
-        from edge_opt.artifacts import load_artifact
+        from edge_opt.core.artifacts import load_artifact
         from edge_opt.models import predicted_labels
-        from edge_opt.runner import _measure
+        from edge_opt.run.runner import _measure
 
         artifact = load_artifact(self.artifacts_dir / artifact_id)
         threads = self.profile.threads[0]

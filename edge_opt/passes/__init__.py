@@ -7,8 +7,8 @@ attribute of its class, declared once. A plug-in pass is named ``module:Class``.
 
 from __future__ import annotations
 
+from edge_opt.core.plugins import load_class
 from edge_opt.passes.base import Pass, PassContext
-from edge_opt.plugins import load_class
 
 _BUILTIN: dict[str, str] = {
     "tflite": "edge_opt.passes.convert:TFLitePass",

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from edge_opt.artifacts import Artifact, ArtifactWriter
-from edge_opt.config import validate
+from edge_opt.core.artifacts import Artifact, ArtifactWriter
+from edge_opt.core.config import validate
+from edge_opt.core.errors import UnsupportedTargetError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import UnsupportedTargetError
 
 #: The file each output format is written as.
 MODEL_FILES = {"keras": "model.keras", "tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}

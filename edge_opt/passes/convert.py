@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
 from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
@@ -51,7 +51,7 @@ class TFLitePass(Pass):
             ctx.need_calibration("full-integer int8")
 
     def build(self, parent: Artifact, cfg: TFLiteConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        from edge_opt._tf import tf
+        from edge_opt.core.tfkeras import tf
 
         tf_ = tf()
         model = load_keras(parent.model_path, trust=ctx.trust_model)
@@ -90,7 +90,7 @@ class OnnxPass(Pass):
     def build(self, parent: Artifact, cfg: OnnxConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         import tf2onnx
 
-        from edge_opt._tf import tf
+        from edge_opt.core.tfkeras import tf
 
         model = load_keras(parent.model_path, trust=ctx.trust_model)
         spec = tuple(

@@ -28,9 +28,9 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import ConfigError, UnsupportedTargetError
 from edge_opt.models import ModelConfig, build, dataset_pipeline, predicted_labels, train
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
@@ -56,7 +56,7 @@ class DistillConfig(PassConfig):
 
 def logits_fn(model):
     """``x, training -> logits``: the pre-activation of the last Dense (weights shared), binary as [0, z]."""
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     last = model.layers[-1]
     if not isinstance(last, keras().layers.Dense) or last.activation.__name__ not in ("softmax", "sigmoid"):
@@ -75,7 +75,7 @@ def logits_fn(model):
 
 def soft_loss(teacher_logits, student_logits, temperature: float):
     """T² · KL(softmax(t/T) || softmax(s/T)), per row."""
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     log_p_t = tf().nn.log_softmax(teacher_logits / temperature)
     log_p_s = tf().nn.log_softmax(student_logits / temperature)
@@ -84,7 +84,7 @@ def soft_loss(teacher_logits, student_logits, temperature: float):
 
 def distill_loss(y, teacher_logits, student_logits, alpha: float, temperature: float):
     """Batch mean of ``alpha`` · hard CE + (1 - ``alpha``) · soft loss."""
-    from edge_opt._tf import tf
+    from edge_opt.core.tfkeras import tf
 
     hard = tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=student_logits)
     return tf().reduce_mean(alpha * hard + (1 - alpha) * soft_loss(teacher_logits, student_logits, temperature))
@@ -92,7 +92,7 @@ def distill_loss(y, teacher_logits, student_logits, alpha: float, temperature: f
 
 def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
     """Train a student of ``cfg.student`` from ``teacher``; returns (student, per-epoch mean loss)."""
-    from edge_opt._tf import keras, tf
+    from edge_opt.core.tfkeras import keras, tf
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(seed)

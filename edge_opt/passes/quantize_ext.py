@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edge_opt.artifacts import Artifact
-from edge_opt.errors import UnsupportedTargetError, first_line
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import UnsupportedTargetError, first_line
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import BadInputError, ConfigError, UnsupportedTargetError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError, ConfigError, UnsupportedTargetError
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 PREFIX = "reduce_"  # names of the layers a reduction adds; a parent holding one is already reduced
@@ -93,7 +93,7 @@ class FoldingPass(Pass):
 
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
-        from edge_opt._tf import keras
+        from edge_opt.core.tfkeras import keras
         from edge_opt.models import load_keras
 
         k = keras()
@@ -121,7 +121,7 @@ class FoldingPass(Pass):
 
     def _head_layers(self, parent) -> list:
         """Fresh (untrained) copies of the parent's Dense/Dropout layers, widths and activations kept."""
-        from edge_opt._tf import keras
+        from edge_opt.core.tfkeras import keras
 
         k = keras()
         layers = []
@@ -155,7 +155,7 @@ def _check_non_negative(pass_name: str, x: np.ndarray, names: list[str]) -> None
 
 
 def _fold(input_shape: tuple[int, ...], proj: Projection, head: list):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     k = keras()
     inputs = k.Input(shape=input_shape, name="features")

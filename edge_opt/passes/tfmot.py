@@ -16,9 +16,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import UnsupportedTargetError, first_line
 from edge_opt.datasets import Dataset
-from edge_opt.errors import UnsupportedTargetError, first_line
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 
@@ -53,7 +53,7 @@ class QATConfig(FineTuneConfig):
 
 
 def _tfmot():
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     k = keras()  # selects tf_keras before tfmot looks for Keras
     import tensorflow_model_optimization as tfmot
@@ -265,7 +265,7 @@ class QATPass(Pass):
 
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)
-        from edge_opt._tf import tf
+        from edge_opt.core.tfkeras import tf
 
         k, tfmot = _tfmot()
         tf_ = tf()

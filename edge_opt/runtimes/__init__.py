@@ -8,7 +8,7 @@ validating backends stays cheap. A third-party backend is named ``module:Class``
 
 from __future__ import annotations
 
-from edge_opt.plugins import load_class
+from edge_opt.core.plugins import load_class
 from edge_opt.runtimes.base import Backend, TensorSpec
 from edge_opt.runtimes.formats import FORMATS, detect_format
 

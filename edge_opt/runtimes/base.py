@@ -138,7 +138,7 @@ def random_inputs(
             lo, hi = lo_hi or (-128, 127)
             lo, hi = max(info.min, int(np.ceil(lo))), min(info.max, int(np.floor(hi)))
             if lo > hi:
-                from edge_opt.errors import BadInputError
+                from edge_opt.core.errors import BadInputError
 
                 raise BadInputError(f"--input-range {spec.name}: no {dtype.name} value lies in the range given")
             feeds.append(rng.integers(lo, hi + 1, size=spec.shape).astype(dtype))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_opt.errors import ModelLoadError
+from edge_opt.core.errors import ModelLoadError
 
 FORMATS = ("tflite", "onnx", "openvino", "keras")
 

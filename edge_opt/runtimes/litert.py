@@ -7,7 +7,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, dequantize, quantize
 
 _EDGETPU_LIB = "libedgetpu.so.1"

@@ -10,7 +10,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, batched, dequantize, quantize
 
 

@@ -6,7 +6,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, batched
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")

@@ -10,7 +10,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, runtime_message
+from edge_opt.core.errors import ModelLoadError, runtime_message
 from edge_opt.runtimes.base import Backend, TensorSpec, batched, dequantize, quantize
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU"}

@@ -23,7 +23,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from edge_opt.bench.harness import WorkerResult, _tail
+from edge_opt.measure.harness import WorkerResult, _tail
 from edge_opt.transports.base import TransportError
 from edge_opt.transports.local import parse_core_mask
 
@@ -350,7 +350,7 @@ class ADBTransport:
 
 
 def _sha256(path: Path) -> str:
-    from edge_opt.artifacts import sha256_file
+    from edge_opt.core.artifacts import sha256_file
 
     return sha256_file(path)
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
-from edge_opt.bench.harness import WorkerResult, _tail
 from edge_opt.bench.monitor import add_uss, run_sampled
+from edge_opt.measure.harness import WorkerResult, _tail
 from edge_opt.transports.base import OUTPUT_FILE
 
 

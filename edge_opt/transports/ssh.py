@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
-from edge_opt.bench.harness import WorkerResult, _tail
+from edge_opt.measure.harness import WorkerResult, _tail
 from edge_opt.transports.base import OUTPUT_FILE, TransportError, companions
 from edge_opt.transports.local import parse_core_mask
 
@@ -262,7 +262,7 @@ def _source() -> str:
 
 
 def _sha256(path: Path) -> str:
-    from edge_opt.artifacts import sha256_file
+    from edge_opt.core.artifacts import sha256_file
 
     return sha256_file(path)
 

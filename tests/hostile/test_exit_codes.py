@@ -106,7 +106,7 @@ def test_a_runtime_error_keeps_its_meaning_not_only_a_source_location(tmp_path):
 
 
 def test_runtime_message_drops_source_locations():
-    from edge_opt.errors import runtime_message
+    from edge_opt.core.errors import runtime_message
 
     exc = RuntimeError("Exception from src/a.cpp:84:\nCheck 'false' failed at src/b.cpp:53:\nBad model\n\n")
     assert runtime_message(exc) == "Bad model"

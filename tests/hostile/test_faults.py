@@ -55,7 +55,7 @@ def test_bad_data_is_refused_at_the_door(tmp_path, tiny_artifacts, name, arrays,
 
 def test_a_declared_size_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
     from edge_opt import arrays
-    from edge_opt.errors import BadInputError
+    from edge_opt.core.errors import BadInputError
 
     bomb = tmp_path / "bomb.npz"
     np.savez_compressed(bomb, x=np.zeros((4096, 256), np.float32))  # 4 MiB of zeros in a few KiB
@@ -167,7 +167,7 @@ def test_sigterm_during_a_measurement_leaves_no_worker(tmp_path, tiny_artifacts)
 
 
 def test_threads_beyond_the_machine_and_an_unbounded_warm_up(tiny_artifacts):
-    from edge_opt.bench.harness import usable_cpus
+    from edge_opt.measure.harness import usable_cpus
 
     model = str(tiny_artifacts["tflite"].model_path)
     assert_clean_error(run_cli("bench", model, "--threads", "10000"), f"lets edge-opt use {usable_cpus()} CPUs")

@@ -20,7 +20,7 @@ from tests.conftest import assert_clean_error, run_cli
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, tiny_artifacts):
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
 
     root = tmp_path_factory.mktemp("hostile")
     marker = root / "CODE-RAN"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_opt.errors import ConfigError
-from edge_opt.runner import run_suite
-from edge_opt.suite import Suite
+from edge_opt.core.errors import ConfigError
+from edge_opt.run.runner import run_suite
+from edge_opt.run.suite import Suite
 from tests.conftest import assert_clean_error, run_cli
 
 PROFILE = {

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_opt.runner import run_suite
-from edge_opt.suite import load_suite
+from edge_opt.run.runner import run_suite
+from edge_opt.run.suite import load_suite
 from tests import sshd
 from tests.conftest import assert_clean_error, run_cli
 
@@ -102,7 +102,7 @@ def test_a_run_measures_on_the_device_serving_the_target(user_suite, tmp_path):
 
 def test_a_run_under_the_ray_engine_gives_the_same_records(user_suite, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'edge-opt[ray]')")
-    from edge_opt.devices import DeviceConfig
+    from edge_opt.measure.devices import DeviceConfig
 
     here = DeviceConfig(name="here", targets=["tiny"])
     suite = load_suite(user_suite / "suite.yaml")

@@ -114,8 +114,8 @@ def test_sdist_and_wheels_carry_profiles_and_suites(built):
 def test_installed_package_is_the_venvs_and_reads_its_own_copies(venv):
     code = (
         "import edge_opt, json\n"
-        "from edge_opt.builtin import builtin_dir\n"
-        "from edge_opt.suite import default_suite_path, load_suite\n"
+        "from edge_opt.core.builtin import builtin_dir\n"
+        "from edge_opt.run.suite import default_suite_path, load_suite\n"
         "print(json.dumps({'file': edge_opt.__file__, 'targets': str(builtin_dir('targets')),"
         " 'benchmarks': str(builtin_dir('benchmarks')), 'default': str(default_suite_path()),"
         " 'quick': load_suite('quick').name}))"
@@ -144,7 +144,7 @@ def test_run_works_from_the_packaged_suite_and_profiles(venv):
     # The packaged quick suite takes about a minute on 2 cores (four targets, trust checks);
     # the run has no option to pick targets, so this is that suite cut to the cpu profile
     # without checks (~30 s, still every cpu runtime). The profile comes from the package.
-    where = "from edge_opt.builtin import builtin_dir; print(builtin_dir('benchmarks'))"
+    where = "from edge_opt.core.builtin import builtin_dir; print(builtin_dir('benchmarks'))"
     packaged = Path(_ok(_run([venv["python"], "-c", where], cwd=work, env=env)).stdout.strip())
     suite = yaml.safe_load((packaged / "quick.yaml").read_text())
     task = suite["tasks"][0]
@@ -187,7 +187,7 @@ def test_builtin_dir_prefers_the_checkout(tmp_path, monkeypatch):
 
 def test_builtin_dir_missing_is_a_one_line_config_error(tmp_path, monkeypatch):
     from edge_opt import builtin
-    from edge_opt.errors import ConfigError
+    from edge_opt.core.errors import ConfigError
     from edge_opt.targets import available_profiles
 
     monkeypatch.setattr(builtin, "_PACKAGE", tmp_path / "edge_opt")

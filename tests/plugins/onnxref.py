@@ -8,7 +8,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edge_opt.errors import ModelLoadError, first_line
+from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, batched
 
 _DTYPES = {1: "float32", 6: "int32", 7: "int64", 3: "int8", 2: "uint8", 11: "float64", 9: "bool"}

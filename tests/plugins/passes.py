@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 

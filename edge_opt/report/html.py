@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
+from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
 
 #: Section kinds. ``nas`` (one per task and searched target, after the task's trust checks) only with a search.
 SECTIONS = (
@@ -93,8 +93,8 @@ def candidate_key(label: str | None, runtime: str | None, threads: int | None) -
 
 def load_view(run_dir: str | Path, results: dict[str, Any] | None = None) -> RunView:
     """A run folder (finished, or being staged by ``store.write_run``) as a RunView."""
-    from edge_opt.errors import EdgeOptError
-    from edge_opt.lineage import lineage_lines, load_manifests
+    from edge_opt.core.errors import EdgeOptError
+    from edge_opt.core.lineage import lineage_lines, load_manifests
     from edge_opt.store import load_run
 
     run_dir = Path(run_dir)
@@ -267,7 +267,7 @@ def _float_record(results: dict[str, Any], task: str) -> dict[str, Any] | None:
 
 
 def _budgets(results: dict[str, Any], target: str) -> list:
-    from edge_opt.errors import EdgeOptError
+    from edge_opt.core.errors import EdgeOptError
     from edge_opt.gate import profile_budgets
 
     try:
@@ -309,7 +309,7 @@ class _Page:
 
     def selections(self) -> dict[str, Any]:
         if self._selections is None:
-            from edge_opt.report import selections
+            from edge_opt.report.markdown import selections
 
             self._selections = selections(self.results)
         return self._selections
@@ -425,7 +425,7 @@ class _Page:
         for r in recs:
             lat = r.get("latency_ms") or {}
             mark = ("chosen" if chosen is r else "") + (" · frontier" if r["id"] in on_front else "")
-            from edge_opt.report import status_text
+            from edge_opt.report.markdown import status_text
 
             rows.append(
                 [
@@ -534,7 +534,7 @@ class _Page:
         return _section("memory", sid, f"{target}: peak memory", self.charts.svg(fig, f"{target}: peak memory"))
 
     def roofline(self, task: str, target: str) -> str:
-        from edge_opt.roofline import roofline_rows
+        from edge_opt.analysis.roofline import roofline_rows
 
         rows = roofline_rows(self.results, task, target)
         sid = self.sid("roofline", task, target)
@@ -1288,6 +1288,6 @@ def _compare(pages: list[_Page]) -> str:
 
 
 def write_html(path: str | Path, views: list[RunView]) -> Path:
-    from edge_opt.fileio import write_text_atomic
+    from edge_opt.core.fileio import write_text_atomic
 
     return write_text_atomic(path, render_html(views))

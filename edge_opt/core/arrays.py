@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 
 _LABEL_COLUMNS = ("label", "y")
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.artifacts import Artifact
-from edge_opt.bench.harness import HarnessOptions, measure
-from edge_opt.errors import BadInputError, EdgeOptError
-from edge_opt.fileio import write_bytes_atomic, write_json_atomic
-from edge_opt.records import Measurement, build_record, record_id
-from edge_opt.suite import Suite, TaskConfig
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import BadInputError, EdgeOptError
+from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
+from edge_opt.measure.harness import HarnessOptions, measure
+from edge_opt.measure.records import Measurement, build_record, record_id
+from edge_opt.run.suite import Suite, TaskConfig
 from edge_opt.targets import TargetProfile, load_profile
 
 Progress = Callable[[str], None]  # called before each step with a description
@@ -129,10 +129,10 @@ def run_suite(
     built-in inventory); ``trust_model``: the command line's --trust-model, for the user's Keras files;
     ``engine``: ``local`` (this process) or ``ray`` (each device's measurements on its Ray actor, at
     the cluster ``address``; None: a local Ray)."""
-    from edge_opt.devices import Device, get_device
-    from edge_opt.provenance import provenance
+    from edge_opt.core.provenance import provenance
+    from edge_opt.measure.devices import Device, get_device
+    from edge_opt.run.user_models import check_task
     from edge_opt.store import check_history
-    from edge_opt.user_models import check_task
 
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
     configs = devices if devices is not None else [get_device(name) for name in suite.devices]
@@ -155,7 +155,7 @@ def run_suite(
     places = [Device(c) for c in configs]
     ray_engine = None
     if engine == "ray":  # the devices' actors, and the architecture searches' trials as Ray tasks
-        from edge_opt.ray_engine import RayEngine
+        from edge_opt.measure.ray_engine import RayEngine
 
         ray_engine = RayEngine(configs, address)
     try:
@@ -188,7 +188,7 @@ def run_suite(
         for rec in results["measurements"]:  # paths relative to the run folder, which is renamed below
             if rec["artifact"]["path"]:
                 rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
-        from edge_opt.roofline import artifact_macs, host_peak
+        from edge_opt.analysis.roofline import artifact_macs, host_peak
 
         results["provenance"]["host_peak"] = host_peak()  # the peak host rows are held to (report.html)
         results["roofline"] = artifact_macs(stage, results["measurements"])
@@ -219,13 +219,13 @@ def run_suite(
 
 
 def _nas_summary(searches: dict[str, dict]) -> dict:
-    from edge_opt.nas.task import summary
+    from edge_opt.run.nas_task import summary
 
     return {task: {target: summary(res) for target, res in by.items()} for task, by in searches.items()}
 
 
 def _nas_json(searches: dict[str, dict]) -> dict:
-    from edge_opt.nas.task import nas_json
+    from edge_opt.run.nas_task import nas_json
 
     return nas_json(searches)
 
@@ -330,8 +330,8 @@ def _run_task(
     from edge_opt.datasets import load_dataset
     from edge_opt.models import train_artifact
     from edge_opt.passes import PassContext
-    from edge_opt.pipeline import pipeline_names, run_pipeline
-    from edge_opt.user_models import import_model, load_task_data
+    from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+    from edge_opt.run.user_models import import_model, load_task_data
 
     artifacts_dir = stage / "artifacts"
     from edge_opt.nas.space import NasConfig
@@ -349,7 +349,7 @@ def _run_task(
         root = train_artifact(model, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config)
     roots: dict[str, Artifact] = {}  # target -> its float model: the chosen architecture where one was searched
     if nas is not None:
-        from edge_opt.nas.task import search_targets, train_chosen
+        from edge_opt.run.nas_task import search_targets, train_chosen
 
         found = search_targets(
             task.name,

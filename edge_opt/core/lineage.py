@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_opt.artifacts import MANIFEST, load_artifact
-from edge_opt.errors import BadInputError
-from edge_opt.units import fmt_bytes
+from edge_opt.core.artifacts import MANIFEST, load_artifact
+from edge_opt.core.errors import BadInputError
+from edge_opt.core.units import fmt_bytes
 
 
 def load_manifests(run_dir: str | Path) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_opt.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact
 from edge_opt.nas.executors import TrialExecutor
 from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
 from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, check_space
@@ -89,7 +89,7 @@ def train_chosen(
     result: SearchResult, cfg: NasConfig, data, task: str, out_dir: Path, seed: int = 0, data_config: dict | None = None
 ) -> Artifact:
     """Train the chosen architecture (the baseline's when no trial was ok) as the target's float model."""
-    from edge_opt._tf import keras
+    from edge_opt.core.tfkeras import keras
     from edge_opt.models import fit_classifier, keras_root
     from edge_opt.nas.space import build, fit_pca
 
@@ -209,9 +209,9 @@ def load_search(path: str, *, target: str | None, trials: int | None, oracle: st
 
     from pydantic import BaseModel, ConfigDict, Field
 
-    from edge_opt.config import read_yaml, validate
-    from edge_opt.errors import ConfigError
-    from edge_opt.suite import HarnessConfig, Suite, TaskConfig, load_suite
+    from edge_opt.core.config import read_yaml, validate
+    from edge_opt.core.errors import ConfigError
+    from edge_opt.run.suite import HarnessConfig, Suite, TaskConfig, load_suite
 
     class SpaceFile(BaseModel):
         """``edge-opt nas SPACE.yaml``: one dataset, the targets to search for, and the ``nas:`` block."""

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from edge_opt.builtin import builtin_dir
-from edge_opt.config import load_model
-from edge_opt.errors import ConfigError
+from edge_opt.core.builtin import builtin_dir
+from edge_opt.core.config import load_model
+from edge_opt.core.errors import ConfigError
 from edge_opt.models import ModelConfig
 from edge_opt.nas.space import NasConfig
 

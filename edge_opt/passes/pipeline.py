@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_opt.artifacts import Artifact
-from edge_opt.errors import EdgeOptError, UnsupportedTargetError, first_line
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError, first_line
 from edge_opt.passes import PassContext, get_pass, supports
 from edge_opt.targets import Step
 

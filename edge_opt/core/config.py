@@ -8,7 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edge_opt.errors import ConfigError
+from edge_opt.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from edge_opt.errors import ConfigError
+from edge_opt.core.errors import ConfigError
 
 
 def load_class(name: str, builtin: dict[str, str], base: type, kind: str, known: list[str]) -> type:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
 from edge_opt.store import load_run, load_samples
 
 

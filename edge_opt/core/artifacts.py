@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_opt.errors import ModelLoadError
-from edge_opt.fileio import write_json_atomic
+from edge_opt.core.errors import ModelLoadError
+from edge_opt.core.fileio import write_json_atomic
 
 MANIFEST = "manifest.json"
 _TOOLS = (
@@ -228,7 +228,7 @@ class _Manifest(BaseModel):
 
 def load_artifact(folder: str | Path) -> Artifact:
     """Read an artifact folder; a missing, corrupt or foreign manifest is one clear error (exit 2)."""
-    from edge_opt.config import validate
+    from edge_opt.core.config import validate
 
     folder = Path(folder)
     path = folder / MANIFEST

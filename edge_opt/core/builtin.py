@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from edge_opt.errors import ConfigError
+from edge_opt.core.errors import ConfigError
 
 Kind = Literal["targets", "benchmarks", "devices"]
 KINDS = ("targets", "benchmarks", "devices")
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # edge_opt/
 
 
 def _is_checkout(root: Path) -> bool:

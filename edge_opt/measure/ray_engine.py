@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_opt.bench.harness import WorkerResult
-from edge_opt.errors import BadInputError
+from edge_opt.core.errors import BadInputError
+from edge_opt.measure.harness import WorkerResult
 
 INSTALL_HINT = "install it with `pip install 'edge-opt[ray]'`"
 
@@ -59,7 +59,7 @@ class DeviceWorker:
     """A device's Ray actor (wrapped by ``ray.remote`` in ``RayEngine``): measures on its node."""
 
     def __init__(self, config: dict) -> None:
-        from edge_opt.devices import Device, DeviceConfig
+        from edge_opt.measure.devices import Device, DeviceConfig
 
         self.device = Device(DeviceConfig.model_validate(config))
         self.cache = Path(tempfile.gettempdir()) / "edge-opt-ray-cache"

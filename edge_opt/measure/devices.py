@@ -20,9 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge_opt.builtin import builtin_dir
-from edge_opt.config import load_model
-from edge_opt.errors import ConfigError
+from edge_opt.core.builtin import builtin_dir
+from edge_opt.core.config import load_model
+from edge_opt.core.errors import ConfigError
 
 
 class DeviceConfig(BaseModel):
@@ -192,7 +192,7 @@ class Device:
 
     def measure(self, model, runtime: str, **kwargs):
         """``harness.measure`` on this device, under its lease, with its conditions recorded."""
-        from edge_opt.bench.harness import WorkerResult, measure
+        from edge_opt.measure.harness import WorkerResult, measure
         from edge_opt.transports import TransportError
 
         reason = self.unreachable()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.arrays import load_xy
-from edge_opt.artifacts import Artifact, sha256_file
+from edge_opt.core.arrays import load_xy
+from edge_opt.core.artifacts import Artifact, sha256_file
+from edge_opt.core.errors import BadInputError, ModelLoadError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError, ModelLoadError
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -101,7 +101,7 @@ def optimize(
 ) -> dict:
     from edge_opt.analysis.predictor import Predictor
     from edge_opt.passes import PassContext
-    from edge_opt.pipeline import pipeline_names, run_pipeline
+    from edge_opt.passes.pipeline import pipeline_names, run_pipeline
     from edge_opt.targets import load_profile
 
     profile = load_profile(target)
@@ -168,7 +168,7 @@ def optimize(
             "fidelity": None,
         }
         if reference is not None:
-            from edge_opt.fidelity import compare_outputs
+            from edge_opt.analysis.fidelity import compare_outputs
 
             got = Predictor(artifact.model_path, trust_model=trust_model).outputs(fidelity_rows)
             fid = compare_outputs(reference, got, fidelity_source)
@@ -192,7 +192,7 @@ def optimize(
         "input_latency": measured,
         "artifacts": rows,
     }
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.core.fileio import write_json_atomic
 
     write_json_atomic(out / "summary.json", summary)
     return summary
@@ -231,7 +231,7 @@ def failed_checks(own: list, fid) -> list[str]:
     """What a file fails of the target's fidelity budgets, or of the default for its output kind.
     A figure that is undefined here (agreement of a non-classifier, or when the reference
     predicts one class) is not held against the file: the fidelity's note says why."""
-    from edge_opt.fidelity import DEFAULT_CHECKS
+    from edge_opt.analysis.fidelity import DEFAULT_CHECKS
     from edge_opt.gate import Check
 
     record = {"status": "ok", "agreement": fid.agreement, "fidelity": fid.to_dict()}
@@ -243,7 +243,7 @@ def failed_checks(own: list, fid) -> list[str]:
 
 def _latency(artifact: Artifact, profile, fmt: str, trust_model: bool) -> dict:
     """p50/p90 of the file on the target's first runtime that can run it here (a quick measurement)."""
-    from edge_opt.bench.harness import HarnessOptions, measure
+    from edge_opt.measure.harness import HarnessOptions, measure
 
     quick = HarnessOptions(min_runs=20, min_time_s=0.2, warmup_runs=5, max_time_s=10)
     entries = [(rs.runtime, rs.device, rs.precision) for rs in profile.runtimes if rs.reads(fmt)]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
-from edge_opt.units import fmt_bytes, fmt_mib, fmt_ms
+from edge_opt.core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms
 
 app = typer.Typer(
     name="edge-opt",
@@ -162,9 +162,9 @@ def run(
     manifest), and appends to OUT/history.sqlite. An interrupted run keeps what it
     finished in OUT/.partial-<run-id>/ for --resume.
     """
-    from edge_opt.devices import get_device
-    from edge_opt.runner import plan_steps
-    from edge_opt.suite import load_suite
+    from edge_opt.measure.devices import get_device
+    from edge_opt.run.runner import plan_steps
+    from edge_opt.run.suite import load_suite
     from edge_opt.targets import load_profile
 
     _check_engine(engine, address)
@@ -210,7 +210,7 @@ def run(
 
 
 def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, resume: bool, extra: dict):
-    from edge_opt.runner import run_suite
+    from edge_opt.run.runner import run_suite
 
     with _native_logs_to(_native_log(out)) as (term_out, _):
         console = _console(file=term_out)
@@ -234,7 +234,7 @@ def _run_with_progress(spec, out: Path, options: dict, total: int, quiet: bool, 
 
 def _open_device(name: str, folder: Path | None):
     """The inventory's device ``name``, reachable (an unreachable one is exit 2 with the reason)."""
-    from edge_opt.devices import Device, get_device
+    from edge_opt.measure.devices import Device, get_device
 
     device = Device(get_device(name, folder))
     reason = device.unreachable()
@@ -250,7 +250,7 @@ def _check_engine(engine: str, address: str | None) -> None:
     if address and engine != "ray":
         raise BadInputError("--address is the Ray cluster's: give it with --engine ray")
     if engine == "ray":
-        from edge_opt.ray_engine import require_ray
+        from edge_opt.measure.ray_engine import require_ray
 
         require_ray()
 
@@ -291,15 +291,15 @@ def nas(
     """
     import json
 
-    from edge_opt.errors import ConfigError
+    from edge_opt.core.errors import ConfigError
 
     if oracle is not None and oracle not in ("random", "bayesian", "hyperband"):
         raise ConfigError(f"--oracle {oracle!r}: choose random, bayesian or hyperband")
     _check_engine(engine, address)
-    from edge_opt.nas.task import load_search
+    from edge_opt.run.nas_task import load_search
 
     spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle, parallel=parallel)
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.core.fileio import write_json_atomic
     from edge_opt.targets import load_profile
 
     profiles = [load_profile(name) for name in spec.targets]
@@ -319,7 +319,7 @@ def nas(
     )
     with _native_logs_to(_native_log(out)) as (term_out, _):
         searches = _nas_with_progress(spec, profiles, folder, total, quiet, _console(file=term_out), engine, address)
-    from edge_opt.nas.task import efficacy_lines, nas_json, summary_rows
+    from edge_opt.run.nas_task import efficacy_lines, nas_json, summary_rows
 
     write_json_atomic(folder / "nas.json", nas_json(searches))
     from rich.table import Table
@@ -341,14 +341,14 @@ def nas(
 def _nas_with_progress(
     spec, profiles, folder: Path, total: int, quiet: bool, console, engine: str = "local", address: str | None = None
 ) -> dict:
-    from edge_opt.bench.harness import HarnessOptions
     from edge_opt.datasets import load_dataset
-    from edge_opt.nas.task import search_targets
+    from edge_opt.measure.harness import HarnessOptions
+    from edge_opt.run.nas_task import search_targets
 
     harness = HarnessOptions(**spec.harness.model_dump())
     ray_engine = None
     if engine == "ray":
-        from edge_opt.ray_engine import RayEngine
+        from edge_opt.measure.ray_engine import RayEngine
 
         ray_engine = RayEngine([], address)
 
@@ -435,11 +435,11 @@ def bench(
     """Benchmark one model file in a fresh process, on real inputs (--input) or random ones of
     each input's dtype. An edge-opt artifact (its folder, or a file with its manifest.json
     beside it) keeps its id, precision and lineage in the record."""
-    from edge_opt.arrays import load_feeds
-    from edge_opt.bench.harness import HarnessOptions, measure
-    from edge_opt.fileio import write_json_atomic
-    from edge_opt.provenance import provenance
-    from edge_opt.records import build_record
+    from edge_opt.core.arrays import load_feeds
+    from edge_opt.core.fileio import write_json_atomic
+    from edge_opt.core.provenance import provenance
+    from edge_opt.measure.harness import HarnessOptions, measure
+    from edge_opt.measure.records import build_record
     from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, formats_of, runtime_names
 
     artifact = _bench_subject(model)
@@ -521,8 +521,8 @@ def devices(
 ) -> None:
     """List the devices of the inventory, whether each is reachable now, and its fingerprint
     (CPU, cores, governor and frequency, memory, OS, runtime versions found)."""
-    from edge_opt.devices import Device, load_inventory
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.core.fileio import write_json_atomic
+    from edge_opt.measure.devices import Device, load_inventory
 
     console = _console()
     rows = []
@@ -555,7 +555,7 @@ def devices(
 def _bench_subject(model: Path) -> dict:
     """The record's artifact fields for a file to bench: an edge-opt artifact's own (its folder,
     or a file with its manifest beside it), else the file's hash as its id, precision unknown."""
-    from edge_opt.artifacts import MANIFEST, gzip_size, load_artifact, sha256_file
+    from edge_opt.core.artifacts import MANIFEST, gzip_size, load_artifact, sha256_file
     from edge_opt.runtimes import detect_format
 
     folder = model if model.is_dir() and (model / MANIFEST).is_file() else model.parent
@@ -622,7 +622,7 @@ def gate(
     """
     from rich.table import Table
 
-    from edge_opt.fileio import write_json_atomic, write_text_atomic
+    from edge_opt.core.fileio import write_json_atomic, write_text_atomic
     from edge_opt.gate import evaluate, load_budgets
     from edge_opt.store import load_run
 
@@ -676,7 +676,7 @@ def report(
 
     loaded = [(run_dir, load_run(run_dir)) for run_dir in run_dirs]  # every folder checked before any output
     if html_out:
-        from edge_opt.report_html import load_view, write_html
+        from edge_opt.report.html import load_view, write_html
 
         write_html(html_out, [load_view(run_dir, results) for run_dir, results in loaded])
         print(f"Report: {html_out}")
@@ -697,8 +697,8 @@ def compare(
     Mann-Whitney U test on the raw samples (p < 0.01) before a change is called one."""
     from rich.table import Table
 
-    from edge_opt.compare import compare_runs, parse_threshold
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.core.fileio import write_json_atomic
+    from edge_opt.run.compare import compare_runs, parse_threshold
 
     threshold = parse_threshold(fail_on) if fail_on else 0.05
     result = compare_runs(run_a, run_b, threshold=threshold)
@@ -753,7 +753,7 @@ def optimize(
     agreement 0.95 / correlation 0.95) its status is low-fidelity. Each file's latency on
     the target's first runtime is shown next to your model's.
     """
-    from edge_opt.byom import optimize as run_optimize
+    from edge_opt.run.optimize import optimize as run_optimize
 
     with (
         _native_logs_to(_native_log(out)) as (_, term_err),
@@ -833,7 +833,7 @@ def _check_inputs(
 
 
 def _emit(text: str, result: dict, json_out: Path | None) -> None:
-    from edge_opt.fileio import write_json_atomic
+    from edge_opt.core.fileio import write_json_atomic
 
     print(text)
     if json_out:
@@ -1008,7 +1008,7 @@ def drift(
 @_handled
 def lineage(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     """Show the tree from the float model to every artifact of a run (from the manifests)."""
-    from edge_opt.lineage import lineage_lines, load_manifests
+    from edge_opt.core.lineage import lineage_lines, load_manifests
 
     for line in lineage_lines(load_manifests(run_dir)):
         print(line)
@@ -1057,7 +1057,7 @@ def _print_table(console, results: dict) -> None:
 
     from rich.table import Table
 
-    from edge_opt.report import COLUMNS, NUMERIC, row
+    from edge_opt.report.markdown import COLUMNS, NUMERIC, row
 
     table = Table(
         title=f"edge-opt · {results.get('run_id', 'bench')}",
@@ -1175,7 +1175,3 @@ def main() -> None:
         print("edge-opt: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

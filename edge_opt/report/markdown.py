@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_opt.records import runtime_label
-from edge_opt.units import fmt_bytes, fmt_fraction, fmt_mib, fmt_ms, fmt_points
+from edge_opt.core.units import fmt_bytes, fmt_fraction, fmt_mib, fmt_ms, fmt_points
+from edge_opt.measure.records import runtime_label
 
 COLUMNS = (
     "target",
@@ -34,7 +34,7 @@ def status_text(rec: dict[str, Any]) -> str:
 
 
 def row(rec: dict[str, Any]) -> list[str]:
-    """One measurement as the table cells of COLUMNS (figures through ``edge_opt.units``)."""
+    """One measurement as the table cells of COLUMNS (figures through ``edge_opt.core.units``)."""
     lat, mem, size = rec.get("latency_ms") or {}, rec.get("memory_mb") or {}, rec.get("size_bytes") or {}
     rt, art = rec["runtime"], rec["artifact"]
     runtime = runtime_label(rt) if rt.get("name") else "-"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.arrays import load_slices, load_xy
-from edge_opt.artifacts import Artifact, ArtifactWriter, sha256_file
+from edge_opt.core.arrays import load_slices, load_xy
+from edge_opt.core.artifacts import Artifact, ArtifactWriter, sha256_file
+from edge_opt.core.errors import BadInputError
 from edge_opt.datasets import Dataset
-from edge_opt.errors import BadInputError
-from edge_opt.suite import TaskConfig
+from edge_opt.run.suite import TaskConfig
 from edge_opt.transports.base import companions
 
 
@@ -88,7 +88,7 @@ def import_model(task: TaskConfig, out: Path, trust: bool) -> Artifact:
     fmt = model_format(task)
     source = Path(task.file)
     if fmt == "keras":
-        from edge_opt.byom import import_artifact, load_user_model
+        from edge_opt.run.optimize import import_artifact, load_user_model
 
         return import_artifact(load_user_model(source, trust), source, out, trust)
     files = companions(source)

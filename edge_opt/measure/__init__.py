@@ -1,0 +1,1 @@
+"""Measurement: the harness, the measurement service, records, devices and the Ray engine."""

@@ -1,0 +1,1 @@
+"""The run: suites, the runner, user models, optimize and compare."""
