@@ -267,7 +267,7 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
     model and brings its predictions back, a bad spec and a timeout are results (not raises),
     fingerprint and conditions describe the device. ``model`` is a .tflite file, ``x`` rows
     it reads, ``tmp`` an empty local folder."""
-    from edge_opt.measure.harness import WorkerResult
+    from edge_opt.bench.process import WorkerResult
 
     what = f"transport {getattr(transport, 'name', transport)!r}"
     tmp = Path(tmp)

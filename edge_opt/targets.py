@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge_opt.core.builtin import builtin_dir
 from edge_opt.core.config import load_model
 from edge_opt.core.errors import ConfigError
+from edge_opt.passes.base import Step
 from edge_opt.runtimes.formats import FORMATS
 
 Device = Literal["cpu", "gpu", "edgetpu"]
@@ -68,17 +69,6 @@ class RuntimeSpec(_Strict):
                 f"runtime '{self.runtime}' does not read {', '.join(unread)} (it reads: {', '.join(cls.formats)})"
             )
         return self
-
-
-class Step(_Strict):
-    """One pass of a pipeline with its configuration."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    pass_: str = Field(alias="pass")
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class Peak(_Strict):

@@ -61,7 +61,7 @@ def test_output_without_the_summary_is_an_error():
 
 
 def test_a_summary_only_result_is_recorded_as_one():
-    from edge_opt.measure.harness import WorkerResult
+    from edge_opt.bench.process import WorkerResult
 
     raw = parse_benchmark_output(FIXTURE.read_text(encoding="utf-8"))
     raw["runtime"] = {"name": "benchmark_model", "threads": 1, "device": "cpu", "serial": "R58M1234"}

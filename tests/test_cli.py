@@ -42,7 +42,7 @@ def test_bench_writes_the_record(tiny_artifacts, tmp_path, key, extra):
 
 
 def test_bench_threads_and_runtime_options(tiny_artifacts, tmp_path):
-    from edge_opt.measure.harness import usable_cpus
+    from edge_opt.bench.process import usable_cpus
 
     if usable_cpus() < 2:
         pytest.skip("one usable CPU here: --threads 2 is refused as oversubscribed")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from edge_opt.budgets.choose import choose, record_label
+from edge_opt.budgets.grammar import Check, load_budgets
 from edge_opt.core.config import read_yaml
 from edge_opt.core.errors import EXIT_BAD_INPUT, ConfigError
-from edge_opt.gate import Check, choose, evaluate, load_budgets, record_label
+from edge_opt.gate import evaluate
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
 

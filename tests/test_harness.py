@@ -35,7 +35,7 @@ def test_measures_each_runtime(tiny_artifacts, adult_small, key, runtime):
 
 
 def test_threads_are_passed_to_the_runtime(tiny_artifacts):
-    from edge_opt.measure.harness import usable_cpus
+    from edge_opt.bench.process import usable_cpus
 
     if usable_cpus() < 2:
         pytest.skip("one usable CPU here: 2 threads are refused as oversubscribed")

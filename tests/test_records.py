@@ -52,11 +52,11 @@ def test_checks_reach_every_target_whose_file_has_the_same_bytes():
 def test_history_keeps_the_record_id_and_precisions_and_upgrades_an_old_file(tmp_path):
     import sqlite3
 
-    from edge_opt.store import _SCHEMA, append_history
+    from edge_opt.store.history import SCHEMA, append_history
 
     db = tmp_path / "history.sqlite"
     with sqlite3.connect(db) as con:  # a history file written before the precision columns
-        con.execute(_SCHEMA)
+        con.execute(SCHEMA)
     rec = build_record(artifact={"id": "a", "format": "openvino", "precision": "fp32"}, runtime="openvino",
                        device="cpu", threads=1, size_bytes=None, precision="bf16", status="skipped")  # fmt: skip
     append_history(db, {"run_id": "r", "suite": {"name": "s"}, "measurements": [rec.to_json()]})

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from edge_opt.analysis.config import ChecksConfig
 from edge_opt.analysis.data import EvalData
 from edge_opt.core.artifacts import Artifact, load_artifact
 from edge_opt.core.errors import EdgeOptError, first_line
 from edge_opt.datasets import Dataset
 from edge_opt.measure.records import Measurement
-from edge_opt.run.suite import ChecksConfig
 from edge_opt.runtimes import DEFAULT_RUNTIME
 
 
@@ -34,7 +34,8 @@ def _attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def pick_artifacts(records: list[dict], results_targets: dict) -> dict[str, dict]:
     """target -> the record whose artifact the trust checks look at, and a note."""
-    from edge_opt.gate import choose, profile_budgets
+    from edge_opt.budgets.choose import choose
+    from edge_opt.budgets.grammar import profile_budgets
 
     budgets = profile_budgets({"targets": results_targets})
     picked = {}

@@ -146,7 +146,7 @@ def host_peak(size: int = 384, repeats: int = 5) -> dict[str, Any]:
 
 def roofline_rows(results: dict[str, Any], task: str, target: str) -> list[RooflineRow]:
     """Every measured record of a task and target with a MAC count, against the peak of what ran it."""
-    from edge_opt.gate import record_label
+    from edge_opt.budgets.choose import record_label
 
     macs_of = results.get("roofline") or {}
     host = ((results.get("provenance") or {}).get("host_peak") or {}).get("gops_per_thread")

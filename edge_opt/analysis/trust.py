@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from edge_opt.analysis.config import ExplainConfig, FairnessConfig, RobustnessConfig
 from edge_opt.analysis.data import EvalData
 from edge_opt.core.plugins import load_class
-from edge_opt.run.suite import ExplainConfig, FairnessConfig, RobustnessConfig
 
 
 @dataclass(frozen=True)

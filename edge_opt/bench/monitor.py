@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edge_opt.bench.process import UssSampler
 from edge_opt.core.procs import child_env
-from edge_opt.measure.harness import _UssSampler
 
 
 def _die_with_parent() -> None:
@@ -43,7 +43,7 @@ def run_sampled(cmd: list[str], log=None, timeout_s: float | None = None, die_wi
         text=True,
         preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509 - prctl only, before exec
     )
-    sampler = _UssSampler(proc.pid)
+    sampler = UssSampler(proc.pid)
     sampler.start()
     try:
         return proc.wait(timeout=timeout_s), sampler

@@ -15,6 +15,7 @@ import typer
 
 from edge_opt.core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
 from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms
+from edge_opt.nas.executors import make_executor
 
 app = typer.Typer(
     name="edge-opt",
@@ -373,7 +374,7 @@ def _nas_with_progress(
                 seed=spec.seed,
                 calibration_rows=task.calibration_rows,
                 progress=progress,
-                executor=ray_engine.trial_executor(task.model.parallel) if ray_engine is not None else None,
+                executor=make_executor(task.model.parallel, "ray") if ray_engine is not None else None,
             )
         return found
 
@@ -622,8 +623,9 @@ def gate(
     """
     from rich.table import Table
 
+    from edge_opt.budgets.grammar import load_budgets
     from edge_opt.core.fileio import write_json_atomic, write_text_atomic
-    from edge_opt.gate import evaluate, load_budgets
+    from edge_opt.gate import evaluate
     from edge_opt.store import load_run
 
     results = load_run(run_dir)
@@ -676,7 +678,8 @@ def report(
 
     loaded = [(run_dir, load_run(run_dir)) for run_dir in run_dirs]  # every folder checked before any output
     if html_out:
-        from edge_opt.report.html import load_view, write_html
+        from edge_opt.report.html import write_html
+        from edge_opt.store import load_view
 
         write_html(html_out, [load_view(run_dir, results) for run_dir, results in loaded])
         print(f"Report: {html_out}")

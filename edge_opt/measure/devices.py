@@ -192,7 +192,8 @@ class Device:
 
     def measure(self, model, runtime: str, **kwargs):
         """``harness.measure`` on this device, under its lease, with its conditions recorded."""
-        from edge_opt.measure.harness import WorkerResult, measure
+        from edge_opt.bench.process import WorkerResult
+        from edge_opt.measure.harness import measure
         from edge_opt.transports import TransportError
 
         reason = self.unreachable()

@@ -6,19 +6,15 @@ under test is a Backend that only loads and runs the model.
 
 from __future__ import annotations
 
-import os
 import tempfile
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_opt.bench.stats import summarize
-
-if TYPE_CHECKING:
-    from edge_opt.transports.base import Transport
+from edge_opt.bench.process import WorkerResult
+from edge_opt.transports.base import Transport
+from edge_opt.transports.local import LocalTransport
 
 
 @dataclass(frozen=True)
@@ -32,22 +28,6 @@ class HarnessOptions:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class WorkerResult:
-    """What one child measured; ``predictions`` only when data was given."""
-
-    status: str  # ok | failed | skipped
-    error: str | None
-    raw: dict
-    predictions: np.ndarray | None = None
-    exit_code: int | None = None  # the edge-opt exit code the child's error maps to
-
-    @property
-    def latency_ms(self) -> dict | None:
-        samples = self.raw.get("samples_ms")
-        return summarize(samples) if samples else None
 
 
 def measure(
@@ -77,8 +57,6 @@ def measure(
     says where the worker runs (default: a subprocess on this machine).
     """
     if transport is None:
-        from edge_opt.transports.local import LocalTransport
-
         transport = LocalTransport()
     cpus = transport.usable_cpus()
     if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
@@ -119,50 +97,3 @@ def measure(
         if result.status == "ok" and data is not None:
             result.predictions = np.load(tmp / "pred.npy")
         return result
-
-
-#: How often the harness reads the child's USS (a peak shorter than this can be missed).
-USS_SAMPLE_S = 0.025
-
-
-class _UssSampler(threading.Thread):
-    """The highest USS of a process, read from outside it every ``USS_SAMPLE_S`` until it ends.
-
-    USS (memory unique to the process) has no kernel high-water mark as RSS has (VmHWM), so
-    it is sampled; sampling from the parent keeps the measuring process's own threads and
-    timing loop untouched.
-    """
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.samples = pid, 0, 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        import psutil
-
-        try:
-            proc = psutil.Process(self.pid)
-            while not self._stop_event.is_set():
-                self.peak = max(self.peak, proc.memory_full_info().uss)
-                self.samples += 1
-                self._stop_event.wait(USS_SAMPLE_S)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _tail(text: str, lines: int = 5) -> str:
-    kept = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
-    return "\n".join(kept[-lines:])

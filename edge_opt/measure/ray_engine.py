@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge_opt.bench.process import WorkerResult
 from edge_opt.core.errors import BadInputError
-from edge_opt.measure.harness import WorkerResult
 
 INSTALL_HINT = "install it with `pip install 'edge-opt[ray]'`"
 
@@ -217,12 +217,6 @@ class RayEngine:
             except Exception as exc:  # noqa: BLE001 - a dead actor: say so in the record, not a crash
                 out[name] = {"unreachable": f"its Ray actor failed: {_why(exc)}"}
         return out
-
-    def trial_executor(self, workers: int):
-        """The architecture search's trials as Ray tasks on this cluster, ``workers`` at a time."""
-        from edge_opt.nas.executors import RayExecutor
-
-        return RayExecutor(workers)
 
     def close(self) -> None:
         for actor in self.actors.values():

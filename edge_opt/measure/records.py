@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Any
 
-from edge_opt.measure.harness import WorkerResult
+from edge_opt.bench.process import WorkerResult
 
 STATUSES = ("ok", "failed", "skipped")
 

@@ -22,6 +22,8 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from edge_opt.measure.ray_engine import require_ray
+
 
 class TrialExecutor(Protocol):
     """Runs ``fn`` on every item, at most ``workers`` at a time; results in the order of the items.
@@ -131,8 +133,6 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int, num_cpus: float = 1) -> None:
-        from edge_opt.measure.ray_engine import require_ray
-
         self.ray = require_ray()
         if not self.ray.is_initialized():
             raise RuntimeError("RayExecutor needs a connected Ray (ray.init) first")

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_opt.core.errors import ConfigError, first_line
 from edge_opt.core.fileio import write_json_atomic
+from edge_opt.measure.service import measure_first
 from edge_opt.nas import pareto
 from edge_opt.nas.space import Architecture, NasConfig, architecture, baseline_architecture, build, fit_pca
 
@@ -150,8 +151,8 @@ class SearchContext:
     _measured: dict[str, TrialRecord] = field(default_factory=dict)  # architecture -> its first measured trial
 
     def __post_init__(self) -> None:
+        from edge_opt.budgets.grammar import Check
         from edge_opt.datasets.base import subsample
-        from edge_opt.gate import Check
 
         if self.cfg.pipeline >= len(self.profile.pipelines):
             raise ConfigError(
@@ -416,17 +417,12 @@ class SearchContext:
         """The deployed file measured by the harness on the profile's first runtime that reads it."""
         from edge_opt.core.artifacts import load_artifact
         from edge_opt.models import predicted_labels
-        from edge_opt.run.runner import _measure
 
         artifact = load_artifact(self.artifacts_dir / artifact_id)
-        threads = self.profile.threads[0]
-        rec = None
-        for rs in (r for r in self.profile.runtimes if r.reads(artifact.format)):
-            rec, outputs = _measure(
-                artifact, rs.runtime, rs.device, threads, self.x_val, self.harness, self.task, rs.note, rs.precision
-            )
-            if rec.status != "skipped":  # no EdgeTPU here: the next runtime (the labelled host proxy)
-                break
+        # No EdgeTPU here: the next runtime (the labelled host proxy); profiles are checked at
+        # load, so some entry reads the file.
+        measured, _ = measure_first(artifact, self.profile, x=self.x_val, harness=self.harness, task=self.task)
+        rec, outputs = measured.record, measured.outputs
         record = {k: v for k, v in rec.to_json().items() if k != "latency_samples_ms"}
         if rec.status != "ok":
             return {

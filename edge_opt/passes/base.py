@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.core.artifacts import Artifact, ArtifactWriter
 from edge_opt.core.config import validate
@@ -149,3 +149,14 @@ class Pass:
                 return w.existing
             self.build(artifact, cfg, w.stage / MODEL_FILES[self.output], ctx, w.notes)
             return w.publish()
+
+
+class Step(BaseModel):
+    """One pass of a pipeline with its configuration."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    pass_: str = Field(alias="pass")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError, first_line
 from edge_opt.passes import PassContext, get_pass, supports
-from edge_opt.targets import Step
+from edge_opt.passes.base import Step
 
 
 @dataclass(frozen=True)

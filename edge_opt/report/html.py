@@ -20,19 +20,17 @@ others are still drawn: a report never costs a run.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import json
 import math
 import re
-import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
+from edge_opt.store import RunView, load_samples, record_key
 
 #: Section kinds. ``nas`` (one per task and searched target, after the task's trust checks) only with a search.
 SECTIONS = (
@@ -62,92 +60,6 @@ _NAS_MARKERS = {
     "ok": {"marker": "o", "s": 18, "color": "#9aa5b1", "zorder": 2},
     "rejected": {"marker": "x", "s": 26, "color": "#d62728", "zorder": 2},
 }
-
-
-@dataclass(frozen=True)
-class TrendPoint:
-    """One measurement of ``history.sqlite``: a run's median for one candidate."""
-
-    run_id: str
-    created: str | None
-    task: str | None
-    target: str | None
-    key: str  # label · runtime · threads (what stays the same across runs)
-    p50_ms: float
-
-
-@dataclass(frozen=True)
-class RunView:
-    """What the page shows of one run: its results, lineage and the history beside it."""
-
-    run_dir: Path
-    results: dict[str, Any]
-    lineage: list[str] | None
-    history: tuple[TrendPoint, ...]
-    history_note: str
-
-
-def candidate_key(label: str | None, runtime: str | None, threads: int | None) -> str:
-    return f"{label} · {runtime} · {threads}t"
-
-
-def load_view(run_dir: str | Path, results: dict[str, Any] | None = None) -> RunView:
-    """A run folder (finished, or being staged by ``store.write_run``) as a RunView."""
-    from edge_opt.core.errors import EdgeOptError
-    from edge_opt.core.lineage import lineage_lines, load_manifests
-    from edge_opt.store import load_run
-
-    run_dir = Path(run_dir)
-    if results is None:
-        results = load_run(run_dir)
-    lineage = None
-    if (run_dir / "artifacts").is_dir():
-        try:
-            lineage = lineage_lines(load_manifests(run_dir))
-        except EdgeOptError:
-            lineage = None
-    history, note = read_history(run_dir.parent / "history.sqlite", results)
-    return RunView(run_dir, results, lineage, history, note)
-
-
-def read_history(db: Path, results: dict[str, Any]) -> tuple[tuple[TrendPoint, ...], str]:
-    """Every measured median of the history beside a run, plus this run's (not yet appended while staged)."""
-    points: list[TrendPoint] = []
-    note = f"{db.name}: none beside this run folder; the trend holds this run only"
-    if db.is_file():
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
-                have = {row[1] for row in con.execute("PRAGMA table_info(measurements)")}
-                requested = "requested_precision" if "requested_precision" in have else "NULL"
-                rows = con.execute(
-                    f"SELECT run_id, created, task, target, label, runtime, {requested}, threads, p50_ms "
-                    "FROM measurements WHERE status = 'ok' AND p50_ms IS NOT NULL"
-                ).fetchall()
-            for run_id, created, task, target, label, runtime, prec, threads, p50 in rows:
-                name = f"{runtime}@{prec}" if prec else runtime
-                points.append(TrendPoint(run_id, created, task, target, candidate_key(label, name, threads), p50))
-            note = f"{db.name}: {len({p.run_id for p in points})} run(s) with measurements"
-        except sqlite3.DatabaseError as exc:
-            note = f"{db.name}: not readable ({exc}); the trend holds this run only"
-            points = []
-    if not any(p.run_id == results["run_id"] for p in points):
-        for rec in results["measurements"]:
-            p50 = (rec.get("latency_ms") or {}).get("p50")
-            if rec.get("status") == "ok" and p50 is not None:
-                points.append(
-                    TrendPoint(
-                        results["run_id"], results.get("created"), rec.get("task"), rec.get("target"), _key(rec), p50
-                    )
-                )
-    return tuple(points), note
-
-
-def _key(rec: dict[str, Any]) -> str:
-    rt = rec.get("runtime") or {}
-    name = rt.get("name")
-    if rt.get("precision_requested"):
-        name = f"{name}@{rt['precision_requested']}"
-    return candidate_key((rec.get("artifact") or {}).get("label"), name, rt.get("threads"))
 
 
 # --------------------------------------------------------------------------------------- charts
@@ -250,7 +162,7 @@ def pareto_frontier(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _label(rec: dict[str, Any]) -> str:
-    from edge_opt.gate import record_label
+    from edge_opt.budgets.choose import record_label
 
     return record_label(rec)
 
@@ -267,8 +179,8 @@ def _float_record(results: dict[str, Any], task: str) -> dict[str, Any] | None:
 
 
 def _budgets(results: dict[str, Any], target: str) -> list:
+    from edge_opt.budgets.grammar import profile_budgets
     from edge_opt.core.errors import EdgeOptError
-    from edge_opt.gate import profile_budgets
 
     try:
         return profile_budgets(results).get(target, [])
@@ -446,8 +358,6 @@ class _Page:
         )
 
     def latency(self, task: str, target: str) -> str:
-        from edge_opt.store import load_samples
-
         data = []
         for r in self.records(task, target):
             if r.get("status") == "ok":
@@ -778,8 +688,8 @@ class _Page:
             return _section("trend", sid, title, f"<p>{_e(self.view.history_note)}</p>")
         runs = sorted({(p.created or "", p.run_id) for p in points})
         order = {run_id: i for i, (_, run_id) in enumerate(runs)}
-        mine = {(r.get("target"), _key(r)) for r in self.results["measurements"] if r.get("task") == task}
-        chosen = {t: _key(s.chosen) for t, s in self.selections().items() if s.chosen is not None}
+        mine = {(r.get("target"), record_key(r)) for r in self.results["measurements"] if r.get("task") == task}
+        chosen = {t: record_key(s.chosen) for t, s in self.selections().items() if s.chosen is not None}
         targets = [t for t in self.results.get("targets") or {} if any(p.target == t for p in points)]
         fig, axes = self.charts.figure(7.5, 2.9, ncols=max(len(targets), 2))
         for ax, target in zip(axes, targets, strict=False):

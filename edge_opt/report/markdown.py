@@ -57,7 +57,8 @@ def row(rec: dict[str, Any]) -> list[str]:
 
 def selections(results: dict) -> dict:
     """Per target: the fastest measured candidate within the profile's budgets, and why others lost."""
-    from edge_opt.gate import choose, profile_budgets
+    from edge_opt.budgets.choose import choose
+    from edge_opt.budgets.grammar import profile_budgets
 
     budgets = profile_budgets(results)
     out = {}
@@ -122,7 +123,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in row(rec)) + " |")
         lines.append("")
     lines += nas_section(results.get("nas"))
-    from edge_opt.gate import record_label
+    from edge_opt.budgets.choose import record_label
 
     chosen = selections(results)
     if chosen:

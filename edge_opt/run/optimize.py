@@ -16,6 +16,7 @@ from edge_opt.core.arrays import load_xy
 from edge_opt.core.artifacts import Artifact, sha256_file
 from edge_opt.core.errors import BadInputError, ModelLoadError
 from edge_opt.datasets import Dataset
+from edge_opt.measure.service import QUICK, measure_first
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -144,7 +145,7 @@ def optimize(
     reference = None
     if fidelity_rows is not None:
         reference = Predictor(root.model_path, trust_model=trust_model).outputs(fidelity_rows)
-    measured = _latency(root, profile, "keras", trust_model) if latency else None
+    measured = _latency(root, profile, trust_model) if latency else None
     rows = []
     for pipeline in profile.pipelines:
         names = pipeline_names(pipeline)
@@ -178,7 +179,7 @@ def optimize(
                 row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
         if latency:
             progress(f"{profile.name}: measuring {artifact.manifest['label']}")
-            row["latency"] = _latency(artifact, profile, artifact.format, trust_model)
+            row["latency"] = _latency(artifact, profile, trust_model)
         rows.append(row)
     summary = {
         "model": str(model_path),
@@ -222,7 +223,7 @@ def _fidelity_rows(calib, data, held, random_calibration: bool, input_shape: tup
 
 def fidelity_checks(profile) -> list:
     """The target's own ``fidelity.*`` budgets (empty: edge-opt's default for the output kind)."""
-    from edge_opt.gate import Check
+    from edge_opt.budgets.grammar import Check
 
     return [c for c in (Check.parse(b) for b in profile.budgets) if c.metric.startswith("fidelity.")]
 
@@ -232,7 +233,7 @@ def failed_checks(own: list, fid) -> list[str]:
     A figure that is undefined here (agreement of a non-classifier, or when the reference
     predicts one class) is not held against the file: the fidelity's note says why."""
     from edge_opt.analysis.fidelity import DEFAULT_CHECKS
-    from edge_opt.gate import Check
+    from edge_opt.budgets.grammar import Check
 
     record = {"status": "ok", "agreement": fid.agreement, "fidelity": fid.to_dict()}
     figures = {"fidelity.agreement": fid.agreement, "fidelity.correlation": fid.correlation}
@@ -241,34 +242,17 @@ def failed_checks(own: list, fid) -> list[str]:
     return [r.message for r in results if r.passed is False]
 
 
-def _latency(artifact: Artifact, profile, fmt: str, trust_model: bool) -> dict:
+def _latency(artifact: Artifact, profile, trust_model: bool) -> dict:
     """p50/p90 of the file on the target's first runtime that can run it here (a quick measurement)."""
-    from edge_opt.measure.harness import HarnessOptions, measure
-
-    quick = HarnessOptions(min_runs=20, min_time_s=0.2, warmup_runs=5, max_time_s=10)
-    entries = [(rs.runtime, rs.device, rs.precision) for rs in profile.runtimes if rs.reads(fmt)]
-    reasons = []
-    for runtime, device, precision in entries or [("keras", "cpu", None)]:
-        result = measure(
-            artifact.model_path,
-            runtime,
-            threads=profile.threads[0],
-            device=device,
-            precision=precision,
-            file_precision=artifact.precision,
-            default_batch=1,
-            options=quick,
-            trust_model=trust_model,
-        )
-        if result.status == "ok":
-            lat = result.latency_ms
-            return {
-                "p50_ms": lat["p50"],
-                "p90_ms": lat["p90"],
-                "runtime": runtime,
-                "device": device,
-                "threads": profile.threads[0],
-                "status": "ok",
-            }
-        reasons.append(f"{runtime}/{device}: {result.error}")
-    return {"status": "not measured", "reason": "; ".join(reasons)}
+    measured, reasons = measure_first(artifact, profile, harness=QUICK, trust_model=trust_model)
+    if measured is None or measured.record.status != "ok":
+        return {"status": "not measured", "reason": "; ".join(reasons) or f"no runtime reads {artifact.format}"}
+    rec = measured.record
+    return {
+        "p50_ms": rec.latency_ms["p50"],
+        "p90_ms": rec.latency_ms["p90"],
+        "runtime": rec.runtime["name"],
+        "device": rec.runtime["device"],
+        "threads": rec.runtime["threads"],
+        "status": "ok",
+    }

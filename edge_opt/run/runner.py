@@ -28,9 +28,13 @@ import numpy as np
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import BadInputError, EdgeOptError
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
-from edge_opt.measure.harness import HarnessOptions, measure
+from edge_opt.measure.harness import HarnessOptions
 from edge_opt.measure.records import Measurement, build_record, record_id
+from edge_opt.measure.service import KERAS_REFERENCE, measure_one, measure_places, places_for
+from edge_opt.nas.executors import make_executor
+from edge_opt.report import write_reports
 from edge_opt.run.suite import Suite, TaskConfig
+from edge_opt.store import append_history, check_history, write_run
 from edge_opt.targets import TargetProfile, load_profile
 
 Progress = Callable[[str], None]  # called before each step with a description
@@ -132,7 +136,6 @@ def run_suite(
     from edge_opt.core.provenance import provenance
     from edge_opt.measure.devices import Device, get_device
     from edge_opt.run.user_models import check_task
-    from edge_opt.store import check_history
 
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
     configs = devices if devices is not None else [get_device(name) for name in suite.devices]
@@ -192,14 +195,13 @@ def run_suite(
 
         results["provenance"]["host_peak"] = host_peak()  # the peak host rows are held to (report.html)
         results["roofline"] = artifact_macs(stage, results["measurements"])
-        from edge_opt.store import write_run
-
         if searches:
             write_json_atomic(stage / "nas.json", _nas_json(searches))
         shutil.rmtree(journal.dir)
         (stage / ".plan.json").unlink()
         (stage / ".pid").unlink()
         write_run(stage, results)
+        write_reports(stage, results)
         final = out / run_id
         os.replace(stage, final)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the staging folder stays, for --resume
@@ -212,8 +214,6 @@ def run_suite(
             device.close()
         if ray_engine is not None:
             ray_engine.close()
-    from edge_opt.store import append_history
-
     append_history(out / "history.sqlite", results)
     return RunResult(final, results, removed, stage.name if taken else None)
 
@@ -361,7 +361,7 @@ def _run_task(
             seed=suite.seed,
             calibration_rows=task.calibration_rows,
             progress=progress,
-            executor=ray_engine.trial_executor(nas.parallel) if ray_engine is not None else None,
+            executor=make_executor(nas.parallel, "ray") if ray_engine is not None else None,
         )
         if searches is not None:
             searches[task.name] = found
@@ -374,33 +374,29 @@ def _run_task(
     if task.test_rows:
         x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
 
-    def measure_on(art, rs, target, threads, note, ref_acc, ref_pred) -> list[Measurement]:
+    def measure_on(art, rs, target, threads, ref_acc, ref_pred) -> list[Measurement]:
         """One artifact on one runtime entry at ``threads``, on each device serving the target (at
-        once under the Ray engine: each device on its own actor)."""
-        out, todo = [], []
-        for place in _places(target, places or []):
-            where = place.name if place else None
-            rec = journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, where))
-            out.append(rec)
-            if rec is None:
-                todo.append((len(out) - 1, place))
-        kwargs = _measure_kwargs(art, rs.device, threads, x_test, harness, rs.precision, trust)
-        remote = [(i, p) for i, p in todo if ray_engine is not None and p is not None]
-        results = dict(
-            zip(
-                [i for i, _ in remote],
-                ray_engine.measure_many([(p.name, art.model_path, rs.runtime, kwargs) for _, p in remote])
-                if remote
-                else [],
-                strict=True,
-            )
+        once under the Ray engine: each device on its own actor); journalled records are re-used."""
+        serving = places_for(target, places or [])
+        out = [
+            journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, p and p.name))
+            for p in serving
+        ]
+        todo = [i for i, rec in enumerate(out) if rec is None]
+        targets = [places_for(target, places or [])[i] for i in todo]
+        done = measure_places(
+            art,
+            rs,
+            threads,
+            targets,
+            x=x_test,
+            harness=harness,
+            task=task.name,
+            trust_model=trust,
+            ray_engine=ray_engine,
         )
-        for i, place in todo:
-            if i not in results:
-                results[i] = (place.measure if place is not None else measure)(art.model_path, rs.runtime, **kwargs)
-            own_note = note if place is None or place.config.transport == "local" else ""
-            rec = _record_of(results[i], art, rs.runtime, rs.device, threads, task.name, own_note, rs.precision)
-            rec = _score(rec, _labels(results[i].predictions, data.n_classes), y_test, ref_acc, ref_pred)
+        for i, m in zip(todo, done, strict=True):
+            rec = _score(m.record, _labels(m.outputs, data.n_classes), y_test, ref_acc, ref_pred)
             journal.save_measurement(rec)
             out[i] = rec
         return out
@@ -413,7 +409,7 @@ def _run_task(
                     progress(
                         f"{task.name}: {profile.name}: {root.manifest['label']} on {rs.runtime}, {threads} thread(s)"
                     )
-                    for rec in measure_on(root, rs, profile.name, threads, rs.note, None, None):
+                    for rec in measure_on(root, rs, profile.name, threads, None, None):
                         records.append(replace(rec, target=profile.name))
         why = "a deployed file has no float model to check it against"
         return records, {"float": None, "artifacts": {}, "robustness": None, "skipped": why}
@@ -427,11 +423,18 @@ def _run_task(
         key = task.name if float_model is root else f"{task.name}.{float_model.id}"
         reference, ref_pred = journal.measurement(record_id(float_model.id, "keras", "cpu", 1)), journal.labels(key)
         if reference is None or (reference.status == "ok" and ref_pred is None):
-            reference, outputs = _measure(
-                float_model, "keras", "cpu", 1, x_test, harness, task.name, "float reference", trust_model=trust
+            m = measure_one(
+                float_model,
+                KERAS_REFERENCE,
+                1,
+                x=x_test,
+                harness=harness,
+                task=task.name,
+                note="float reference",
+                trust_model=trust,
             )
-            ref_pred = _labels(outputs, data.n_classes)
-            reference = _score(reference, ref_pred, y_test, None, None)
+            ref_pred = _labels(m.outputs, data.n_classes)
+            reference = _score(m.record, ref_pred, y_test, None, None)
             journal.save_labels(key, ref_pred)  # before the record: a record found means its labels are there
             journal.save_measurement(reference)
         records.append(reference)
@@ -471,7 +474,7 @@ def _run_task(
                     if key in seen:  # another pipeline ended in the same artifact: measured already
                         continue
                     seen.add(key)
-                    records += measure_on(artifact, rs, profile.name, threads, rs.note, ref_acc, ref_pred)
+                    records += measure_on(artifact, rs, profile.name, threads, ref_acc, ref_pred)
     progress(f"{task.name}: trust checks on the chosen artifacts")
     from edge_opt.analysis.checks import attach, run_checks
 
@@ -497,61 +500,6 @@ def _run_task(
                 checks.setdefault("floats", {})[float_model.id] = {k: v for k, v in part.items() if k != "artifacts"}
         journal.save_checks(task.name, checks)
     return attach(records, checks), checks
-
-
-def _measure(
-    artifact: Artifact,
-    runtime: str,
-    device: str,
-    threads: int,
-    x: np.ndarray,
-    harness: HarnessOptions,
-    task: str,
-    note: str,
-    precision: str | None = None,
-    place=None,
-    trust_model: bool = False,
-) -> tuple[Measurement, np.ndarray | None]:
-    """The record of one measurement on ``place`` (a devices.Device; None: this host, as before
-    devices), and the model's outputs on ``x`` beside it (None unless ok)."""
-    kwargs = _measure_kwargs(artifact, device, threads, x, harness, precision, trust_model)
-    result = (place.measure if place is not None else measure)(artifact.model_path, runtime, **kwargs)
-    rec = _record_of(result, artifact, runtime, device, threads, task, note, precision)
-    return rec, result.predictions
-
-
-def _measure_kwargs(artifact, device, threads, x, harness, precision, trust_model) -> dict:
-    """``harness.measure``'s (and ``Device.measure``'s) keyword arguments for one measurement."""
-    return {
-        "threads": threads,
-        "device": device,
-        "precision": precision,
-        "file_precision": artifact.precision,
-        "default_batch": 1,
-        "data": x,
-        "options": harness,
-        "trust_model": trust_model,
-    }
-
-
-def _record_of(result, artifact, runtime, device, threads, task, note, precision) -> Measurement:
-    return build_record(
-        artifact=artifact.summary(),
-        runtime=runtime,
-        device=device,
-        threads=threads,
-        size_bytes=artifact.manifest["size_bytes"],
-        result=result,
-        task=task,
-        note=note,
-        precision=precision,
-    )
-
-
-def _places(target: str, devices: list) -> list:
-    """Where a runtime entry of ``target`` measures: each device serving the target, else this host."""
-    serving = [d for d in devices if target in d.config.targets]
-    return serving or [None]
 
 
 def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:

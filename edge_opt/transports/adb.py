@@ -23,7 +23,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from edge_opt.measure.harness import WorkerResult, _tail
+from edge_opt.bench.process import WorkerResult, tail
 from edge_opt.transports.base import TransportError
 from edge_opt.transports.local import parse_core_mask
 
@@ -323,8 +323,8 @@ class ADBTransport:
         except ValueError as exc:
             return WorkerResult(
                 "failed",
-                f"benchmark_model on {self.name}: {exc}: {_tail(output, 1)}",
-                {"stderr_tail": _tail(output)},
+                f"benchmark_model on {self.name}: {exc}: {tail(output, 1)}",
+                {"stderr_tail": tail(output)},
             )
         parsed["runtime"] = {
             "name": "benchmark_model",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from edge_opt.bench.process import WorkerResult
 from edge_opt.core.errors import EdgeOptError
-
-if TYPE_CHECKING:
-    from edge_opt.measure.harness import WorkerResult
 
 #: The names in a worker spec that hold files the harness wrote for the worker to read.
 INPUT_FILES = ("model", "feeds", "data")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
 from edge_opt.bench.monitor import add_uss, run_sampled
-from edge_opt.measure.harness import WorkerResult, _tail
+from edge_opt.bench.process import WorkerResult, tail
 from edge_opt.transports.base import OUTPUT_FILE
 
 
@@ -66,12 +66,12 @@ class LocalTransport:
             stderr = log.read()
         if returncode < 0:
             sig = signal.Signals(-returncode).name
-            return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": _tail(stderr)})
+            return WorkerResult("failed", f"runtime crashed with {sig}", {"signal": sig, "stderr_tail": tail(stderr)})
         if returncode != 0 or not result_path.is_file():
             return WorkerResult(
                 "failed",
-                f"worker exited with code {returncode}: {_tail(stderr, 1)}",
-                {"stderr_tail": _tail(stderr)},
+                f"worker exited with code {returncode}: {tail(stderr, 1)}",
+                {"stderr_tail": tail(stderr)},
             )
         raw = add_uss(json.loads(result_path.read_text(encoding="utf-8")), sampler)
         return WorkerResult(raw["status"], raw.get("error"), raw, None, raw.get("exit_code"))

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
-from edge_opt.measure.harness import WorkerResult, _tail
+from edge_opt.bench.process import WorkerResult, tail
 from edge_opt.transports.base import OUTPUT_FILE, TransportError, companions
 from edge_opt.transports.local import parse_core_mask
 
@@ -90,7 +90,7 @@ class SSHTransport:
     def fingerprint(self) -> dict:
         out = self._call(self._run_cmd(f"{self.device.python} -", stdin=_source()))
         if out.exit_status != 0:
-            raise TransportError(f"{self.device.python} failed on {self.name}: {_tail(str(out.stderr), 1)}")
+            raise TransportError(f"{self.device.python} failed on {self.name}: {tail(str(out.stderr), 1)}")
         info = json.loads(out.stdout)
         self._cores = len(self.cpus or info.get("cpus_usable") or [0])
         return info
@@ -99,7 +99,7 @@ class SSHTransport:
         cpus = ",".join(map(str, self.cpus or []))
         out = self._call(self._run_cmd(f"{self.device.python} - conditions {cpus}", stdin=_source()))
         if out.exit_status != 0:
-            raise TransportError(f"{self.device.python} failed on {self.name}: {_tail(str(out.stderr), 1)}")
+            raise TransportError(f"{self.device.python} failed on {self.name}: {tail(str(out.stderr), 1)}")
         return json.loads(out.stdout)
 
     def usable_cpus(self) -> int:
@@ -217,8 +217,8 @@ class SSHTransport:
         if status != 0 or not await self._sftp.exists(f"{run_dir}/result.json"):
             return WorkerResult(
                 "failed",
-                f"worker exited with code {status} on {self.name}: {_tail(output, 1)}",
-                {"stderr_tail": _tail(output)},
+                f"worker exited with code {status} on {self.name}: {tail(output, 1)}",
+                {"stderr_tail": tail(output)},
             )
         async with self._sftp.open(f"{run_dir}/result.json", "r") as fh:
             raw = json.loads(await fh.read())

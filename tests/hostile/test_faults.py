@@ -167,7 +167,7 @@ def test_sigterm_during_a_measurement_leaves_no_worker(tmp_path, tiny_artifacts)
 
 
 def test_threads_beyond_the_machine_and_an_unbounded_warm_up(tiny_artifacts):
-    from edge_opt.measure.harness import usable_cpus
+    from edge_opt.bench.process import usable_cpus
 
     model = str(tiny_artifacts["tflite"].model_path)
     assert_clean_error(run_cli("bench", model, "--threads", "10000"), f"lets edge-opt use {usable_cpus()} CPUs")
@@ -178,7 +178,7 @@ def test_threads_beyond_the_machine_and_an_unbounded_warm_up(tiny_artifacts):
 
 
 def test_history_is_written_in_wal_mode_so_concurrent_runs_wait_not_fail(tmp_path):
-    from edge_opt.store import _connect
+    from edge_opt.store.history import connect as _connect
 
     con = _connect(tmp_path / "history.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

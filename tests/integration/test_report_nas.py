@@ -63,7 +63,8 @@ def _section(raw: str, sid: str) -> str:
 
 
 def _render(run_dir) -> str:
-    from edge_opt.report.html import load_view, render_html
+    from edge_opt.report.html import render_html
+    from edge_opt.store import load_view
 
     return render_html([load_view(run_dir)])
 

@@ -48,7 +48,7 @@ def test_run_writes_results_reports_and_history(quick_run):
     } <= ok
     # Where a device or precision is missing the record is skipped with the reason, never run on the
     # CPU (or in fp32) instead; where it is present, it ran there. Either way the record says which.
-    from edge_opt.measure.harness import usable_cpus
+    from edge_opt.bench.process import usable_cpus
     from edge_opt.runtimes import get_backend_class
 
     for rec in recs:

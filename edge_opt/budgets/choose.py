@@ -1,0 +1,170 @@
+"""Choosing a target's artifact: the fastest candidate that meets every budget, unless noise decides."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_opt.budgets.grammar import Check
+from edge_opt.core.units import fmt_ms
+from edge_opt.measure.records import runtime_label
+
+
+@dataclass
+class Selection:
+    """The candidate of a target chosen among those that meet every budget, and why the others lost.
+
+    ``tied`` lists the candidates whose latency could not be told from the fastest one (their
+    median confidence intervals overlap): among them the smaller file won, then the more
+    accurate one. ``decided_by`` says which of latency, size or accuracy made the choice.
+    """
+
+    target: str
+    chosen: dict[str, Any] | None
+    rejected: list[tuple[dict[str, Any], str]]
+    tied: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: str | None = None  # latency | size | accuracy | order
+
+    def to_dict(self) -> dict[str, Any]:
+        chosen = self.chosen
+        return {
+            "chosen": None
+            if chosen is None
+            else {
+                "id": chosen.get("id"),
+                "label": record_label(chosen),
+                "p50_ms": (chosen.get("latency_ms") or {}).get("p50"),
+                "median_ci_ms": (chosen.get("latency_ms") or {}).get("median_ci"),
+            },
+            "decided_by": self.decided_by,
+            "tied": [{"id": r.get("id"), "label": record_label(r)} for r in self.tied],
+            "rejected": [{"id": r.get("id"), "label": record_label(r), "reason": why} for r, why in self.rejected],
+        }
+
+    def tie_note(self) -> str:
+        """`` (a tie on latency with N others: the smaller file won)``, or "" when latency decided."""
+        if not self.tied:
+            return ""
+        n = len(self.tied)
+        why = {"size": "the smaller file won", "accuracy": "the more accurate won"}.get(
+            self.decided_by, "the lowest median won"
+        )
+        return f" (a tie on latency with {n} other{'s' if n > 1 else ''}: {why})"
+
+
+def _ci(rec: dict[str, Any]) -> tuple[float, float]:
+    lat = rec["latency_ms"]
+    lo, hi = lat.get("median_ci") or (lat["p50"], lat["p50"])
+    return float(lo), float(hi)
+
+
+#: A latency difference smaller than this share of the faster median is a tie even when the
+#: confidence intervals do not overlap: with thousands of samples a within-run interval
+#: shrinks to nanoseconds, while a fresh process (another memory layout, another core)
+#: moves a median by more than that.
+MIN_SPEEDUP = 0.02
+
+
+def choose(
+    target: str, records: list[dict[str, Any]], checks: list[Check], min_speedup: float = MIN_SPEEDUP
+) -> Selection:
+    """Among a target's measured candidates that pass every check, the fastest, unless noise decides.
+
+    A candidate beats another on latency only when their median confidence intervals (the
+    95% order-statistic intervals of each record's samples) do not overlap and its median is
+    at least ``min_speedup`` (2%) lower. The candidates that cannot be told apart from the
+    fastest form a tie, which the smaller file (raw bytes) wins, then the more accurate,
+    then the lower median.
+
+    Trust-check budgets are left out here: those checks run on the chosen artifact, and the
+    gate then holds it to them.
+    """
+    checks = [c for c in checks if not c.trust]
+    fits, rejected = [], []
+    for rec in records:
+        if rec.get("status") != "ok" or not rec.get("latency_ms"):
+            rejected.append((rec, f"not measured: {rec.get('status')}: {rec.get('error') or 'no latency'}"))
+            continue
+        failed = [res.message for res in (c.evaluate(rec) for c in checks) if not res.passed]
+        if failed:
+            rejected.append((rec, "; ".join(failed)))
+        else:
+            fits.append(rec)
+    if not fits:
+        return Selection(target, None, rejected)
+    fits.sort(key=lambda r: r["latency_ms"]["p50"])
+    fastest = fits[0]
+    lo, hi = _ci(fastest)
+    best = fastest["latency_ms"]["p50"]
+
+    def ties(r: dict[str, Any]) -> bool:  # its interval overlaps the fastest's, or the gap is negligible
+        return _ci(r)[0] <= hi or r["latency_ms"]["p50"] < best * (1 + min_speedup)
+
+    tied = [r for r in fits if ties(r)]
+    slower = [r for r in fits if r not in tied]
+
+    def size(r: dict[str, Any]) -> float:
+        return (r.get("size_bytes") or {}).get("raw") or math.inf
+
+    def accuracy(r: dict[str, Any]) -> float:
+        return r.get("accuracy") if r.get("accuracy") is not None else -math.inf
+
+    tied.sort(key=lambda r: (size(r), -accuracy(r), r["latency_ms"]["p50"]))
+    chosen = tied[0]
+    others = tied[1:]
+    if others and all(size(r) > size(chosen) for r in others):
+        decided_by = "size"
+    elif others and all(size(r) > size(chosen) or accuracy(r) < accuracy(chosen) for r in others):
+        decided_by = "accuracy"
+    else:  # alone, or tied on size and accuracy too: the lower median
+        decided_by = "latency"
+    c_lo, c_hi = _ci(chosen)
+    for rec in others:
+        r_lo, r_hi = _ci(rec)
+        why = (
+            f"ties on latency: p50 {fmt_ms(rec['latency_ms']['p50'])} (CI {fmt_ms(r_lo)}–{fmt_ms(r_hi)}) vs the chosen "
+            f"{fmt_ms(chosen['latency_ms']['p50'])} (CI {fmt_ms(c_lo)}–{fmt_ms(c_hi)}), within noise of the fastest "
+            f"(intervals overlap, or medians under {min_speedup:.0%} apart)"
+        )
+        if size(rec) > size(chosen):
+            why += f"; larger file ({size(rec):.0f} vs {size(chosen):.0f} bytes)"
+        elif accuracy(rec) < accuracy(chosen):
+            why += f"; same size, less accurate ({accuracy(rec):.4f} vs {accuracy(chosen):.4f})"
+        else:
+            why += "; same size and accuracy, higher median"
+        rejected.append((rec, why))
+    for rec in slower:
+        r_lo, r_hi = _ci(rec)
+        p50 = rec["latency_ms"]["p50"]
+        rejected.append(
+            (
+                rec,
+                f"meets the budgets but slower: p50 {fmt_ms(p50)} vs {fmt_ms(best)}"
+                f" (median CIs {fmt_ms(r_lo)}–{fmt_ms(r_hi)} and {fmt_ms(lo)}–{fmt_ms(hi)} do not overlap)",
+            )
+        )
+    return Selection(target, chosen, rejected, tied=others, decided_by=decided_by)
+
+
+def record_label(record: dict[str, Any]) -> str:
+    art, rt = record.get("artifact") or {}, record.get("runtime") or {}
+    runtime = runtime_label(rt)
+    threads = rt.get("threads")
+    parts = [art.get("label") or art.get("pass") or record.get("id") or "?", runtime]
+    if threads is not None:
+        parts.append(f"{threads} thread" + ("" if threads == 1 else "s"))
+    return " · ".join(parts)
+
+
+def checked_record(results: dict[str, Any], target: str, task: str | None) -> dict[str, Any] | None:
+    """The record of ``target`` whose file the run's trust checks ran on (``checks.*.artifacts.*.picked``)."""
+    by_id = {r.get("id"): r for r in results.get("measurements") or []}
+    for check_task, checks in (results.get("checks") or {}).items():
+        if task is not None and check_task != task:
+            continue
+        for entry in (checks or {}).get("artifacts", {}).values():
+            rec_id = (entry.get("picked") or {}).get(target)
+            if rec_id in by_id:
+                return by_id[rec_id]
+    return None

@@ -1,0 +1,112 @@
+"""A run folder's own files: results.json and samples.npz, written and read back.
+
+Raw latency samples go to ``samples.npz`` (one array per record id) so results.json stays
+readable; records name their array in ``samples``. Rendering (report.md, report.json,
+checks.md, report.html) is the report package's, which the runner calls after storing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_opt.core.config import validate
+from edge_opt.core.errors import BadInputError, first_line
+from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
+
+RESULTS = "results.json"
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ArtifactRef(_Loose):
+    id: str
+    format: str
+    precision: str
+    label: str | None = None
+    path: str | None = None
+
+
+class _RuntimeRef(_Loose):
+    name: str | None = None
+    device: str | None = None
+    threads: int | None = None
+
+
+class _Record(_Loose):
+    id: str
+    status: Literal["ok", "failed", "skipped"]
+    target: str | None = None
+    task: str | None = None
+    artifact: _ArtifactRef
+    runtime: _RuntimeRef
+    error: str | None = None
+    latency_ms: dict[str, Any] | None = None
+    size_bytes: dict[str, Any] | None = None
+
+
+class _Results(_Loose):
+    run_id: str
+    measurements: list[_Record]
+    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+SAMPLES = "samples.npz"
+#: The JSON Schemas (draft 2020-12) of the files a run writes, shipped in the package.
+SCHEMAS = {"results.json": "results.schema.json", "report.json": "report.schema.json"}
+
+
+def load_schema(file_name: str) -> dict:
+    """The JSON Schema of ``results.json`` or ``report.json`` (``edge_opt/schemas/``)."""
+    return json.loads(files("edge_opt").joinpath("schemas", SCHEMAS[file_name]).read_text(encoding="utf-8"))
+
+
+def write_run(run_dir: Path, results: dict) -> None:
+    """results.json and samples.npz: each record's raw samples move out of the record into the npz."""
+    samples = {}
+    for rec in results["measurements"]:
+        values = rec.pop("latency_samples_ms", None)
+        if values:
+            samples[rec["id"]] = np.asarray(values, dtype=np.float64)
+            rec["samples"] = f"{SAMPLES}#{rec['id']}"
+        else:
+            rec["samples"] = None
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **samples)
+    write_bytes_atomic(run_dir / SAMPLES, buf.getvalue())
+    write_json_atomic(run_dir / RESULTS, results)
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """Read a run's results.json (a run folder or the file itself)."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / RESULTS
+    if not path.is_file():
+        raise BadInputError(f"{run_dir}: no {RESULTS} here (is it a finished run folder?)")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadInputError(f"{path}: corrupt results file: {type(exc).__name__}: {first_line(exc)}") from None
+    if not isinstance(results, dict) or "measurements" not in results:
+        raise BadInputError(f"{path}: not an edge-opt results file (no 'measurements')")
+    validate(_Results, results, path)  # the fields every reader relies on, typed
+    return results
+
+
+def load_samples(run_dir: str | Path, record: dict) -> np.ndarray | None:
+    ref = record.get("samples")
+    if not ref:
+        return None
+    file, _, key = ref.partition("#")
+    with np.load(Path(run_dir) / file) as npz:
+        return npz[key]
