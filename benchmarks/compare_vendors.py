@@ -10,11 +10,14 @@ and prints the ratio of medians (edge-opt / vendor; the goal is 0.95-1.05 from 0
 LiteRT APIs differ on the same file. Also prints the NullBackend's per-call overhead.
 
     python benchmarks/compare_vendors.py [--rounds 3] [--threads 1] [--quick]
+
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): one model (cnn 64x64x3), 1 round, 0.01 s windows.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -27,9 +30,11 @@ import numpy as np
 from edge_opt.measure.harness import HarnessOptions, measure
 
 HERE = Path(__file__).resolve().parent
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
+SMOKE_MODEL = "cnn 64x64x3"  # --smoke's one model: over 0.1 ms anywhere, so every line of the report prints
 
 
-def build_models(folder: Path, quick: bool) -> dict[str, tuple[Path, Path, list[int]]]:
+def build_models(folder: Path, quick: bool, smoke: bool = False) -> dict[str, tuple[Path, Path, list[int]]]:
     """Keras models spanning 0.1-10 ms on one core → fp32 .tflite and fp32 OpenVINO IR."""
     import openvino as ov
 
@@ -56,6 +61,8 @@ def build_models(folder: Path, quick: bool) -> dict[str, tuple[Path, Path, list[
     }
     if quick:
         specs.pop("cnn 128x128x3")
+    if smoke:
+        specs = {SMOKE_MODEL: specs[SMOKE_MODEL]}
     models = {}
     for i, (name, (shape, layers)) in enumerate(specs.items()):
         model = k.Sequential([k.Input(shape=shape, batch_size=1), *layers])
@@ -124,8 +131,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 rounds, no 10 ms model, 0.5 s windows")
+    parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()
     rounds, window = (2, 0.5) if args.quick else (args.rounds, 1.0)
+    if args.smoke:
+        rounds, window = 1, 0.01
 
     null = measure(None, "null", shapes={"x": (1, 1)}, options=HarnessOptions(min_runs=1000, min_time_s=window))
     lat = null.latency_ms
@@ -136,7 +146,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = build_models(Path(tmp), args.quick)
+        models = build_models(Path(tmp), args.quick, args.smoke)
         for name, (tflite, ir, shape) in models.items():
             for runtime, path in (("litert-compiled", tflite), ("litert", tflite), ("openvino", ir)):
                 ours, theirs = [], []

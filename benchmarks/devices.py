@@ -7,17 +7,20 @@ ray: the wall time of a matrix of measurements under ``--engine ray`` with one d
 with two (two "devices" of this machine, each pinned to its own core, as two nodes of a
 ray.cluster_utils.Cluster); measurement-bound, two devices should take about half the time.
 Run: PYTHONPATH=. python benchmarks/devices.py [--part ssh|ray|all] [--rounds 5] [--min-time 1.0] [--jobs 6]
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): 500 training rows, 1 round, 2 jobs, 0.01 s windows, few runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
 
 
 def main() -> None:
@@ -26,9 +29,14 @@ def main() -> None:
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per measurement")
     ap.add_argument("--part", choices=["ssh", "ray", "all"], default="all")
     ap.add_argument("--jobs", type=int, default=6, help="measurements in the Ray matrix")
+    ap.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = ap.parse_args()
+    rows, few = 2000, {}
+    if args.smoke:  # the same steps at tiny sizes
+        args.rounds, args.min_time, args.jobs = 1, 0.01, 2
+        rows, few = 500, {"min_runs": 5, "warmup_runs": 1}
     if args.part in ("ray", "all"):
-        ray_figures(args.jobs, args.min_time)
+        ray_figures(args.jobs, args.min_time, rows, few)
     if args.part == "ray":
         return
 
@@ -44,13 +52,13 @@ def main() -> None:
         sys.exit(f"devices.py: {reason}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = load_dataset("adult", train_rows=2000)
+        data = load_dataset("adult", train_rows=rows)
         root = train_artifact(ModelConfig(hidden=[1024, 1024], epochs=1), data, "bench", tmp / "art")
         ctx = PassContext(target="cpu", calibration=data.calibration(32), calibration_source="bench")
         model = get_pass("tflite").apply(root, {"precision": "fp32"}, tmp / "art", ctx).model_path
         server = sshd.start_sshd(tmp / "sshd")
         device = Device(server.device(workdir=tmp / "remote"))
-        opts = HarnessOptions(min_runs=200, min_time_s=args.min_time, warmup_runs=50)
+        opts = HarnessOptions(**{"min_runs": 200, "min_time_s": args.min_time, "warmup_runs": 50, **few})
         local, remote = [], []
         try:
             for _ in range(args.rounds):
@@ -67,8 +75,8 @@ def main() -> None:
     print(f"ratio ssh/local: {rm / lm:.3f}")
 
 
-def ray_figures(jobs: int, min_time: float) -> None:
-    import os
+def ray_figures(jobs: int, min_time: float, rows: int = 2000, few: dict | None = None) -> None:
+    """``rows``: training rows; ``few``: HarnessOptions overriding the runs (--smoke)."""
     import time
 
     from edge_opt.measure.ray_engine import LOOPBACK, local_only
@@ -92,7 +100,7 @@ def ray_figures(jobs: int, min_time: float) -> None:
     small = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = load_dataset("adult", train_rows=2000)
+        data = load_dataset("adult", train_rows=rows)
         root = train_artifact(ModelConfig(hidden=[256, 256], epochs=1), data, "bench", tmp / "art")
         ctx = PassContext(target="cpu", calibration=data.calibration(32), calibration_source="bench")
         model = get_pass("tflite").apply(root, {"precision": "fp32"}, tmp / "art", ctx).model_path
@@ -108,7 +116,7 @@ def ray_figures(jobs: int, min_time: float) -> None:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, _node_ip_address=LOOPBACK)
         devices = [DeviceConfig(name="a", core_mask=str(cpus[0])), DeviceConfig(name="b", core_mask=str(cpus[-1]))]
-        opts = HarnessOptions(min_runs=50, min_time_s=min_time, warmup_runs=10)
+        opts = HarnessOptions(**{"min_runs": 50, "min_time_s": min_time, "warmup_runs": 10, **(few or {})})
         kwargs = {"default_batch": 1, "options": opts}
         walls = {}
         try:

@@ -6,11 +6,14 @@ p50 latency at batch 1 (edge-opt's harness, a fresh process each) and the .tflit
 "None" is the parent itself, all 108 features.
 
     python benchmarks/dimensionality_study.py [--quick] [--method pca|ica|select] [--out DIR]
+
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): 300 training rows, MLP [16], 1 epoch, 2 kept dimensions, few runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -26,6 +29,10 @@ from edge_opt.runtimes import get_backend_class
 FULL = {"train_rows": None, "model": ModelConfig(), "dims": [2, 4, 8, 16, 32, 48, 64, 80, 96]}
 QUICK = {"train_rows": 4000, "model": ModelConfig(hidden=[64, 32], epochs=3, batch_size=64), "dims": [2, 8, 32, 64]}
 TIMING = HarnessOptions(min_runs=50, min_time_s=0.5)
+# --smoke: the same steps at tiny sizes, whichever mode (its figures mean nothing)
+SMOKE_PLAN = {"train_rows": 300, "model": ModelConfig(hidden=[16], epochs=1, batch_size=64), "dims": [2]}
+SMOKE_TIMING = HarnessOptions(min_runs=5, min_time_s=0.01, warmup_runs=1)
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
 
 
 def reduction(method: str, kept: int, n_features: int, model: ModelConfig):
@@ -36,12 +43,12 @@ def reduction(method: str, kept: int, n_features: int, model: ModelConfig):
     return {"pca": PCAPass, "ica": ICAPass}[method](), {"components": kept, **head}
 
 
-def evaluate(keras_artifact, data, out: Path) -> dict:
+def evaluate(keras_artifact, data, out: Path, window: HarnessOptions = TIMING) -> dict:
     tfl = get_pass("tflite").apply(keras_artifact, {"precision": "fp32"}, out, PassContext())
     backend = get_backend_class("litert")()
     backend.load(str(tfl.model_path))
     accuracy = float((predicted_labels(backend.predict(data.x_test), data.n_classes) == data.y_test).mean())
-    timing = measure(tfl.model_path, "litert", options=TIMING)
+    timing = measure(tfl.model_path, "litert", options=window)
     if timing.status != "ok":
         raise RuntimeError(f"latency measurement failed: {timing.error}")
     return {"accuracy": accuracy, "p50_us": timing.latency_ms["p50"] * 1e3, "kib": tfl.model_path.stat().st_size / 1024}
@@ -52,8 +59,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4000 training rows, a small MLP, 4 dimensions")
     parser.add_argument("--method", choices=("pca", "ica", "select"), default="pca")
     parser.add_argument("--out", type=Path, help="keep the artifacts here (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    timing = TIMING
+    if args.smoke:  # the mode's rows must exist; then its steps at tiny sizes
+        load_dataset("adult", train_rows=plan["train_rows"])
+        plan, timing = SMOKE_PLAN, SMOKE_TIMING
     start = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="edge-opt-dims-") as tmp:
@@ -72,7 +84,7 @@ def main() -> None:
                 art = pass_.apply(parent, cfg, out, ctx)
                 variance = art.manifest["notes"].get("explained_variance")
                 extra = f"{variance:.3f}" if variance is not None else "-"
-            rows.append((kept or n, extra, evaluate(art, data, out)))
+            rows.append((kept or n, extra, evaluate(art, data, out, timing)))
             print(f"  kept {kept or n:>3}: done at {time.perf_counter() - start:5.1f} s", file=sys.stderr, flush=True)
 
     print(f"\nAdult, {args.method}: {len(data.x_train)} train rows, MLP {model_cfg.hidden}, {model_cfg.epochs} epochs")

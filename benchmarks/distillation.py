@@ -8,11 +8,14 @@ distillation recovers, are reported on the test split.
 
     python benchmarks/distillation.py --quick   # one setting per dataset, 1 seed, < 3 min
     python benchmarks/distillation.py           # a small grid, 3 seeds
+
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): 256 training rows, 1 epoch each, 1 seed; figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,19 +41,21 @@ GRID = {
     name: [{"student": student, "temperature": t, "alpha": a, "mixup": m} for t, a, m in VARIANTS]
     for name, student in STUDENTS.items()
 }
+SMOKE_ROWS = 256  # --smoke: training rows; teacher and students train 1 epoch
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
 
 
 def key(student: dict) -> str:
     return repr(sorted(student.items()))
 
 
-def run_dataset(name: str, settings: list[dict], seeds: list[int], work: Path) -> dict:
-
-    data = load_dataset(name)
+def run_dataset(name: str, settings: list[dict], seeds: list[int], work: Path, smoke: bool = False) -> dict:
+    data = load_dataset(name, train_rows=SMOKE_ROWS if smoke else None)
+    teacher_cfg = TEACHERS[name].model_copy(update={"epochs": 1}) if smoke else TEACHERS[name]
     n = data.n_classes
     res = {"teacher": [], "alone": {}, "distilled": [[] for _ in settings]}
     for seed in seeds:
-        root = train_artifact(TEACHERS[name], data, name, work / name, seed=seed)
+        root = train_artifact(teacher_cfg, data, name, work / name, seed=seed)
         teacher = load_keras(root.model_path)
         res["teacher"].append(
             (accuracy(teacher, data.x_val, data.y_val, n), accuracy(teacher, data.x_test, data.y_test, n))
@@ -122,8 +127,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="first setting only, 1 seed (< 3 minutes)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds to average over (default 1 quick, 3 full)")
     parser.add_argument("--datasets", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
+    parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()
-    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    seeds = list(range(args.seeds or (1 if args.quick or args.smoke else 3)))
 
     from edge_opt.core.tfkeras import tf
 
@@ -132,7 +138,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for name in args.datasets:
             settings = GRID[name][:1] if args.quick else GRID[name]
-            report(name, settings, run_dataset(name, settings, seeds, Path(work)))
+            if args.smoke:  # the same settings, each student trained 1 epoch
+                settings = [{**s, "student": {**s["student"], "epochs": 1}} for s in settings]
+            report(name, settings, run_dataset(name, settings, seeds, Path(work), args.smoke))
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 

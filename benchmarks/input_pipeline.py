@@ -29,6 +29,7 @@ competes with the train step: compute time per step can rise even as wait time f
     python benchmarks/input_pipeline.py [--quick] [--repeats N] [--seed S] [--no-digits]
 
 ``--quick`` takes about 50 s and the full run about 4.5 min on a shared 2-core machine.
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): 256 rows per dataset, 2 epochs, 1 repeat; figures mean nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from edge_opt.datasets import Dataset, load_dataset
 from edge_opt.models import ModelConfig, build, dataset_pipeline
 
 N_CONTINUOUS = 6  # Adult: the first six features are the standardised continuous columns
+SMOKE_ROWS = 256  # --smoke: training rows per dataset; 2 epochs (1 cold, 1 warm), 1 repeat
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
 
 
 @dataclass(frozen=True)
@@ -401,8 +404,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="fresh model + pipeline per repeat (default 3, quick 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-digits", action="store_true", help="skip the digits CNN")
+    parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = 1 if args.smoke else args.repeats or (1 if args.quick else 3)
     start = time.perf_counter()
     tf_ = tf()
 
@@ -415,11 +419,15 @@ def main() -> None:
         digits = load_dataset("digits", seed=args.seed)
         cnn = ModelConfig(kind="cnn", hidden=[8, 16], batch_size=64)
         plans.append(Plan("digits CNN", digits, cnn, epochs=2 if args.quick else 6, fit_epochs=2 if args.quick else 4))
+    if args.smoke:  # the same plans at tiny sizes: 1 cold + 1 warm epoch, 2 fit epochs (epoch 1 and a later one)
+        small = {p.name: load_dataset(p.data.name, seed=args.seed, train_rows=SMOKE_ROWS) for p in plans}
+        plans = [Plan(p.name, small[p.name], p.cfg, epochs=2, fit_epochs=2) for p in plans]
 
     print(
         f"machine: os.cpu_count()={os.cpu_count()}, usable={len(os.sched_getaffinity(0))}, {platform.machine()}, "
         f"Python {platform.python_version()}, TensorFlow {tf_.__version__}; "
-        f"load average at start {os.getloadavg()[0]:.2f}; seed {args.seed}; {'quick' if args.quick else 'full'} mode, "
+        f"load average at start {os.getloadavg()[0]:.2f}; seed {args.seed}; {'quick' if args.quick else 'full'} mode"
+        f"{' (smoke: tiny sizes)' if args.smoke else ''}, "
         f"{repeats} repeat(s)"
     )
     print("The CPU may be shared with other processes: timings are noisy; the table shows medians.")
@@ -427,7 +435,8 @@ def main() -> None:
     for plan in plans:
         make = adult_pipelines if plan.data.name == "adult" else digits_pipelines
         pipes = make(plan.data, plan.cfg.batch_size, args.seed)
-        breakdown = naive_breakdown(pipes, plan.cfg.batch_size, rows=512 if args.quick else 2048)
+        rows, reps = (64, 1) if args.smoke else (512 if args.quick else 2048, 3)
+        breakdown = naive_breakdown(pipes, plan.cfg.batch_size, rows=rows, repeats=reps)
         loop, fit = {}, {}
         for name, make_ds in pipes.items():
             print(

@@ -12,11 +12,15 @@ pruning-preserving QAT), weight clustering + int8, QAT int8. Printed against the
 The distillation figure has its own script: benchmarks/distillation.py.
 
     python benchmarks/optimization_figures.py [--quick] [--task adult|digits]
+
+``--quick``: 4,000 Adult training rows (digits keeps all its 1,257), a third of the epochs, short windows.
+Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1) runs every step at tiny sizes; its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,17 +55,26 @@ PIPELINES = {
     "cluster 16 + int8 PTQ": [("cluster", {"number_of_clusters": 16, "epochs": 1}), ("tflite", {"precision": "int8"})],
 }
 
+# Training rows per task: None is the whole train split (digits has 1,257 rows, fewer than quick's 4,000).
+QUICK_ROWS = {"adult": 4000, "digits": None}
+SMOKE_ROWS = 256  # --smoke: this many rows, 1 epoch, a few timed runs
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
 
-def run_task(name: str, quick: bool, out: Path) -> list[dict]:
+
+def run_task(name: str, quick: bool, out: Path, smoke: bool = False) -> list[dict]:
     cfg = TASKS[name]
-    data = load_dataset(name, train_rows=4000 if quick else None)
+    data = load_dataset(name, train_rows=QUICK_ROWS[name] if quick else None)
     if quick:
         cfg = cfg.model_copy(update={"epochs": max(2, cfg.epochs // 3)})
+    window = HarnessOptions(min_runs=100, min_time_s=0.3 if quick else 1.0)
+    if smoke:  # the mode's sizes are chosen (and its rows loaded, so checked); the same steps, tiny
+        data = load_dataset(name, train_rows=SMOKE_ROWS)
+        cfg = cfg.model_copy(update={"epochs": 1})
+        window = HarnessOptions(min_runs=5, min_time_s=0.01, warmup_runs=1)
     root = train_artifact(cfg, data, f"{name}-figures", out)
     ctx = PassContext(
         target="mobile", calibration=data.calibration(256), calibration_source=f"{name} train split", data=data
     )
-    window = HarnessOptions(min_runs=100, min_time_s=0.3 if quick else 1.0)
     rows = []
     for label, steps in PIPELINES.items():
         started = time.perf_counter()
@@ -129,12 +142,15 @@ def report(name: str, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4,000 training rows, fewer epochs, short windows")
+    parser.add_argument(
+        "--quick", action="store_true", help="4,000 Adult training rows (digits: all), fewer epochs, short windows"
+    )
     parser.add_argument("--task", choices=sorted(TASKS), action="append")
+    parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.task or sorted(TASKS):
-            report(name, run_task(name, args.quick, Path(tmp)))
+            report(name, run_task(name, args.quick, Path(tmp), args.smoke))
 
 
 if __name__ == "__main__":

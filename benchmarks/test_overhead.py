@@ -3,7 +3,10 @@
 In-process, per call: each backend's ``invoke`` on the Adult MLP artifact (what the
 harness times in its child), the NullBackend (nothing but the call), and ``summarize``
 on 100k samples (the statistics are not free either).
+Smoke test: EDGE_OPT_BENCH_SMOKE=1 trains on 256 rows; add ``--benchmark-max-time=0.001 --benchmark-min-rounds=1``.
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from edge_opt.bench.stats import summarize
 from edge_opt.runtimes import get_backend_class
 from edge_opt.runtimes.base import random_inputs
 
+SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # tiny sizes, for a smoke test
+
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
@@ -19,7 +24,7 @@ def artifacts(tmp_path_factory):
     from edge_opt.models import ModelConfig, train_artifact
     from edge_opt.passes import PassContext, get_pass
 
-    data = load_dataset("adult", train_rows=2000)
+    data = load_dataset("adult", train_rows=256 if SMOKE else 2000)
     out = tmp_path_factory.mktemp("bench")
     root = train_artifact(ModelConfig(hidden=[256, 128], epochs=1), data, "bench", out)
     ctx = PassContext(target="cpu", calibration=data.calibration(128), calibration_source="adult train")

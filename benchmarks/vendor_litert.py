@@ -5,6 +5,7 @@ The tool's timing loop (``CompiledModel.run_by_name`` between two ``perf_counter
 is untouched; only the module-level ``round`` used when it builds its result is replaced,
 because 0.01 ms is 10% of a 0.1 ms model. Prints one line: ``JSON: {latency figures}``.
 Usage: python benchmarks/vendor_litert.py --model=M.tflite --num_threads=1 --num_runs=N
+Smoke test: its one size is ``--num_runs`` (tests/test_benchmarks.py: 5); compare_vendors.py --smoke runs it too.
 """
 
 import json

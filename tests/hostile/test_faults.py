@@ -54,7 +54,7 @@ def test_bad_data_is_refused_at_the_door(tmp_path, tiny_artifacts, name, arrays,
 
 
 def test_a_declared_size_past_the_limit_is_refused_before_reading(tmp_path, monkeypatch):
-    from edge_opt import arrays
+    from edge_opt.core import arrays
     from edge_opt.core.errors import BadInputError
 
     bomb = tmp_path / "bomb.npz"

@@ -170,7 +170,7 @@ def test_run_works_from_the_packaged_suite_and_profiles(venv):
 
 
 def test_builtin_dir_prefers_the_checkout(tmp_path, monkeypatch):
-    from edge_opt import builtin
+    from edge_opt.core import builtin
 
     (tmp_path / "pyproject.toml").write_text("")
     for kind in ("targets", "benchmarks"):
@@ -186,7 +186,7 @@ def test_builtin_dir_prefers_the_checkout(tmp_path, monkeypatch):
 
 
 def test_builtin_dir_missing_is_a_one_line_config_error(tmp_path, monkeypatch):
-    from edge_opt import builtin
+    from edge_opt.core import builtin
     from edge_opt.core.errors import ConfigError
     from edge_opt.targets import available_profiles
 
