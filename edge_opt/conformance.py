@@ -19,6 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from edge_opt.analysis.trust import Subject, TrustCheck, TrustResult
+from edge_opt.bench.process import WorkerResult
+from edge_opt.core.artifacts import verify
+from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError
+from edge_opt.core.fileio import _default
+from edge_opt.passes import pass_class, pass_names
+from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
+from edge_opt.runtimes import FORMATS
+from edge_opt.runtimes.base import Backend, TensorSpec, random_inputs
+
 
 def _fail(what: str, why: str) -> None:
     raise AssertionError(f"{what}: {why}")
@@ -33,11 +43,33 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
     ``model`` is a file the backend reads (None for a backend that needs none), ``x`` a few
     rows of float features for ``predict``, ``shapes`` static input shapes to load with.
     """
-    from edge_opt.core.errors import EdgeOptError
-    from edge_opt.runtimes import FORMATS
-    from edge_opt.runtimes.base import Backend, TensorSpec, random_inputs
-
     what = f"backend {getattr(cls, '__name__', cls)!r}"
+    _check_backend_class(cls, what)
+    reason = cls.unavailable("cpu")
+    if reason:  # e.g. a runtime that is not installed here: nothing more can be checked
+        return
+
+    _check_missing_model(cls, model, what)
+    backend, specs = _loaded_backend(cls, model, shapes, what)
+    backend.bind(random_inputs(specs))
+    backend.invoke()
+    backend.invoke()
+    if cls.timer == "runtime":
+        t = backend.last_latency_ms()
+        if not (isinstance(t, float | int) and math.isfinite(t) and t >= 0):
+            _fail(what, f"timer 'runtime' but last_latency_ms() gave {t!r}")
+    _check_predict(backend, x, what)
+    info = backend.info()
+    missing = {"name", "version", "threads", "device", "timer", "precision"} - set(info)
+    if missing:
+        _fail(what, f"info() lacks {sorted(missing)}: a record must say what ran")
+    if (info["name"], info["threads"], info["device"]) != (cls.name, 1, "cpu"):
+        _fail(what, f"info() says {info['name']}/{info['threads']} thread(s)/{info['device']}, not what ran")
+    json.dumps(info)  # it goes into results.json
+
+
+def _check_backend_class(cls: type, what: str) -> None:
+    """The class's declared attributes and its answers on devices and precisions."""
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         _fail(what, "is not a subclass of edge_opt.runtimes.base.Backend")
     if not isinstance(cls.name, str) or not cls.name or cls.name == "base":
@@ -56,10 +88,10 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
         reason = cls.cannot_run("cpu", precision)
         if precision not in cls.precisions and not reason:
             _fail(what, f"does not offer {precision} but cannot_run('cpu', {precision!r}) gives no reason")
-    reason = cls.unavailable("cpu")
-    if reason:  # e.g. a runtime that is not installed here: nothing more can be checked
-        return
 
+
+def _check_missing_model(cls: type, model: str | Path | None, what: str) -> None:
+    """Loading a file that does not exist raises an EdgeOptError."""
     backend = cls(threads=1, device="cpu")
     try:
         backend.load("/nonexistent/model-file")
@@ -71,6 +103,9 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
         if model is not None:
             _fail(what, "loaded a file that does not exist")
 
+
+def _loaded_backend(cls: type, model: str | Path | None, shapes: dict | None, what: str) -> tuple[Any, list]:
+    """A backend loaded with static shapes (batch 1 for dynamic inputs), and its checked inputs."""
     backend = cls(threads=1, device="cpu")
     backend.load(None if model is None else str(model), shapes)
     specs = backend.inputs()
@@ -83,13 +118,11 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
         _fail(what, f"inputs() must list TensorSpecs, got {specs!r}")
     if any(s.dynamic for s in specs):
         _fail(what, f"after load with shapes {shapes!r}, inputs still dynamic: {specs!r}")
-    backend.bind(random_inputs(specs))
-    backend.invoke()
-    backend.invoke()
-    if cls.timer == "runtime":
-        t = backend.last_latency_ms()
-        if not (isinstance(t, float | int) and math.isfinite(t) and t >= 0):
-            _fail(what, f"timer 'runtime' but last_latency_ms() gave {t!r}")
+    return backend, specs
+
+
+def _check_predict(backend: Any, x: np.ndarray, what: str) -> None:
+    """``predict`` gives a finite float row per input row, the same twice, the same alone as in a batch."""
     y1, y2 = backend.predict(x), backend.predict(x)
     if not isinstance(y1, np.ndarray) or len(y1) != len(x):
         _fail(what, f"predict() of {len(x)} rows must give {len(x)} rows, got {getattr(y1, 'shape', y1)!r}")
@@ -99,13 +132,6 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
         _fail(what, "predict() of the same rows twice gave different outputs")
     if len(x) > 1 and not np.allclose(backend.predict(x[:1]), y1[:1], atol=1e-5):
         _fail(what, "predict() of one row differs from the same row inside a batch")
-    info = backend.info()
-    missing = {"name", "version", "threads", "device", "timer", "precision"} - set(info)
-    if missing:
-        _fail(what, f"info() lacks {sorted(missing)}: a record must say what ran")
-    if (info["name"], info["threads"], info["device"]) != (cls.name, 1, "cpu"):
-        _fail(what, f"info() says {info['name']}/{info['threads']} thread(s)/{info['device']}, not what ran")
-    json.dumps(info)  # it goes into results.json
 
 
 # --- passes ---------------------------------------------------------------------------
@@ -125,61 +151,15 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
     the pass uses (calibration rows, training data). With ``apply=False`` only the cheap
     checks run.
     """
-    from edge_opt.core.artifacts import verify
-    from edge_opt.core.errors import UnsupportedTargetError
-    from edge_opt.passes import pass_class, pass_names
-    from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
-
     what = f"pass {getattr(cls, 'name', cls)!r}"
-    if not (isinstance(cls, type) and issubclass(cls, Pass)):
-        _fail(what, "is not a subclass of edge_opt.passes.base.Pass")
-    if not cls.name or cls.name == "pass":
-        _fail(what, "sets no name of its own")
-    if not (isinstance(cls.Config, type) and issubclass(cls.Config, PassConfig)):
-        _fail(what, "Config must be a PassConfig subclass (frozen, extra fields forbidden)")
-    if not cls.inputs or not set(cls.inputs) <= set(MODEL_FILES):
-        _fail(what, f"inputs {cls.inputs!r} must be a non-empty subset of {tuple(MODEL_FILES)}")
-    if cls.output not in MODEL_FILES:
-        _fail(what, f"output {cls.output!r} must be one of {tuple(MODEL_FILES)}")
-    if not cls.description:
-        _fail(what, "has no description (shown in the docs and by `edge-opt targets`)")
-    if not set(cls.uses) <= {"calibration", "data"}:
-        _fail(what, f"uses {cls.uses!r}: only 'calibration' and 'data' are known context inputs")
-    if cls.name in pass_names() and pass_class(cls.name) is not cls and not issubclass(cls, pass_class(cls.name)):
-        _fail(what, f"the registry maps {cls.name!r} to another class")
-
+    _check_pass_class(cls, what)
     p = cls()
     cfg = p.config(config)
-    ident = p.identity(cfg, ctx)
-    if ident != p.identity(cfg, ctx):
-        _fail(what, "identity() is not deterministic")
-    json.dumps(ident)  # hashed canonically into the artifact id
-    rows = p.calibration_rows(cfg) if "calibration" in cls.uses else 0
-    if ctx.calibration is not None:
-        changed = p.identity(cfg, replace(ctx, calibration=_perturbed(ctx.calibration)))
-        if rows != 0 and changed == ident:
-            _fail(what, "uses calibration rows, but changing them does not change its identity")
-        if rows == 0 and changed != ident:
-            _fail(what, "does not read calibration rows with this config, but they change its identity")
-    if "data" in cls.uses and ctx.data is not None:
-        data = ctx.data
-        other = replace(data, x_train=_perturbed(data.x_train))
-        if p.identity(cfg, replace(ctx, data=other)) == ident:
-            _fail(what, "trains on data, but changing the training rows does not change its identity")
-        if p.identity(cfg, replace(ctx, seed=ctx.seed + 1)) == ident:
-            _fail(what, "trains on data, but changing the seed does not change its identity")
+    rows = _check_identity(cls, p, cfg, ctx, what)
     if not apply:
         return
 
-    wrong = next((f for f in MODEL_FILES if f not in cls.inputs), None)
-    if wrong is not None:
-        fake = replace(parent, manifest={**parent.manifest, "format": wrong})
-        try:
-            p.apply(fake, config, out_dir, ctx)
-        except UnsupportedTargetError:
-            pass
-        else:
-            _fail(what, f"accepted a {wrong} input though its inputs are {cls.inputs}")
+    _check_refuses_other_inputs(cls, p, parent, config, ctx, out_dir, what)
     before = dict(parent.manifest)
     out = p.apply(parent, config, out_dir, ctx)
     if parent.manifest != before or verify(parent):
@@ -199,6 +179,64 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
             _fail(what, "other calibration rows returned the same (stale) artifact")
 
 
+def _check_pass_class(cls: type, what: str) -> None:
+    """The class's declared attributes: name, Config, inputs, output, description, uses, registry."""
+    if not (isinstance(cls, type) and issubclass(cls, Pass)):
+        _fail(what, "is not a subclass of edge_opt.passes.base.Pass")
+    if not cls.name or cls.name == "pass":
+        _fail(what, "sets no name of its own")
+    if not (isinstance(cls.Config, type) and issubclass(cls.Config, PassConfig)):
+        _fail(what, "Config must be a PassConfig subclass (frozen, extra fields forbidden)")
+    if not cls.inputs or not set(cls.inputs) <= set(MODEL_FILES):
+        _fail(what, f"inputs {cls.inputs!r} must be a non-empty subset of {tuple(MODEL_FILES)}")
+    if cls.output not in MODEL_FILES:
+        _fail(what, f"output {cls.output!r} must be one of {tuple(MODEL_FILES)}")
+    if not cls.description:
+        _fail(what, "has no description (shown in the docs and by `edge-opt targets`)")
+    if not set(cls.uses) <= {"calibration", "data"}:
+        _fail(what, f"uses {cls.uses!r}: only 'calibration' and 'data' are known context inputs")
+    if cls.name in pass_names() and pass_class(cls.name) is not cls and not issubclass(cls, pass_class(cls.name)):
+        _fail(what, f"the registry maps {cls.name!r} to another class")
+
+
+def _check_identity(cls: type, p: Any, cfg: Any, ctx: Any, what: str) -> int:
+    """``identity`` is deterministic and follows exactly the inputs the pass uses; the calibration rows it reads."""
+    ident = p.identity(cfg, ctx)
+    if ident != p.identity(cfg, ctx):
+        _fail(what, "identity() is not deterministic")
+    json.dumps(ident)  # hashed canonically into the artifact id
+    rows = p.calibration_rows(cfg) if "calibration" in cls.uses else 0
+    if ctx.calibration is not None:
+        changed = p.identity(cfg, replace(ctx, calibration=_perturbed(ctx.calibration)))
+        if rows != 0 and changed == ident:
+            _fail(what, "uses calibration rows, but changing them does not change its identity")
+        if rows == 0 and changed != ident:
+            _fail(what, "does not read calibration rows with this config, but they change its identity")
+    if "data" in cls.uses and ctx.data is not None:
+        data = ctx.data
+        other = replace(data, x_train=_perturbed(data.x_train))
+        if p.identity(cfg, replace(ctx, data=other)) == ident:
+            _fail(what, "trains on data, but changing the training rows does not change its identity")
+        if p.identity(cfg, replace(ctx, seed=ctx.seed + 1)) == ident:
+            _fail(what, "trains on data, but changing the seed does not change its identity")
+    return rows
+
+
+def _check_refuses_other_inputs(
+    cls: type, p: Any, parent: Any, config: dict, ctx: Any, out_dir: Path, what: str
+) -> None:
+    """``apply`` on a file format the pass does not take raises UnsupportedTargetError."""
+    wrong = next((f for f in MODEL_FILES if f not in cls.inputs), None)
+    if wrong is not None:
+        fake = replace(parent, manifest={**parent.manifest, "format": wrong})
+        try:
+            p.apply(fake, config, out_dir, ctx)
+        except UnsupportedTargetError:
+            pass
+        else:
+            _fail(what, f"accepted a {wrong} input though its inputs are {cls.inputs}")
+
+
 # --- trust checks ---------------------------------------------------------------------
 
 
@@ -210,9 +248,6 @@ def check_trust_check(check: Any, inputs: Any, deployed: Any, config: dict | Non
     of a deployed file of that model.
     """
     from pydantic import BaseModel
-
-    from edge_opt.analysis.trust import Subject, TrustCheck, TrustResult
-    from edge_opt.core.fileio import _default
 
     what = f"trust check {getattr(check, 'name', check)!r}"
     if not isinstance(check, TrustCheck):
@@ -267,8 +302,6 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
     model and brings its predictions back, a bad spec and a timeout are results (not raises),
     fingerprint and conditions describe the device. ``model`` is a .tflite file, ``x`` rows
     it reads, ``tmp`` an empty local folder."""
-    from edge_opt.bench.process import WorkerResult
-
     what = f"transport {getattr(transport, 'name', transport)!r}"
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -293,6 +326,19 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
         "predictions_out": "pred.npy",
     }
     spec = _reshaped(transport, spec, tmp)
+    _check_good_run(transport, spec, x, tmp, what)
+    _check_failed_runs(transport, spec, tmp, what)
+
+    info = transport.fingerprint()
+    for key in ("cpu", "cores", "os", "memory_gb", "python", "versions", "conditions"):
+        if key not in info:
+            _fail(what, f"fingerprint lacks {key!r}")
+    if not isinstance(transport.conditions(), dict) or transport.usable_cpus() < 1:
+        _fail(what, "conditions must be a dict and usable_cpus at least 1")
+
+
+def _check_good_run(transport, spec: dict, x: np.ndarray, tmp: Path, what: str) -> None:
+    """A good spec gives an ok result: the worker's samples and predictions, or a tool's summary."""
     result = transport.run(spec, 120.0, tmp)
     if not isinstance(result, WorkerResult) or result.status != "ok":
         _fail(what, f"run of a good spec must give an ok WorkerResult, got {result!r}")
@@ -310,6 +356,9 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
         if (result.raw.get("runtime") or {}).get("threads") != 1:
             _fail(what, "the record must say how many threads the tool ran")
 
+
+def _check_failed_runs(transport, spec: dict, tmp: Path, what: str) -> None:
+    """A missing model and a run past its timeout are failed results with their reason, not raises."""
     bad = transport.run({**spec, "model": "/nonexistent/model.tflite", "data": None, "predictions_out": None}, 60, tmp)
     if bad.status != "failed" or not bad.error:
         _fail(what, f"a missing model must be a failed result with its reason, got {bad.status}: {bad.error}")
@@ -326,13 +375,6 @@ def check_transport(transport, model: str | Path, x: np.ndarray, tmp: str | Path
     hung = transport.run(slow, 3.0, tmp)
     if hung.status != "failed" or "timed out" not in (hung.error or ""):
         _fail(what, f"a worker past its timeout must be a failed result saying so, got {hung.status}: {hung.error}")
-
-    info = transport.fingerprint()
-    for key in ("cpu", "cores", "os", "memory_gb", "python", "versions", "conditions"):
-        if key not in info:
-            _fail(what, f"fingerprint lacks {key!r}")
-    if not isinstance(transport.conditions(), dict) or transport.usable_cpus() < 1:
-        _fail(what, "conditions must be a dict and usable_cpus at least 1")
 
 
 def _reshaped(transport, spec: dict, tmp: Path) -> dict:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.core.artifacts import Artifact, ArtifactWriter
 from edge_opt.core.errors import ModelLoadError, first_line
+from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset
 
 
@@ -118,8 +119,6 @@ def load_keras(path: str | Path, *, trust: bool = False):
     the layer; the load itself then runs with Keras's safe mode on. With it, the model loads
     as Keras would load it.
     """
-    from edge_opt.core.tfkeras import keras
-
     path = Path(path)
     fmt = keras_format(path)
     if not trust:
@@ -156,8 +155,6 @@ def _named(path: Path, suffix: str | None):
 
 
 def build(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int):
-    from edge_opt.core.tfkeras import keras
-
     k = keras()
     inputs = k.Input(shape=input_shape, name="features")
     x = inputs
@@ -181,8 +178,6 @@ def build(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int):
 
 def dataset_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
     """tf.data: cache, shuffle, batch, prefetch, so the step never waits on Python."""
-    from edge_opt.core.tfkeras import tf
-
     tf_ = tf()
     ds = tf_.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
@@ -212,8 +207,6 @@ def fit_classifier(
     """Compile and train a classifier, the one training loop of edge-opt's models and passes: Adam,
     binary cross-entropy on one sigmoid unit for two classes, sparse categorical cross-entropy
     otherwise, shuffled batches from ``dataset_pipeline``. Returns the model."""
-    from edge_opt.core.tfkeras import keras
-
     binary = n_classes == 2
     model.compile(
         optimizer=keras().optimizers.Adam(learning_rate),
@@ -235,8 +228,6 @@ def fit_classifier(
 
 
 def train(cfg: ModelConfig, data: Dataset, seed: int = 0, verbose: int = 0):
-    from edge_opt.core.tfkeras import keras
-
     keras().utils.set_random_seed(seed)
     model = build(cfg, data.input_shape, data.n_classes)
     return fit_classifier(

@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge_opt.core.builtin import builtin_dir
 from edge_opt.core.config import load_model
 from edge_opt.core.errors import ConfigError
+from edge_opt.core.fileio import write_text_atomic
+from edge_opt.passes import pass_class, supports
 from edge_opt.passes.base import Step
+from edge_opt.runtimes import formats_of, get_backend_class, runtime_names
 from edge_opt.runtimes.formats import FORMATS
 
 Device = Literal["cpu", "gpu", "edgetpu"]
@@ -36,15 +39,11 @@ class RuntimeSpec(_Strict):
 
     def reads(self, fmt: str) -> bool:
         """Whether this entry measures files of format ``fmt``."""
-        from edge_opt.runtimes import formats_of
-
         return fmt in (self.formats if self.formats is not None else formats_of(self.runtime))
 
     @field_validator("runtime")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from edge_opt.runtimes import get_backend_class, runtime_names
-
         if ":" not in name and name not in runtime_names():  # "null" is for the harness's own overhead
             raise ValueError(f"unknown runtime '{name}'; known: {', '.join(runtime_names())} (or module:Class)")
         try:
@@ -55,8 +54,6 @@ class RuntimeSpec(_Strict):
 
     @model_validator(mode="after")
     def _precision_offered(self) -> RuntimeSpec:
-        from edge_opt.runtimes import get_backend_class
-
         cls = get_backend_class(self.runtime)
         if self.precision is not None and self.precision not in cls.precisions:
             can = ", ".join(cls.precisions) or "none"
@@ -131,8 +128,6 @@ def check_pipelines(profile: TargetProfile, source: str | Path) -> None:
     """Every step's pass exists and its config validates, formats chain from the float (Keras)
     model, and some runtime of the profile reads what each pipeline ends in: a bad profile is
     one clear error at load, not a skipped or failed record after training."""
-    from edge_opt.passes import pass_class, supports
-
     readable = {fmt for rs in profile.runtimes for fmt in FORMATS if rs.reads(fmt)}
     for i, pipeline in enumerate(profile.pipelines):
         fmt = "keras"
@@ -159,8 +154,6 @@ def check_pipelines(profile: TargetProfile, source: str | Path) -> None:
 
 
 def save_profile(profile: TargetProfile, path: str | Path) -> Path:
-    from edge_opt.core.fileio import write_text_atomic
-
     return write_text_atomic(path, yaml.safe_dump(profile.to_dict(), sort_keys=False))
 
 

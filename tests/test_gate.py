@@ -244,10 +244,10 @@ def test_gate_looks_at_the_chosen_candidate_first():
     report = evaluate(_results(fast, slow), budgets)
     assert report.passed
     assert [(r.record, r.verdict) for r in report.rows] == [("tflite-int8 · litert · 1 thread", "PASS")]
-    sel = report.selections["cpu"]
+    sel = report.selections[None, "cpu"]
     assert sel.chosen is fast and sel.rejected == [(slow, "latency.p90 = 7.5 ms > 5 ms: FAIL")]
     only_slow = evaluate(_results(slow), budgets)
-    assert not only_slow.passed and only_slow.selections["cpu"].chosen is None
+    assert not only_slow.passed and only_slow.selections[None, "cpu"].chosen is None
 
 
 def test_choose_prefers_the_fastest_that_fits_and_explains_every_rejection():
@@ -326,7 +326,7 @@ def test_trust_budgets_are_held_to_the_record_the_checks_ran_on():
     results, fast, slow = _checked_run()
     budgets = {"cpu": [Check.parse("latency.p90 <= 1s"), Check.parse("fairness.flips <= 5")]}
     report = evaluate(results, budgets)
-    assert report.selections["cpu"].chosen is fast
+    assert report.selections[None, "cpu"].chosen is fast
     lat, fair = report.rows
     assert (lat.record_id, lat.verdict) == (fast["id"], "PASS")
     # Before: the trust budget was evaluated on the gate's own choice, never checked ("not measured").
@@ -428,7 +428,8 @@ def test_report_to_dict_is_json():
     report = evaluate(_results(_record(**GOOD)), {"cpu": [Check.parse("latency.p90 <= 5ms")]})
     data = json.loads(json.dumps(report.to_dict()))
     assert data["passed"] is True
-    assert data["counts"] == {"PASS": 1, "FAIL": 0, "SKIP": 0}
+    assert data["counts"] == {"PASS": 1, "FAIL": 0, "SKIP": 0, "N/A": 0}
+    assert data["selections"][0]["target"] == "cpu" and data["selections"][0]["chosen"]["id"] == "tflite-int8-litert-1"
     assert data["rows"][0] == {
         "target": "cpu",
         "check": "latency.p90 <= 5ms",
@@ -437,7 +438,71 @@ def test_report_to_dict_is_json():
         "message": "latency.p90 = 0.012 ms <= 5 ms: pass",
         "record_id": "tflite-int8-litert-1",
         "actual": 0.012,
+        "task": None,
     }
+
+
+# --- a suite of several models: each task judged on its own (issue 18, defect a) -------------
+
+
+def _two_models(kws_p50=0.01):
+    """A suite with a trained Keras model (with its float reference) and a deployed .tflite (none),
+    both measured for cpu and mobile."""
+
+    def rec(task, target, label, p50, **figures):
+        lat = {**GOOD["latency_ms"], "p50": p50, "p90": p50 * 1.2}
+        return {
+            **_record(target=target, label=f"{label}", **{**GOOD, **figures, "latency_ms": lat}),
+            "id": f"{task}-{target}-{label}",
+            "task": task,
+        }
+
+    adult = [rec("adult", t, "tflite-int8", 0.01) for t in ("cpu", "mobile")]
+    kws = [rec("kws", t, "kws.tflite", kws_p50, accuracy_drop=None, agreement=None) for t in ("cpu", "mobile")]
+    reference = {**_record(target=None, label="float", runtime="keras", accuracy=0.914), "task": "adult"}
+    targets = {t: {"name": t, "budgets": ["latency.p90 <= 5ms", "accuracy.drop <= 1pt"]} for t in ("cpu", "mobile")}
+    return {"run_id": "r2", "targets": targets, "measurements": [reference, *adult, *kws]}
+
+
+def test_every_model_of_a_suite_is_chosen_and_gated_per_target():
+    report = evaluate(_two_models())
+    assert set(report.selections) == {("adult", "cpu"), ("adult", "mobile"), ("kws", "cpu"), ("kws", "mobile")}
+    for (task, target), sel in report.selections.items():
+        assert sel.chosen is not None and sel.chosen["task"] == task and sel.chosen["target"] == target
+    assert report.passed, report.verdict
+    kws = [r for r in report.rows if r.task == "kws"]
+    assert {r.target for r in kws} == {"cpu", "mobile"}
+    drop = [r for r in kws if r.check == "accuracy.drop <= 1pt"]
+    assert [r.verdict for r in drop] == ["N/A", "N/A"] and "no float model" in drop[0].message
+
+
+def test_a_model_that_fails_its_budgets_fails_the_gate_even_when_another_passes():
+    report = evaluate(_two_models(kws_p50=9.0))  # kws: p90 10.8 ms over the 5 ms budget
+    assert not report.passed and report.verdict.startswith("INVALID")
+    assert report.selections["kws", "cpu"].chosen is None and report.selections["adult", "cpu"].chosen is not None
+    failed = {(r.task, r.target) for r in report.rows if r.verdict == "FAIL"}
+    assert failed == {("kws", "cpu"), ("kws", "mobile")}
+
+
+def test_strict_fails_a_budget_that_cannot_apply():
+    report = evaluate(_two_models(), strict=True)
+    assert not report.passed
+    assert report.selections["kws", "cpu"].chosen is None  # no candidate fits once N/A counts
+    rows = [r for r in report.rows if r.verdict == "FAIL"]
+    assert rows and all(r.task == "kws" for r in rows)
+    assert all(r.check == "accuracy.drop <= 1pt" and "--strict" in r.message for r in rows)
+
+
+def test_junit_and_markdown_list_every_task():
+    from edge_opt.gate import to_junit, to_markdown
+
+    report = evaluate(_two_models(kws_p50=9.0))
+    xml = to_junit(report, "r2")
+    for name in ("adult · cpu", "adult · mobile", "kws · cpu", "kws · mobile"):
+        assert f'name="{name}"' in xml
+    assert 'classname="edge-opt.gate.kws.cpu"' in xml
+    md = to_markdown(report, "r2")
+    assert "| kws | cpu |" in md and "| adult | mobile |" in md and "**kws · cpu**: none" in md
 
 
 # --- budget files -----------------------------------------------------------------------

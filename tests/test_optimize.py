@@ -42,7 +42,14 @@ def test_random_calibration_only_when_asked_and_recorded(user_files, tmp_path):
     assert_clean_error(proc, "no pipeline of target 'edgetpu' could run")
     assert "needs --calibration" in proc.stdout
     proc = run_cli(
-        "optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "rand"), "--random-calibration"
+        "optimize",
+        str(model),
+        "--target",
+        "edgetpu",
+        "--out",
+        str(tmp_path / "rand"),
+        "--random-calibration",
+        "--no-latency",
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "rand" / "summary.json").read_text())
@@ -84,6 +91,7 @@ def test_lambda_code_needs_trust(tmp_path):
         str(tmp_path / "out"),
         "--calibration",
         str(tmp_path / "c.npy"),
+        "--no-latency",  # the files are made and read; their latency is not what this test is about
     )
     assert_clean_error(run_cli(*args), "--trust-model")
     assert run_cli(*args, "--trust-model").returncode == 0
@@ -105,6 +113,7 @@ def test_a_reused_out_folder_never_returns_an_artifact_of_other_calibration_rows
             str(tmp_path),
             "--calibration",
             str(folder / f"{name}.npy"),
+            "--no-latency",
         )
         assert proc.returncode == 0, proc.stderr
         summary = json.loads((tmp_path / "summary.json").read_text())

@@ -16,6 +16,13 @@ from typing import Any
 
 from edge_opt.analysis.config import ChecksConfig
 from edge_opt.analysis.data import EvalData
+from edge_opt.analysis.edgetpu import analyze, render_edgetpu
+from edge_opt.analysis.fairness import render_fairness
+from edge_opt.analysis.predictor import Predictor
+from edge_opt.analysis.robustness import render_robustness
+from edge_opt.analysis.trust import CheckInputs, Subject, get_trust_check, trust_check_names
+from edge_opt.budgets.choose import choose
+from edge_opt.budgets.grammar import profile_budgets
 from edge_opt.core.artifacts import Artifact, load_artifact
 from edge_opt.core.errors import EdgeOptError, first_line
 from edge_opt.datasets import Dataset
@@ -34,9 +41,6 @@ def _attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def pick_artifacts(records: list[dict], results_targets: dict) -> dict[str, dict]:
     """target -> the record whose artifact the trust checks look at, and a note."""
-    from edge_opt.budgets.choose import choose
-    from edge_opt.budgets.grammar import profile_budgets
-
     budgets = profile_budgets({"targets": results_targets})
     picked = {}
     for target in results_targets:
@@ -62,14 +66,29 @@ def run_checks(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Every registered trust check (``analysis/trust.py``) on each target's picked file."""
-    from edge_opt.analysis.predictor import Predictor
-    from edge_opt.analysis.trust import CheckInputs, Subject, get_trust_check, trust_check_names
-
     targets = {p.name: p.to_dict() for p in profiles}
     picked = pick_artifacts(records, targets)
     eval_data = EvalData.from_dataset(data, split="test", rows=rows)
     reference = Predictor(root.model_path)
     out: dict[str, Any] = {"float": {"id": root.id, "label": "float"}, "artifacts": {}, "robustness": None}
+    subjects = _subjects(picked, out)
+    inputs = CheckInputs(reference, root.model_path, eval_data, seed)
+    for name in trust_check_names():
+        check_cfg = getattr(cfg, name, None)
+        check = get_trust_check(name)
+        if check_cfg is None or not subjects or check.unavailable(eval_data):
+            continue
+        progress(f"{name}: {', '.join(s.label for s in subjects)}")
+        _run_check(out, name, check, subjects, inputs, check_cfg)
+    if cfg.edgetpu:
+        _edgetpu(out, records, profiles)
+    for entry in out["artifacts"].values():
+        entry["summary"] = _summaries(entry)
+    return out
+
+
+def _subjects(picked: dict[str, dict], out: dict[str, Any]) -> list:
+    """An entry in ``out["artifacts"]`` per distinct picked file, and a Subject per file that loads."""
     by_file: dict[str, str] = {}  # model-file sha256 -> artifact id already checked
     subjects: list[Subject] = []
     for target, pick in picked.items():
@@ -97,35 +116,28 @@ def run_checks(
             entry["error"] = pred["error"]
             continue
         subjects.append(Subject(art.id, entry["label"], pred))
-    inputs = CheckInputs(reference, root.model_path, eval_data, seed)
-    for name in trust_check_names():
-        check_cfg = getattr(cfg, name, None)
-        check = get_trust_check(name)
-        if check_cfg is None or not subjects or check.unavailable(eval_data):
-            continue
-        progress(f"{name}: {', '.join(s.label for s in subjects)}")
-        res = _attempt(check.run, subjects, inputs, check_cfg)
-        if isinstance(res, dict) and len(subjects) > 1:  # one file's failure must not hide the others'
-            parts = [_attempt(check.run, [s], inputs, check_cfg) for s in subjects]
-            for s, part in zip(subjects, parts, strict=True):
-                out["artifacts"][s.id][name] = part if isinstance(part, dict) else part.per_subject[s.id]
-            shared = [p.shared for p in parts if not isinstance(p, dict) and p.shared is not None]
-            out[name] = shared[0] if shared else (res if name == "robustness" else out.get(name))
-            continue
-        if isinstance(res, dict):
-            out["artifacts"][subjects[0].id][name] = res
-            if name == "robustness":
-                out[name] = res
-            continue
-        for sid, result in res.per_subject.items():
-            out["artifacts"][sid][name] = result
-        if res.shared is not None:
-            out[name] = res.shared
-    if cfg.edgetpu:
-        _edgetpu(out, records, profiles)
-    for entry in out["artifacts"].values():
-        entry["summary"] = _summaries(entry)
-    return out
+    return subjects
+
+
+def _run_check(out: dict[str, Any], name: str, check: Any, subjects: list, inputs: Any, check_cfg: Any) -> None:
+    """One trust check on every subject into ``out``; when it fails on several, each file alone."""
+    res = _attempt(check.run, subjects, inputs, check_cfg)
+    if isinstance(res, dict) and len(subjects) > 1:  # one file's failure must not hide the others'
+        parts = [_attempt(check.run, [s], inputs, check_cfg) for s in subjects]
+        for s, part in zip(subjects, parts, strict=True):
+            out["artifacts"][s.id][name] = part if isinstance(part, dict) else part.per_subject[s.id]
+        shared = [p.shared for p in parts if not isinstance(p, dict) and p.shared is not None]
+        out[name] = shared[0] if shared else (res if name == "robustness" else out.get(name))
+        return
+    if isinstance(res, dict):
+        out["artifacts"][subjects[0].id][name] = res
+        if name == "robustness":
+            out[name] = res
+        return
+    for sid, result in res.per_subject.items():
+        out["artifacts"][sid][name] = result
+    if res.shared is not None:
+        out[name] = res.shared
 
 
 def _folder(rec: dict):
@@ -136,8 +148,6 @@ def _folder(rec: dict):
 
 def _edgetpu(out: dict, records: list[dict], profiles: list) -> None:
     """Compatibility of every tflite artifact of a target that has an EdgeTPU runtime."""
-    from edge_opt.analysis.edgetpu import analyze
-
     for profile in profiles:
         if not any(rs.device == "edgetpu" for rs in profile.runtimes):
             continue
@@ -239,10 +249,7 @@ def _neg(value: float | None) -> float | None:
 
 def checks_markdown(checks_by_task: dict[str, dict]) -> str:
     """The full trust-check report: every table each check renders, per task and artifact."""
-    from edge_opt.analysis.edgetpu import render_edgetpu
     from edge_opt.analysis.explain import render_explain
-    from edge_opt.analysis.fairness import render_fairness
-    from edge_opt.analysis.robustness import render_robustness
 
     parts = ["# Trust checks on the deployed files", "", *checks_table(checks_by_task), ""]
     for task, checks in checks_by_task.items():

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_opt.core.arrays import load_xy
 from edge_opt.core.errors import BadInputError
 
 DEFAULT_THRESHOLDS = {"p_value": 0.01, "psi": 0.1, "bins": 10}
@@ -258,8 +259,6 @@ def load_table(path: str | Path) -> Table:
     """Features from ``.npz`` (array ``x``, optional ``feature_names`` and ``categorical``: the
     categorical columns' names or indices), ``.npy`` or ``.csv`` (a header of column names,
     numeric cells; every column is a feature). The file checks (size, NaN, Inf) are ``load_xy``'s."""
-    from edge_opt.core.arrays import load_xy
-
     path = Path(path)
     x, _, names = load_xy(path, labels=False)
     width = int(np.prod(x.shape[1:]))

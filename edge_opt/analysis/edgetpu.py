@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, first_line
+from edge_opt.core.tfkeras import tf
+from edge_opt.targets import load_profile
 
 if TYPE_CHECKING:
     from edge_opt.targets import Peak, TargetProfile
@@ -58,8 +60,6 @@ def _schema() -> tuple[Any, str]:
 
         return schema, "ai_edge_litert.schema_py_generated"
     except ImportError:
-        from edge_opt.core.tfkeras import tf
-
         tf()
         from tensorflow.lite.python import schema_py_generated as schema
 
@@ -270,59 +270,21 @@ def analyze(path: str | Path, profile: TargetProfile | Peak | None = None) -> di
     ``profile`` is a ``TargetProfile`` (or its ``Peak``); the ``edgetpu`` profile by default.
     """
     if profile is None:
-        from edge_opt.targets import load_profile
-
         profile = load_profile("edgetpu")
     peak = getattr(profile, "peak", profile)
     path = Path(path)
     g = _load(path)
     T, graph_in, graph_out = g["tensors"], set(g["inputs"]), set(g["outputs"])
 
-    ops, split, warnings = [], None, []
-    for op in g["ops"]:
-        reason, boundary = _verdict(op, T, graph_in, graph_out)
-        if reason and not boundary and split is None:
-            split = op["index"]
-        ops.append(
-            {
-                "index": op["index"],
-                "op": op["op"],
-                "mapped": reason is None and split is None,
-                "reason": reason,
-                "macs": _macs(op, T),
-                "inputs": [_summary(T[i]) for i in op["inputs"] if i >= 0],
-                "outputs": [_summary(T[i]) for i in op["outputs"]],
-                "options": op["options"],
-            }
-        )
-    cpu_after_split = []
-    for rec in ops:
-        if split is not None and rec["index"] > split and rec["reason"] is None:
-            rec["reason"] = f"after the split at op #{split} ({ops[split]['op']}): runs on the CPU"
-            cpu_after_split.append(rec["index"])
-    if any(T[i]["signature"] and T[i]["signature"][0] < 0 for i in graph_in):
-        warnings.append(
-            "dynamic batch dimension (-1 in the shape signature): analysed at the stored batch size; "
-            "the compiler needs static sizes, so fix the batch size if it rejects the file"
-        )
-    if g["subgraphs"] > 1:
-        warnings.append(f"{g['subgraphs']} subgraphs: only the first is analysed (the compiler maps one)")
+    ops, split = _op_records(g["ops"], T, graph_in, graph_out)
+    cpu_after_split = _after_split(ops, split)
+    warnings = _graph_warnings(g, T, graph_in)
 
     mapped = [op for op, rec in zip(g["ops"], ops, strict=True) if rec["mapped"]]
     cpu = [op for op, rec in zip(g["ops"], ops, strict=True) if not rec["mapped"]]
     macs_total = sum(rec["macs"] for rec in ops)
     macs_mapped = sum(rec["macs"] for rec in ops if rec["mapped"])
-    const_ids = {i for i, t in enumerate(T) if t["const"]}
-    mapped_consts = {i for op in mapped for i in op["inputs"] if i in const_ids}
-    on_chip = int(peak.on_chip_mb * 1e6)  # MB as the size gate counts it (1e6 bytes)
-    params_mapped = _param_bytes(T, mapped_consts)
-    parameters = {
-        "bytes": _param_bytes(T, const_ids),
-        "mapped_bytes": params_mapped,
-        "on_chip_bytes": on_chip,
-        "fits_on_chip": params_mapped <= on_chip,
-        "off_chip_bytes": max(0, params_mapped - on_chip),
-    }
+    parameters = _parameters(T, mapped, peak)
     n = len(ops)
     return {
         "file": str(path),
@@ -343,6 +305,68 @@ def analyze(path: str | Path, profile: TargetProfile | Peak | None = None) -> di
         "estimate": _roofline(mapped, cpu, T, graph_out, macs_mapped, parameters["off_chip_bytes"], peak),
         "warnings": warnings,
         "ops": ops,
+    }
+
+
+def _op_records(
+    graph_ops: list[dict], T: list[dict], graph_in: set[int], graph_out: set[int]
+) -> tuple[list[dict], int | None]:
+    """A record per op (mapped or why not, MACs, tensors) and the index of the first op that splits the graph."""
+    ops, split = [], None
+    for op in graph_ops:
+        reason, boundary = _verdict(op, T, graph_in, graph_out)
+        if reason and not boundary and split is None:
+            split = op["index"]
+        ops.append(
+            {
+                "index": op["index"],
+                "op": op["op"],
+                "mapped": reason is None and split is None,
+                "reason": reason,
+                "macs": _macs(op, T),
+                "inputs": [_summary(T[i]) for i in op["inputs"] if i >= 0],
+                "outputs": [_summary(T[i]) for i in op["outputs"]],
+                "options": op["options"],
+            }
+        )
+    return ops, split
+
+
+def _after_split(ops: list[dict], split: int | None) -> list[int]:
+    """Give the supported ops after the split their reason (they run on the CPU); their indices."""
+    cpu_after_split = []
+    for rec in ops:
+        if split is not None and rec["index"] > split and rec["reason"] is None:
+            rec["reason"] = f"after the split at op #{split} ({ops[split]['op']}): runs on the CPU"
+            cpu_after_split.append(rec["index"])
+    return cpu_after_split
+
+
+def _graph_warnings(g: dict[str, Any], T: list[dict], graph_in: set[int]) -> list[str]:
+    """What the analysis of the whole graph cannot vouch for: a dynamic batch, more than one subgraph."""
+    warnings = []
+    if any(T[i]["signature"] and T[i]["signature"][0] < 0 for i in graph_in):
+        warnings.append(
+            "dynamic batch dimension (-1 in the shape signature): analysed at the stored batch size; "
+            "the compiler needs static sizes, so fix the batch size if it rejects the file"
+        )
+    if g["subgraphs"] > 1:
+        warnings.append(f"{g['subgraphs']} subgraphs: only the first is analysed (the compiler maps one)")
+    return warnings
+
+
+def _parameters(T: list[dict], mapped: list[dict], peak) -> dict[str, Any]:
+    """Parameter bytes: in the file, on the EdgeTPU, and whether those fit its on-chip memory."""
+    const_ids = {i for i, t in enumerate(T) if t["const"]}
+    mapped_consts = {i for op in mapped for i in op["inputs"] if i in const_ids}
+    on_chip = int(peak.on_chip_mb * 1e6)  # MB as the size gate counts it (1e6 bytes)
+    params_mapped = _param_bytes(T, mapped_consts)
+    return {
+        "bytes": _param_bytes(T, const_ids),
+        "mapped_bytes": params_mapped,
+        "on_chip_bytes": on_chip,
+        "fits_on_chip": params_mapped <= on_chip,
+        "off_chip_bytes": max(0, params_mapped - on_chip),
     }
 
 

@@ -46,6 +46,8 @@ from threadpoolctl import threadpool_limits
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.core.errors import BadInputError
+from edge_opt.core.tfkeras import tf
+from edge_opt.models import load_keras
 
 METHODS = ("shap", "permutation", "pdp", "ig", "lime")
 DEFAULT_METHODS = ("shap", "permutation", "pdp")
@@ -147,23 +149,56 @@ def explain_check(
     """
     start = time.perf_counter()
     features = Features.of(data)
-    image = features.image is not None
     if reference is None and float_model_path is not None:
         reference = Predictor(float_model_path, trust_model=trust_model)
+    methods = _chosen_methods(methods, features, float_model_path, reference, predictor)
+    predictors = {"artifact": predictor} | ({"float": reference} if reference is not None else {})
+    lime_row = _checked_inputs(methods, data, predictors, budget_s, lime_row, pdp_features)
+    ig_path = _keras_path(float_model_path, reference, predictor) if "ig" in methods else None
+    options = _Options(
+        shap_rows, shap_samples, background, permutation_repeats, pdp_features, ig_path, lime_row, trust_model
+    )
+    inputs = _Inputs.of(data, features, predictors, rows, seed)
+    out = _header(predictor, reference, inputs, budget_s)
+    plan = _Planner(inputs.models, inputs.x, budget_s, start, progress)
+    _explain_methods(plan, inputs, methods, options, out)
+    out["seconds"] = round(time.perf_counter() - start, 3)
+    out["summary"] = _summary(out)
+    return out
+
+
+def _chosen_methods(
+    methods: Sequence[str] | None,
+    features: Features,
+    float_model_path: str | Path | None,
+    reference: Predictor | None,
+    predictor: Predictor,
+) -> tuple[str, ...]:
+    """The methods asked for (a comma-separated string or a sequence), or the defaults for the data."""
     if methods is None:
         has_keras = float_model_path is not None or any(
             p is not None and p.format == "keras" for p in (reference, predictor)
         )
+        image = features.image is not None
         methods = tuple(m for m in IMAGE_METHODS if m != "ig" or has_keras) if image else DEFAULT_METHODS
     methods = tuple(methods.split(",")) if isinstance(methods, str) else tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise BadInputError(f"unknown explanation method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    return methods
+
+
+def _checked_inputs(
+    methods: tuple[str, ...],
+    data: EvalData,
+    predictors: dict[str, Predictor],
+    budget_s: float | None,
+    lime_row: int | None,
+    pdp_features: Sequence[str] | None,
+) -> int | None:
+    """Fail early on a bad budget, data, LIME row or PDP feature; the LIME row to explain, if any."""
     if budget_s is not None and not budget_s > 0:
         raise BadInputError(f"the explanation budget must be a positive number of seconds, got {budget_s}")
-    rows = rows if rows is not None else (IMAGE_ROWS if image else DEFAULT_ROWS)
-    shap_rows = shap_rows if shap_rows is not None else (IMAGE_SHAP_ROWS if image else 50)
-    predictors = {"artifact": predictor} | ({"float": reference} if reference is not None else {})
     for p in predictors.values():
         _check_shape(p, data)
     if "lime" in methods and lime_row is None:
@@ -172,86 +207,160 @@ def explain_check(
         raise BadInputError(f"LIME row {lime_row} is outside the data's {len(data.x)} rows")
     if pdp_features is not None:
         _pdp_features(pdp_features, data.feature_names, {})  # fail before the slow work
-    ig_path = _keras_path(float_model_path, reference, predictor) if "ig" in methods else None
+    return lime_row
 
-    head = data.head(rows)
-    x, y, names, target = _flat(head.x), head.y, head.feature_names, _targets(head.y, head.n_classes)
-    models = {role: FlatModel(p, data.x.shape[1:], data.n_classes) for role, p in predictors.items()}
+
+@dataclass(frozen=True)
+class _Options:
+    """The per-method settings of one check (see ``explain_check``)."""
+
+    shap_rows: int | None
+    shap_samples: int
+    background: int
+    permutation_repeats: int
+    pdp_features: Sequence[str] | None
+    ig_path: Path | None
+    lime_row: int | None
+    trust_model: bool
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the methods explain: the head of the data, flat, with its targets, and a model per role."""
+
+    data: EvalData  # all of it: LIME's row may lie past the head
+    head: EvalData
+    x: np.ndarray
+    target: np.ndarray
+    features: Features
+    models: dict[str, FlatModel]
+    seed: int
+
+    @classmethod
+    def of(
+        cls, data: EvalData, features: Features, predictors: dict[str, Predictor], rows: int | None, seed: int
+    ) -> _Inputs:
+        """The first ``rows`` rows of ``data`` (None: 400, images 100) and a FlatModel per predictor."""
+        rows = rows if rows is not None else (IMAGE_ROWS if features.image is not None else DEFAULT_ROWS)
+        head = data.head(rows)
+        models = {role: FlatModel(p, data.x.shape[1:], data.n_classes) for role, p in predictors.items()}
+        return cls(data, head, _flat(head.x), _targets(head.y, head.n_classes), features, models, seed)
+
+
+def _header(predictor: Predictor, reference: Predictor | None, inputs: _Inputs, budget_s: float | None) -> dict:
+    """The result before any method ran: the models, rows, seed, patches and budget."""
     out: dict[str, Any] = {
         "artifact": str(predictor.path),
         "float": str(reference.path) if reference is not None else None,
-        "rows": len(x),
-        "seed": seed,
+        "rows": len(inputs.x),
+        "seed": inputs.seed,
         "methods": {},
     }
-    if image:
+    features = inputs.features
+    if features.image is not None:
         out["patches"] = {"side": features.patch, "count": len(features.names), "image": list(features.image)}
     if budget_s is not None:
         out["budget_s"] = budget_s
+    return out
+
+
+def _explain_methods(
+    plan: _Planner, inputs: _Inputs, methods: tuple[str, ...], options: _Options, out: dict[str, Any]
+) -> None:
+    """Run each chosen method the budget allows into ``out["methods"]`` (LIME into ``out["lime"]``)."""
     found = out["methods"]
-    plan = _Planner(models, x, budget_s, start, progress)
     # One thread for NumPy and scikit-learn: the arrays are small, and OpenMP's spinning
     # threads slow k-means tenfold when the two cores are busy.
     with threadpool_limits(limits=1):
         if "shap" in methods:
-            n_bg = 1 if image else min(background, len(x))
-            if image:  # fewer coalitions than 2 per patch leave Kernel SHAP's regression underdetermined
-                shap_samples = max(shap_samples, 2 * len(features.names) + 2)
-            n = plan.fit("shap", shap_rows, 2, lambda k: k * (shap_samples + 1) * n_bg, lambda k: 2 * k + 1)
-            if n:
-                if image:
-                    base = x.mean(axis=0)
-                    found["shap"] = plan.run(
-                        "shap", n, shap_rows, _compared, models, features.names,
-                        lambda m: patch_shap_values(m, x[:n], base, features.groups, target[:n], seed, shap_samples),
-                    )  # fmt: skip
-                else:
-                    bg = shap_background(x, background)  # shared by both models
-                    found["shap"] = plan.run(
-                        "shap", n, shap_rows, _compared, models, names,
-                        lambda m: shap_values(m, x[:n], bg, target[:n], seed, shap_samples),
-                    )  # fmt: skip
+            _run_shap(plan, inputs, options, found)
         if "permutation" in methods:
-            n_feat = len(features.names)
-            n = plan.fit("permutation", len(x), 20, lambda k: k * (n_feat * permutation_repeats + 1), lambda k: 3)
-            if n:
-                found["permutation"] = plan.run(
-                    "permutation", n, len(x), _compared, models, features.names,
-                    lambda m: permutation_values(m, x[:n], y[:n], seed, permutation_repeats, features.groups),
-                )  # fmt: skip
+            _run_permutation(plan, inputs, options, found)
         if "pdp" in methods:
-            # The dataset's own default features (Adult: age, hours-per-week), else the top two.
-            requested = pdp_features if pdp_features is not None else (head.pdp_features or None)
-            chosen = _pdp_features(requested, names, found)
-            grid = 20
-            n = plan.fit("pdp", len(x), 20, lambda k: k * grid * len(chosen), lambda k: grid * len(chosen))
-            if n:
-                found["pdp"] = plan.run("pdp", n, len(x), _pdp, models, x[:n], chosen, names)
-        if ig_path is not None:
-            roles = 3  # a forward and a backward pass per step, on the float model only
-            n = plan.fit("ig", len(x), 5, lambda k: k * (IG_STEPS + 1) * roles // len(models), lambda k: 1)
-            if n:
-                found["ig"] = plan.run(
-                    "ig", n, len(x), _ig, ig_path, head.x[:n], target[:n], features, trust_model
-                )  # fmt: skip
-        if lime_row is not None:
-            row, row_target = _flat(data.x[lime_row : lime_row + 1])[0], _targets(data.y, data.n_classes)[lime_row]
-            if plan.fit("lime", 1, 1, lambda k: 1000, lambda k: 1):
-                out["lime"] = {"row": lime_row, "implementation": f"lime {metadata.version('lime')}"} | plan.run(
-                    "lime",
-                    1,
-                    1,
-                    lambda: {
-                        role: lime_explanation(m, x, row, names, _categorical(data), row_target, seed)
-                        for role, m in models.items()
-                    },
-                )
-            else:
-                out["lime"] = {"row": lime_row} | plan.skipped.pop("lime")
+            _run_pdp(plan, inputs, options, found)
+        if options.ig_path is not None:
+            _run_ig(plan, inputs, options, found)
+        if options.lime_row is not None:
+            out["lime"] = _run_lime(plan, inputs, options)
         found.update(plan.skipped)
-    out["seconds"] = round(time.perf_counter() - start, 3)
-    out["summary"] = _summary(out)
-    return out
+
+
+def _run_shap(plan: _Planner, inputs: _Inputs, options: _Options, found: dict[str, Any]) -> None:
+    """Kernel SHAP per model into ``found["shap"]``, unless the budget leaves it out."""
+    x, target, features, seed = inputs.x, inputs.target, inputs.features, inputs.seed
+    image = features.image is not None
+    shap_rows = options.shap_rows if options.shap_rows is not None else (IMAGE_SHAP_ROWS if image else 50)
+    shap_samples = options.shap_samples
+    n_bg = 1 if image else min(options.background, len(x))
+    if image:  # fewer coalitions than 2 per patch leave Kernel SHAP's regression underdetermined
+        shap_samples = max(shap_samples, 2 * len(features.names) + 2)
+    n = plan.fit("shap", shap_rows, 2, lambda k: k * (shap_samples + 1) * n_bg, lambda k: 2 * k + 1)
+    if n:
+        if image:
+            base = x.mean(axis=0)
+            found["shap"] = plan.run(
+                "shap", n, shap_rows, _compared, inputs.models, features.names,
+                lambda m: patch_shap_values(m, x[:n], base, features.groups, target[:n], seed, shap_samples),
+            )  # fmt: skip
+        else:
+            bg = shap_background(x, options.background)  # shared by both models
+            found["shap"] = plan.run(
+                "shap", n, shap_rows, _compared, inputs.models, inputs.head.feature_names,
+                lambda m: shap_values(m, x[:n], bg, target[:n], seed, shap_samples),
+            )  # fmt: skip
+
+
+def _run_permutation(plan: _Planner, inputs: _Inputs, options: _Options, found: dict[str, Any]) -> None:
+    """Permutation importance per model into ``found["permutation"]``, unless the budget leaves it out."""
+    x, y, features, repeats = inputs.x, inputs.head.y, inputs.features, options.permutation_repeats
+    n_feat = len(features.names)
+    n = plan.fit("permutation", len(x), 20, lambda k: k * (n_feat * repeats + 1), lambda k: 3)
+    if n:
+        found["permutation"] = plan.run(
+            "permutation", n, len(x), _compared, inputs.models, features.names,
+            lambda m: permutation_values(m, x[:n], y[:n], inputs.seed, repeats, features.groups),
+        )  # fmt: skip
+
+
+def _run_pdp(plan: _Planner, inputs: _Inputs, options: _Options, found: dict[str, Any]) -> None:
+    """Partial dependence per model into ``found["pdp"]``, unless the budget leaves it out."""
+    x, head = inputs.x, inputs.head
+    # The dataset's own default features (Adult: age, hours-per-week), else the top two.
+    requested = options.pdp_features if options.pdp_features is not None else (head.pdp_features or None)
+    chosen = _pdp_features(requested, head.feature_names, found)
+    grid = 20
+    n = plan.fit("pdp", len(x), 20, lambda k: k * grid * len(chosen), lambda k: grid * len(chosen))
+    if n:
+        found["pdp"] = plan.run("pdp", n, len(x), _pdp, inputs.models, x[:n], chosen, head.feature_names)
+
+
+def _run_ig(plan: _Planner, inputs: _Inputs, options: _Options, found: dict[str, Any]) -> None:
+    """Integrated gradients of the float Keras model into ``found["ig"]``, unless the budget leaves them out."""
+    x = inputs.x
+    roles = 3  # a forward and a backward pass per step, on the float model only
+    n = plan.fit("ig", len(x), 5, lambda k: k * (IG_STEPS + 1) * roles // len(inputs.models), lambda k: 1)
+    if n:
+        found["ig"] = plan.run(
+            "ig", n, len(x), _ig, options.ig_path, inputs.head.x[:n], inputs.target[:n], inputs.features,
+            options.trust_model,
+        )  # fmt: skip
+
+
+def _run_lime(plan: _Planner, inputs: _Inputs, options: _Options) -> dict[str, Any]:
+    """LIME of row ``options.lime_row`` per model, or the reason the budget left it out."""
+    data, x, names, seed, lime_row = inputs.data, inputs.x, inputs.head.feature_names, inputs.seed, options.lime_row
+    row, row_target = _flat(data.x[lime_row : lime_row + 1])[0], _targets(data.y, data.n_classes)[lime_row]
+    if plan.fit("lime", 1, 1, lambda k: 1000, lambda k: 1):
+        return {"row": lime_row, "implementation": f"lime {metadata.version('lime')}"} | plan.run(
+            "lime",
+            1,
+            1,
+            lambda: {
+                role: lime_explanation(m, x, row, names, _categorical(data), row_target, seed)
+                for role, m in inputs.models.items()
+            },
+        )
+    return {"row": lime_row} | plan.skipped.pop("lime")
 
 
 class _Planner:
@@ -481,9 +590,6 @@ def integrated_gradients(
 
     Returns per-row attributions (flat) and the completeness gap: mean |sum(IG) - (f(x) - f(mean))|.
     """
-    from edge_opt.core.tfkeras import tf
-    from edge_opt.models import load_keras
-
     tf_ = tf()
     model = load_keras(model_path, trust=trust_model)
     x = np.asarray(x, dtype=np.float32)
@@ -684,8 +790,6 @@ def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _target_column(out, target: np.ndarray):
     """The target class's probability from a Keras output (one sigmoid unit or one per class)."""
-    from edge_opt.core.tfkeras import tf
-
     if out.shape[-1] == 1:
         return out[:, 0]
     return tf().gather(out, target, axis=1, batch_dims=1)
@@ -729,56 +833,80 @@ def render_explain(result: dict[str, Any], top: int = 5) -> str:
         h, w, c = pt["image"]
         lines += [f"Image {h}x{w}x{c}: features are {pt['count']} patches of {pt['side']}x{pt['side']} pixels.", ""]
     for method, entry in ran.items():
-        if method == "pdp":
-            continue
-        roles = [r for r in ("float", "artifact") if r in entry]
-        lines += [f"### {method}", "", "| # | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
-        ranked = {r: list(entry[r].items())[:top] for r in roles}
-        for i in range(min(top, *(len(v) for v in ranked.values()))):
-            lines.append(
-                f"| {i + 1} | " + " | ".join(f"{ranked[r][i][0]} ({ranked[r][i][1]:.4g})" for r in roles) + " |"
-            )
-        lines.append("")
-        for role, why in (entry.get("degenerate") or {}).items():
-            lines += [f"**Degenerate** ({role}): {why}; this ranking says nothing.", ""]
-        if "saliency" in entry:
-            shape = "x".join(str(d) for d in entry["saliency"]["shape"])
-            lines += [f"Saliency map {shape} (mean |IG| per pixel, channels summed) in the JSON result.", ""]
-        if "reduced" in entry:
-            lines += [f"Reduced: {entry['reduced']}.", ""]
-    stable = [m for m in COMPARED if m in ran and "top5_overlap" in ran[m]]
-    if stable:
-        lines += [
-            "### Stability (float vs artifact)",
-            "",
-            "| method | Spearman ρ | top-5 | top-10 |",
-            "|---|---|---|---|",
-        ]
-        for m in stable:
-            e = ran[m]
-            rho = "undefined" if e["rank_corr"] is None else f"{e['rank_corr']:.3f}"
-            k5, k10 = (("–" if e[k] is None else f"{e[k]:.0%}") for k in ("top5_overlap", "top10_overlap"))
-            lines.append(f"| {m} | {rho} | {k5} | {k10} |")
-        lines.append("")
-        for m in stable:
-            if ran[m].get("undefined"):
-                lines += [f"{m}: not a stable ranking, undefined: {ran[m]['undefined']}.", ""]
+        if method != "pdp":
+            lines += _method_lines(method, entry, top)
+    lines += _stability_lines(ran)
     if "pdp" in ran:
         pdp = ran["pdp"]
         delta = f"; max |Δ| vs float {pdp['max_delta']:.4f}" if "max_delta" in pdp else ""
         lines += [f"Partial dependence on {', '.join(pdp['features'])}{delta}.", ""]
     if "lime" in result:
-        lime = result["lime"]
-        for role in ("float", "artifact"):
-            if role in lime:
-                terms = ", ".join(f"{c} ({w:+.3f})" for c, w in lime[role][:top])
-                lines.append(f"LIME row {lime['row']} ({role}, {lime['implementation']}): {terms}")
-        lines.append("")
+        lines += _lime_lines(result["lime"], top)
+    lines += _time_lines(result)
+    return "\n".join(lines) + "\n"
+
+
+def _method_lines(method: str, entry: dict[str, Any], top: int) -> list[str]:
+    """One method's top features, float vs artifact, and its notes (degenerate, saliency, reduced)."""
+    roles = [r for r in ("float", "artifact") if r in entry]
+    lines = [f"### {method}", "", "| # | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
+    ranked = {r: list(entry[r].items())[:top] for r in roles}
+    for i in range(min(top, *(len(v) for v in ranked.values()))):
+        lines.append(f"| {i + 1} | " + " | ".join(f"{ranked[r][i][0]} ({ranked[r][i][1]:.4g})" for r in roles) + " |")
+    lines.append("")
+    for role, why in (entry.get("degenerate") or {}).items():
+        lines += [f"**Degenerate** ({role}): {why}; this ranking says nothing.", ""]
+    if "saliency" in entry:
+        shape = "x".join(str(d) for d in entry["saliency"]["shape"])
+        lines += [f"Saliency map {shape} (mean |IG| per pixel, channels summed) in the JSON result.", ""]
+    if "reduced" in entry:
+        lines += [f"Reduced: {entry['reduced']}.", ""]
+    return lines
+
+
+def _stability_lines(ran: dict[str, dict[str, Any]]) -> list[str]:
+    """The stability table (float vs artifact) of the compared methods that have one."""
+    stable = [m for m in COMPARED if m in ran and "top5_overlap" in ran[m]]
+    if not stable:
+        return []
+    lines = [
+        "### Stability (float vs artifact)",
+        "",
+        "| method | Spearman ρ | top-5 | top-10 |",
+        "|---|---|---|---|",
+    ]
+    for m in stable:
+        e = ran[m]
+        rho = "undefined" if e["rank_corr"] is None else f"{e['rank_corr']:.3f}"
+        k5, k10 = (("–" if e[k] is None else f"{e[k]:.0%}") for k in ("top5_overlap", "top10_overlap"))
+        lines.append(f"| {m} | {rho} | {k5} | {k10} |")
+    lines.append("")
+    for m in stable:
+        if ran[m].get("undefined"):
+            lines += [f"{m}: not a stable ranking, undefined: {ran[m]['undefined']}.", ""]
+    return lines
+
+
+def _lime_lines(lime: dict[str, Any], top: int) -> list[str]:
+    """LIME's top terms per role."""
+    lines = []
+    for role in ("float", "artifact"):
+        if role in lime:
+            terms = ", ".join(f"{c} ({w:+.3f})" for c, w in lime[role][:top])
+            lines.append(f"LIME row {lime['row']} ({role}, {lime['implementation']}): {terms}")
+    lines.append("")
+    return lines
+
+
+def _time_lines(result: dict[str, Any]) -> list[str]:
+    """The skipped methods with their reasons, then the time of the check and of each method."""
+    methods = result["methods"]
     timed = {**methods, **({"lime": result["lime"]} if "lime" in result else {})}
+    lines = []
     for m, e in timed.items():
         if "skipped" in e:
             lines += [f"Skipped {m}: {e['skipped']}.", ""]
     timing = ", ".join(f"{m} {e['seconds']:.1f} s" for m, e in timed.items() if "seconds" in e)
     budget = f", budget {result['budget_s']:g} s" if result.get("budget_s") is not None else ""
     lines.append(f"Time: {result['seconds']:.1f} s ({timing}{budget}).")
-    return "\n".join(lines) + "\n"
+    return lines

@@ -7,20 +7,20 @@ from pathlib import Path
 import numpy as np
 
 from edge_opt.analysis.data import EvalData
+from edge_opt.core.arrays import load_xy
+from edge_opt.core.artifacts import MANIFEST, load_artifact
 from edge_opt.core.errors import BadInputError
+from edge_opt.datasets import DATASETS, load_dataset
 
 
 def eval_data(spec: str, rows: int | None = None, seed: int = 0) -> EvalData:
     """A built-in dataset's test split (``adult``, ``digits``) or an ``.npz`` file with
     ``x``, ``y`` and optional ``feature_names`` and ``slice_<column>`` arrays."""
-    from edge_opt.datasets import DATASETS, load_dataset
-
     if spec in DATASETS:
         return EvalData.from_dataset(load_dataset(spec, seed=seed), split="test", rows=rows)
     path = Path(spec)
     if path.suffix != ".npz":
         raise BadInputError(f"--data {spec!r}: use a built-in dataset ({', '.join(DATASETS)}) or an .npz file")
-    from edge_opt.core.arrays import load_xy
 
     x, y, names = load_xy(path)
     if y is None:
@@ -40,7 +40,6 @@ def float_model_for(model: Path, given: Path | None) -> Path | None:
         if not given.exists():
             raise BadInputError(f"--float {given}: file not found")
         return given
-    from edge_opt.core.artifacts import MANIFEST, load_artifact
 
     folder = model.parent if model.is_file() else model
     if not (folder / MANIFEST).is_file():
@@ -57,8 +56,6 @@ def float_model_for(model: Path, given: Path | None) -> Path | None:
 
 def model_file(path: Path) -> Path:
     """An artifact folder or a model file → the model file."""
-    from edge_opt.core.artifacts import MANIFEST, load_artifact
-
     if path.is_dir() and (path / MANIFEST).is_file():
         return load_artifact(path).model_path
     return path

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_opt.analysis.serve import receive, send
 from edge_opt.core.errors import BadInputError, EdgeOptError, ModelLoadError
+from edge_opt.core.procs import child_env
 from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, get_backend_class
 
 _IN_PROCESS = ("keras",)
@@ -52,8 +54,6 @@ class Predictor:
         self.input_shape = tuple(shape[1:])  # without the batch dimension
 
     def _start(self, threads: int, precision: str | None, trust_model: bool) -> list[int]:
-        from edge_opt.core.procs import child_env
-
         spec = {
             "path": str(self.path),
             "runtime": self.runtime,
@@ -72,8 +72,6 @@ class Predictor:
         return hello["input_shape"]
 
     def _header(self, doing: str) -> tuple[dict, np.ndarray | None]:
-        from edge_opt.analysis.serve import receive
-
         header, array = receive(self._proc.stdout)
         if header is None:
             code = self._proc.wait()
@@ -93,7 +91,6 @@ class Predictor:
             return self._backend.predict(x)
         if self._proc is None:
             raise ModelLoadError(f"{self.path}: its {self.runtime} process is gone (it crashed before)")
-        from edge_opt.analysis.serve import send
 
         try:
             send(self._proc.stdin, {"op": "predict"}, x)

@@ -26,6 +26,8 @@ import numpy as np
 from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.core.errors import BadInputError
+from edge_opt.core.tfkeras import keras, tf
+from edge_opt.models import load_keras
 
 ATTACKS = ("fgsm", "pgd", "blackbox", "noise")
 SUMMARY_KEYS = {
@@ -73,9 +75,6 @@ class FloatModel:
     """The float Keras model: probabilities like a ``Predictor``, and input gradients of its loss."""
 
     def __init__(self, path: str | Path, trust_model: bool = False) -> None:
-        from edge_opt.core.tfkeras import keras, tf
-        from edge_opt.models import load_keras
-
         self.tf, k = tf(), keras()
         self.model = load_keras(path, trust=trust_model)
         self.path = Path(path)
@@ -376,32 +375,14 @@ def robustness_check(
     included); ``pgd_step_size`` defaults to 2.5 * eps / pgd_steps; ``rows`` takes the first rows.
     """
     epsilons, sigmas = _check_budgets("epsilons", epsilons), _check_budgets("sigmas", sigmas)
-    if pgd_steps < 1:
-        raise BadInputError(f"pgd_steps must be at least 1, got {pgd_steps}")
-    if pgd_step_size is not None and not pgd_step_size > 0:
-        raise BadInputError(f"pgd_step_size must be > 0, got {pgd_step_size}")
-    if blackbox_queries < 2:
-        raise BadInputError(
-            f"blackbox_queries must be at least 2 (the clean query and one attack), got {blackbox_queries}"
-        )
-    if rows is not None and rows < 1:
-        raise BadInputError(f"rows must be at least 1, got {rows}")
+    _check_settings(pgd_steps, pgd_step_size, blackbox_queries, rows)
     data = data.head(rows) if rows else data
     box = Box.of(data)
     predictors = {
         k: v if isinstance(v, Predictor) else Predictor(v, trust_model=trust_model) for k, v in artifacts.items()
     }
     model = FloatModel(float_model_path, trust_model)
-    _check_shape(f"the float model ({model.path.name})", model.input_shape, data)
-    for name, pred in predictors.items():
-        _check_shape(f"artifact '{name}' ({pred.path.name})", pred.input_shape, data)
-    x = np.ascontiguousarray(data.x, np.float32).reshape(len(data.x), *model.input_shape)
-    y = np.asarray(data.y, np.int64)
-    if y.min() < 0 or y.max() >= data.n_classes:
-        raise BadInputError(f"labels must be class indices in 0..{data.n_classes - 1}, got {y.min()}..{y.max()}")
-    n_out = model(x[:1]).shape[1]
-    if n_out != data.n_classes:
-        raise BadInputError(f"the float model predicts {n_out} classes but the data has {data.n_classes}")
+    x, y = _checked_rows(model, predictors, data)
 
     # The white-box rows and the noise are made once and shared, so every model sees the same inputs.
     shared = {
@@ -413,13 +394,7 @@ def robustness_check(
     ref = _curves(model, x, y, box, shared, *budgets)
     results = {}
     for name, pred in predictors.items():
-        before = pred.calls
-        res = {"path": str(pred.path), "runtime": pred.runtime}
-        res.update(_curves(_in_layout(pred, model.input_shape), x, y, box, shared, *budgets))
-        res["queries_total"] = pred.calls - before
-        res["deltas"] = _deltas(res, ref)
-        res["summary"] = _summary(res, ref, epsilons, sigmas)
-        results[name] = res
+        results[name] = _artifact_result(pred, model, x, y, box, shared, budgets, ref)
     return {
         "config": {
             "rows": len(x),
@@ -436,6 +411,56 @@ def robustness_check(
         "artifacts": results,
         "summary": {name: res["summary"] for name, res in results.items()},
     }
+
+
+def _check_settings(pgd_steps: int, pgd_step_size: float | None, blackbox_queries: int, rows: int | None) -> None:
+    """Refuse PGD steps, step size, black-box queries or rows out of their range."""
+    if pgd_steps < 1:
+        raise BadInputError(f"pgd_steps must be at least 1, got {pgd_steps}")
+    if pgd_step_size is not None and not pgd_step_size > 0:
+        raise BadInputError(f"pgd_step_size must be > 0, got {pgd_step_size}")
+    if blackbox_queries < 2:
+        raise BadInputError(
+            f"blackbox_queries must be at least 2 (the clean query and one attack), got {blackbox_queries}"
+        )
+    if rows is not None and rows < 1:
+        raise BadInputError(f"rows must be at least 1, got {rows}")
+
+
+def _checked_rows(model: FloatModel, predictors: dict[str, Predictor], data: EvalData) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in the float model's layout and their labels, once every model and the labels fit the data."""
+    _check_shape(f"the float model ({model.path.name})", model.input_shape, data)
+    for name, pred in predictors.items():
+        _check_shape(f"artifact '{name}' ({pred.path.name})", pred.input_shape, data)
+    x = np.ascontiguousarray(data.x, np.float32).reshape(len(data.x), *model.input_shape)
+    y = np.asarray(data.y, np.int64)
+    if y.min() < 0 or y.max() >= data.n_classes:
+        raise BadInputError(f"labels must be class indices in 0..{data.n_classes - 1}, got {y.min()}..{y.max()}")
+    n_out = model(x[:1]).shape[1]
+    if n_out != data.n_classes:
+        raise BadInputError(f"the float model predicts {n_out} classes but the data has {data.n_classes}")
+    return x, y
+
+
+def _artifact_result(
+    pred: Predictor,
+    model: FloatModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    box: Box,
+    shared: dict[str, list[np.ndarray]],
+    budgets: tuple,
+    ref: dict[str, Any],
+) -> dict[str, Any]:
+    """One artifact's curves on the shared rows, its queries, its deltas to the float model and its summary."""
+    epsilons, sigmas = budgets[0], budgets[1]
+    before = pred.calls
+    res = {"path": str(pred.path), "runtime": pred.runtime}
+    res.update(_curves(_in_layout(pred, model.input_shape), x, y, box, shared, *budgets))
+    res["queries_total"] = pred.calls - before
+    res["deltas"] = _deltas(res, ref)
+    res["summary"] = _summary(res, ref, epsilons, sigmas)
+    return res
 
 
 # --- rendering ---------------------------------------------------------------------------------

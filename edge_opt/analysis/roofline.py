@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_opt.analysis.edgetpu import tflite_macs
+from edge_opt.budgets.choose import record_label
+
 METHOD = "batch-1 MACs of Dense/FullyConnected, Conv and DepthwiseConv ops counted from the model file"
 
 
@@ -37,8 +40,6 @@ def count_macs(path: str | Path, fmt: str) -> int | None:
     """MACs of one model file, or None for a format not counted (Keras)."""
     path = Path(path)
     if fmt == "tflite":
-        from edge_opt.analysis.edgetpu import tflite_macs
-
         return tflite_macs(path)
     if fmt == "onnx":
         return _onnx_macs(path)
@@ -146,8 +147,6 @@ def host_peak(size: int = 384, repeats: int = 5) -> dict[str, Any]:
 
 def roofline_rows(results: dict[str, Any], task: str, target: str) -> list[RooflineRow]:
     """Every measured record of a task and target with a MAC count, against the peak of what ran it."""
-    from edge_opt.budgets.choose import record_label
-
     macs_of = results.get("roofline") or {}
     host = ((results.get("provenance") or {}).get("host_peak") or {}).get("gops_per_thread")
     profile_peak = (((results.get("targets") or {}).get(target) or {}).get("peak") or {}).get("gops")

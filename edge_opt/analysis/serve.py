@@ -16,6 +16,8 @@ import sys
 import numpy as np
 
 from edge_opt.core.errors import EdgeOptError, first_line
+from edge_opt.core.procs import die_with_parent
+from edge_opt.runtimes import get_backend_class
 
 
 def send(out, header: dict, array: np.ndarray | None = None) -> None:
@@ -45,14 +47,11 @@ def receive(inp) -> tuple[dict | None, np.ndarray | None]:
 
 
 def main(argv: list[str]) -> int:
-    from edge_opt.core.procs import die_with_parent
-
     die_with_parent()
     spec = json.loads(argv[1])
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the protocol stream; fd 1 now goes to stderr
     os.dup2(2, 1)
-    from edge_opt.runtimes import get_backend_class
 
     try:
         cls = get_backend_class(spec["runtime"])

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from edge_opt.analysis.config import ExplainConfig, FairnessConfig, RobustnessConfig
 from edge_opt.analysis.data import EvalData
+from edge_opt.analysis.fairness import fairness_check
+from edge_opt.analysis.robustness import robustness_check
 from edge_opt.core.plugins import load_class
 
 
@@ -79,8 +81,6 @@ class FairnessCheck(TrustCheck):
         return None if data.slices else "the data has no slice columns"
 
     def run(self, subjects: list[Subject], inputs: CheckInputs, cfg: Any) -> TrustResult:
-        from edge_opt.analysis.fairness import fairness_check
-
         rows = inputs.data.head(cfg.rows) if cfg.rows else inputs.data
         return TrustResult(
             {
@@ -136,7 +136,6 @@ class RobustnessCheck(TrustCheck):
     Config = RobustnessConfig
 
     def run(self, subjects: list[Subject], inputs: CheckInputs, cfg: Any) -> TrustResult:
-        from edge_opt.analysis.robustness import robustness_check
 
         # One call for all files: the float model's attacks are made once and shared.
         res = robustness_check(

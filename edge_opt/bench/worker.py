@@ -17,8 +17,10 @@ import traceback
 
 import numpy as np
 
-from edge_opt.core.errors import BadInputError, EdgeOptError, first_line
+from edge_opt.core.errors import BadInputError, EdgeOptError, first_line, runtime_message
 from edge_opt.core.fileio import write_json_atomic
+from edge_opt.core.procs import die_with_parent
+from edge_opt.runtimes import get_backend_class
 from edge_opt.runtimes.base import random_inputs
 
 
@@ -61,42 +63,12 @@ def resolve_shapes(
     A dynamic non-batch dimension set to 1 in an input of rank 3 or more (an image of one
     pixel, a sequence of one step) is allowed, with a warning appended to ``warnings``.
     """
-    user_shapes = dict(user_shapes or {})
-    if "" in user_shapes:  # an unnamed --shape applies to the only input
-        if len(specs) != 1:
-            names = ", ".join(s.name for s in specs)
-            raise BadInputError(
-                f"--shape {_fmt(user_shapes[''])} names no input, and the model has {len(specs)} inputs ({names}): "
-                "write --shape NAME:DIMS for each"
-            )
-        user_shapes[specs[0].name] = user_shapes.pop("")
-    unknown = set(user_shapes) - {s.name for s in specs}
-    if unknown:
-        names = ", ".join(s.name for s in specs)
-        raise BadInputError(f"--shape names unknown input {sorted(unknown)[0]!r}; the model's inputs: {names}")
+    user_shapes = _named_shapes(specs, user_shapes)
     resolved, changed, missing = {}, False, []
     for spec in specs:
         shape = user_shapes.get(spec.name)
         if shape is not None:
-            shape = tuple(int(d) for d in shape)
-            if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape, strict=False)):
-                raise BadInputError(
-                    f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}"
-                )
-            if any(d < 1 for d in shape):
-                raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} must have positive dimensions")
-            nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
-            if nbytes > MAX_INPUT_BYTES:
-                raise BadInputError(
-                    f"--shape {spec.name}:{_fmt(shape)} is {nbytes / 1024**3:.1f} GiB of input, "
-                    f"more than edge-opt allocates ({MAX_INPUT_BYTES / 1024**3:.0f} GiB)"
-                )
-            ones = [i for i, (m, d) in enumerate(zip(spec.shape, shape, strict=True)) if i > 0 and m < 0 and d == 1]
-            if ones and len(shape) >= 3 and warnings is not None:
-                warnings.append(
-                    f"--shape {spec.name}:{_fmt(shape)} sets dynamic dimension(s) {', '.join(map(str, ones))} to 1: "
-                    "a one-pixel or one-step input times almost nothing; use the sizes the model will see"
-                )
+            shape = _checked_user_shape(spec, shape, warnings)
             changed |= shape != spec.shape
         elif spec.dynamic:
             shape = list(spec.shape)
@@ -110,16 +82,63 @@ def resolve_shapes(
             shape = spec.shape
         resolved[spec.name] = shape
     if missing:
-        told = ", ".join(f"'{s.name}' is {_fmt(s.shape)}" for s in missing)
-        line = " ".join(
-            f"--shape {s.name}:{_fmt(tuple(resolved.get(s.name, ())) or tuple(1 if d < 0 else d for d in s.shape))}"
-            for s in missing
-        )
-        raise BadInputError(
-            f"{len(missing)} input(s) have dynamic dimensions ({told}): pass {line}, "
-            "with each ? dimension (shown as 1) replaced by the size the model will see"
-        )
+        raise _still_dynamic(missing, resolved)
     return resolved if changed else None
+
+
+def _named_shapes(specs, user_shapes: dict | None) -> dict:
+    """``--shape`` values by input name (an unnamed one for the only input); unknown names refused."""
+    user_shapes = dict(user_shapes or {})
+    if "" in user_shapes:  # an unnamed --shape applies to the only input
+        if len(specs) != 1:
+            names = ", ".join(s.name for s in specs)
+            raise BadInputError(
+                f"--shape {_fmt(user_shapes[''])} names no input, and the model has {len(specs)} inputs ({names}): "
+                "write --shape NAME:DIMS for each"
+            )
+        user_shapes[specs[0].name] = user_shapes.pop("")
+    unknown = set(user_shapes) - {s.name for s in specs}
+    if unknown:
+        names = ", ".join(s.name for s in specs)
+        raise BadInputError(f"--shape names unknown input {sorted(unknown)[0]!r}; the model's inputs: {names}")
+    return user_shapes
+
+
+def _checked_user_shape(spec, shape, warnings: list[str] | None) -> tuple:
+    """A ``--shape`` for one input as a tuple, refused unless it fits the model and the size limit."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape, strict=False)):
+        raise BadInputError(
+            f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}"
+        )
+    if any(d < 1 for d in shape):
+        raise BadInputError(f"--shape {spec.name}:{_fmt(shape)} must have positive dimensions")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
+    if nbytes > MAX_INPUT_BYTES:
+        raise BadInputError(
+            f"--shape {spec.name}:{_fmt(shape)} is {nbytes / 1024**3:.1f} GiB of input, "
+            f"more than edge-opt allocates ({MAX_INPUT_BYTES / 1024**3:.0f} GiB)"
+        )
+    ones = [i for i, (m, d) in enumerate(zip(spec.shape, shape, strict=True)) if i > 0 and m < 0 and d == 1]
+    if ones and len(shape) >= 3 and warnings is not None:
+        warnings.append(
+            f"--shape {spec.name}:{_fmt(shape)} sets dynamic dimension(s) {', '.join(map(str, ones))} to 1: "
+            "a one-pixel or one-step input times almost nothing; use the sizes the model will see"
+        )
+    return shape
+
+
+def _still_dynamic(missing: list, resolved: dict) -> BadInputError:
+    """The error naming every input still dynamic, with a whole ``--shape`` line to paste."""
+    told = ", ".join(f"'{s.name}' is {_fmt(s.shape)}" for s in missing)
+    line = " ".join(
+        f"--shape {s.name}:{_fmt(tuple(resolved.get(s.name, ())) or tuple(1 if d < 0 else d for d in s.shape))}"
+        for s in missing
+    )
+    return BadInputError(
+        f"{len(missing)} input(s) have dynamic dimensions ({told}): pass {line}, "
+        "with each ? dimension (shown as 1) replaced by the size the model will see"
+    )
 
 
 def make_feeds(specs, given: dict[str, np.ndarray] | None, ranges: dict | None, seed: int = 0) -> list[np.ndarray]:
@@ -153,8 +172,6 @@ def _fmt(shape) -> str:
 
 
 def run(spec: dict) -> dict:
-    from edge_opt.runtimes import get_backend_class
-
     if spec.get("cpus") and hasattr(os, "sched_setaffinity"):  # the device's core mask, before any runtime starts
         os.sched_setaffinity(0, spec["cpus"])
 
@@ -165,7 +182,7 @@ def run(spec: dict) -> dict:
         return {"status": "skipped", "error": reason}
     cls.import_runtime()
     gc.collect()
-    baseline_rss, baseline_uss = _memory()
+    baseline = _memory()
 
     # Shapes fixed by the harness (``shapes_final``) are loaded as they are. Otherwise the
     # model is loaded once to read its inputs; when they must be fixed (a dynamic batch), this
@@ -184,12 +201,28 @@ def run(spec: dict) -> dict:
             shapes = {k: list(v) for k, v in shapes.items()}
             return {"status": "reshape", "error": None, "shapes": shapes, "warnings": warnings}
     specs = backend.inputs()
+    given = _given_arrays(spec)
+    backend.bind(make_feeds(specs, given, spec.get("input_ranges"), seed=spec.get("seed", 0)))
+
+    cold_ms = _cold_start_and_warm_up(backend, spec, given, specs)
+    samples, runtime_samples = _timed_runs(backend, spec)
+    result = _ok_result(backend, spec, specs, given, warnings, load_ms, cold_ms, samples, runtime_samples, baseline)
+    if spec.get("data"):
+        _predict(backend, spec, result)
+    return result
+
+
+def _given_arrays(spec: dict) -> dict[str, np.ndarray] | None:
+    """The user's input arrays (``--input``) by name, or None."""
     given = None
     if spec.get("feeds"):
         with np.load(spec["feeds"], allow_pickle=False) as npz:
             given = {k: npz[k] for k in npz.files}
-    backend.bind(make_feeds(specs, given, spec.get("input_ranges"), seed=spec.get("seed", 0)))
+    return given
 
+
+def _cold_start_and_warm_up(backend, spec: dict, given: dict | None, specs) -> float:
+    """The first call's time in ms (its failure blames the inputs), then the bounded warm-up runs."""
     invoke = backend.invoke
     clock = time.perf_counter_ns
     t0 = clock()
@@ -203,7 +236,13 @@ def run(spec: dict) -> dict:
         invoke()
         if clock() > warm_end:
             break
+    return cold_ms
 
+
+def _timed_runs(backend, spec: dict) -> tuple[list[int], list[float]]:
+    """The timed loop: wall-clock samples in ns, and the runtime's own in ms when it has a timer."""
+    invoke = backend.invoke
+    clock = time.perf_counter_ns
     min_runs, min_ns = spec.get("min_runs", 50), spec.get("min_time_s", 1.0) * 1e9
     max_runs, max_ns = spec.get("max_runs", 1_000_000), spec.get("max_time_s", 60.0) * 1e9
     samples: list[int] = []
@@ -227,11 +266,28 @@ def run(spec: dict) -> dict:
     finally:
         if gc_was_enabled:
             gc.enable()
+    return samples, runtime_samples
 
+
+def _ok_result(
+    backend,
+    spec: dict,
+    specs,
+    given: dict | None,
+    warnings: list[str],
+    load_ms: float,
+    cold_ms: float,
+    samples: list[int],
+    runtime_samples: list[float],
+    baseline: tuple[float, float],
+) -> dict:
+    """The measurement's result; peak RSS is read first, before the samples are converted."""
     peak_rss = _peak_rss_mb()
     info = backend.info()
     _, uss_now = _memory()  # the harness samples USS from outside all along and keeps the peak
-    result = {
+    baseline_rss, baseline_uss = baseline
+    own_timer = backend.timer == "runtime"
+    return {
         "status": "ok",
         "error": None,
         "runtime": {**info, "precision": info.get("precision") or spec.get("file_precision")},
@@ -253,13 +309,15 @@ def run(spec: dict) -> dict:
             "baseline_uss": baseline_uss,
         },
     }
-    if spec.get("data"):
-        x = np.load(spec["data"])
-        t0 = time.perf_counter()
-        y = backend.predict(x)
-        result["predict_ms"] = (time.perf_counter() - t0) * 1e3
-        np.save(spec["predictions_out"], y)
-    return result
+
+
+def _predict(backend, spec: dict, result: dict) -> None:
+    """Predictions on the data rows, saved for the parent; their time goes in ``result``."""
+    x = np.load(spec["data"])
+    t0 = time.perf_counter()
+    y = backend.predict(x)
+    result["predict_ms"] = (time.perf_counter() - t0) * 1e3
+    np.save(spec["predictions_out"], y)
 
 
 def _source(name: str, given: dict | None, spec: dict) -> str:
@@ -271,8 +329,6 @@ def _source(name: str, given: dict | None, spec: dict) -> str:
 
 
 def _input_failure(exc: BaseException, given: dict | None, specs) -> str:
-    from edge_opt.core.errors import runtime_message
-
     what = "the --input arrays" if given else "random inputs"
     hint = "" if given else "; give real ones with --input FILE.npz or value ranges with --input-range NAME:LO,HI"
     kinds = ", ".join(f"{s.name} {s.dtype}{list(s.shape)}" for s in specs)
@@ -280,8 +336,6 @@ def _input_failure(exc: BaseException, given: dict | None, specs) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from edge_opt.core.procs import die_with_parent
-
     die_with_parent()
     spec_path, result_path = argv[1], argv[2]
     with open(spec_path, encoding="utf-8") as fh:

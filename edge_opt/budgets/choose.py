@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_opt.budgets.grammar import Check
+from edge_opt.budgets.grammar import Check, profile_budgets
 from edge_opt.core.units import fmt_ms
 from edge_opt.measure.records import runtime_label
 
 
 @dataclass
 class Selection:
-    """The candidate of a target chosen among those that meet every budget, and why the others lost.
+    """The candidate of a task's target chosen among those that meet every budget, and why the others lost.
 
     ``tied`` lists the candidates whose latency could not be told from the fastest one (their
     median confidence intervals overlap): among them the smaller file won, then the more
@@ -25,10 +25,13 @@ class Selection:
     rejected: list[tuple[dict[str, Any], str]]
     tied: list[dict[str, Any]] = field(default_factory=list)
     decided_by: str | None = None  # latency | size | accuracy | order
+    task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         chosen = self.chosen
         return {
+            "task": self.task,
+            "target": self.target,
             "chosen": None
             if chosen is None
             else {
@@ -66,85 +69,125 @@ def _ci(rec: dict[str, Any]) -> tuple[float, float]:
 MIN_SPEEDUP = 0.02
 
 
-def choose(
-    target: str, records: list[dict[str, Any]], checks: list[Check], min_speedup: float = MIN_SPEEDUP
-) -> Selection:
-    """Among a target's measured candidates that pass every check, the fastest, unless noise decides.
-
-    A candidate beats another on latency only when their median confidence intervals (the
-    95% order-statistic intervals of each record's samples) do not overlap and its median is
-    at least ``min_speedup`` (2%) lower. The candidates that cannot be told apart from the
-    fastest form a tie, which the smaller file (raw bytes) wins, then the more accurate,
-    then the lower median.
-
-    Trust-check budgets are left out here: those checks run on the chosen artifact, and the
-    gate then holds it to them.
-    """
-    checks = [c for c in checks if not c.trust]
+def _fits(
+    records: list[dict[str, Any]], checks: list[Check], reference: bool, strict: bool
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """The measured records that pass every check, and the others with why. A check that cannot
+    apply (no float model to compare with) does not reject, unless ``strict``."""
     fits, rejected = [], []
     for rec in records:
         if rec.get("status") != "ok" or not rec.get("latency_ms"):
             rejected.append((rec, f"not measured: {rec.get('status')}: {rec.get('error') or 'no latency'}"))
             continue
-        failed = [res.message for res in (c.evaluate(rec) for c in checks) if not res.passed]
+        results = [c.evaluate(rec, reference) for c in checks]
+        failed = [r.message for r in results if r.passed is False or (strict and not r.applies)]
         if failed:
             rejected.append((rec, "; ".join(failed)))
         else:
             fits.append(rec)
+    return fits, rejected
+
+
+def _size(r: dict[str, Any]) -> float:
+    return (r.get("size_bytes") or {}).get("raw") or math.inf
+
+
+def _accuracy(r: dict[str, Any]) -> float:
+    return r.get("accuracy") if r.get("accuracy") is not None else -math.inf
+
+
+def _tie_reason(rec: dict[str, Any], chosen: dict[str, Any], min_speedup: float) -> str:
+    (r_lo, r_hi), (c_lo, c_hi) = _ci(rec), _ci(chosen)
+    why = (
+        f"ties on latency: p50 {fmt_ms(rec['latency_ms']['p50'])} (CI {fmt_ms(r_lo)}–{fmt_ms(r_hi)}) vs the chosen "
+        f"{fmt_ms(chosen['latency_ms']['p50'])} (CI {fmt_ms(c_lo)}–{fmt_ms(c_hi)}), within noise of the fastest "
+        f"(intervals overlap, or medians under {min_speedup:.0%} apart)"
+    )
+    if _size(rec) > _size(chosen):
+        return why + f"; larger file ({_size(rec):.0f} vs {_size(chosen):.0f} bytes)"
+    if _accuracy(rec) < _accuracy(chosen):
+        return why + f"; same size, less accurate ({_accuracy(rec):.4f} vs {_accuracy(chosen):.4f})"
+    return why + "; same size and accuracy, higher median"
+
+
+def choose(
+    target: str,
+    records: list[dict[str, Any]],
+    checks: list[Check],
+    min_speedup: float = MIN_SPEEDUP,
+    *,
+    task: str | None = None,
+    reference: bool = True,
+    strict: bool = False,
+) -> Selection:
+    """Among one task's measured candidates for a target that pass every check, the fastest, unless noise decides.
+
+    A candidate beats another on latency only when their median confidence intervals (the
+    95% order-statistic intervals of each record's samples) do not overlap and its median is
+    at least ``min_speedup`` (2%) lower. The candidates that cannot be told apart from the
+    fastest form a tie, which the smaller file (raw bytes) wins, then the more accurate,
+    then the lower median. ``reference=False``: the task has no float model, so a check
+    against one cannot apply and rejects no one (unless ``strict``).
+
+    Trust-check budgets are left out here: those checks run on the chosen artifact, and the
+    gate then holds it to them.
+    """
+    fits, rejected = _fits(records, [c for c in checks if not c.trust], reference, strict)
     if not fits:
-        return Selection(target, None, rejected)
+        return Selection(target, None, rejected, task=task)
     fits.sort(key=lambda r: r["latency_ms"]["p50"])
     fastest = fits[0]
     lo, hi = _ci(fastest)
     best = fastest["latency_ms"]["p50"]
-
-    def ties(r: dict[str, Any]) -> bool:  # its interval overlaps the fastest's, or the gap is negligible
-        return _ci(r)[0] <= hi or r["latency_ms"]["p50"] < best * (1 + min_speedup)
-
-    tied = [r for r in fits if ties(r)]
+    # tied: its interval overlaps the fastest's, or the gap is negligible
+    tied = [r for r in fits if _ci(r)[0] <= hi or r["latency_ms"]["p50"] < best * (1 + min_speedup)]
     slower = [r for r in fits if r not in tied]
-
-    def size(r: dict[str, Any]) -> float:
-        return (r.get("size_bytes") or {}).get("raw") or math.inf
-
-    def accuracy(r: dict[str, Any]) -> float:
-        return r.get("accuracy") if r.get("accuracy") is not None else -math.inf
-
-    tied.sort(key=lambda r: (size(r), -accuracy(r), r["latency_ms"]["p50"]))
-    chosen = tied[0]
-    others = tied[1:]
-    if others and all(size(r) > size(chosen) for r in others):
+    tied.sort(key=lambda r: (_size(r), -_accuracy(r), r["latency_ms"]["p50"]))
+    chosen, others = tied[0], tied[1:]
+    if others and all(_size(r) > _size(chosen) for r in others):
         decided_by = "size"
-    elif others and all(size(r) > size(chosen) or accuracy(r) < accuracy(chosen) for r in others):
+    elif others and all(_size(r) > _size(chosen) or _accuracy(r) < _accuracy(chosen) for r in others):
         decided_by = "accuracy"
     else:  # alone, or tied on size and accuracy too: the lower median
         decided_by = "latency"
-    c_lo, c_hi = _ci(chosen)
-    for rec in others:
-        r_lo, r_hi = _ci(rec)
-        why = (
-            f"ties on latency: p50 {fmt_ms(rec['latency_ms']['p50'])} (CI {fmt_ms(r_lo)}–{fmt_ms(r_hi)}) vs the chosen "
-            f"{fmt_ms(chosen['latency_ms']['p50'])} (CI {fmt_ms(c_lo)}–{fmt_ms(c_hi)}), within noise of the fastest "
-            f"(intervals overlap, or medians under {min_speedup:.0%} apart)"
-        )
-        if size(rec) > size(chosen):
-            why += f"; larger file ({size(rec):.0f} vs {size(chosen):.0f} bytes)"
-        elif accuracy(rec) < accuracy(chosen):
-            why += f"; same size, less accurate ({accuracy(rec):.4f} vs {accuracy(chosen):.4f})"
-        else:
-            why += "; same size and accuracy, higher median"
-        rejected.append((rec, why))
+    rejected += [(rec, _tie_reason(rec, chosen, min_speedup)) for rec in others]
     for rec in slower:
         r_lo, r_hi = _ci(rec)
-        p50 = rec["latency_ms"]["p50"]
         rejected.append(
             (
                 rec,
-                f"meets the budgets but slower: p50 {fmt_ms(p50)} vs {fmt_ms(best)}"
+                f"meets the budgets but slower: p50 {fmt_ms(rec['latency_ms']['p50'])} vs {fmt_ms(best)}"
                 f" (median CIs {fmt_ms(r_lo)}–{fmt_ms(r_hi)} and {fmt_ms(lo)}–{fmt_ms(hi)} do not overlap)",
             )
         )
-    return Selection(target, chosen, rejected, tied=others, decided_by=decided_by)
+    return Selection(target, chosen, rejected, tied=others, decided_by=decided_by, task=task)
+
+
+def has_reference(records: list[dict[str, Any]], task: str | None) -> bool:
+    """Whether a run's task has a float model (its reference record, the one with no target)."""
+    return any(r.get("task") == task and r.get("target") is None for r in records)
+
+
+def task_targets(results: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """Every (task, target) of a run that has records, tasks in the order they ran."""
+    records = results.get("measurements") or []
+    tasks = dict.fromkeys(r.get("task") for r in records)
+    present = {(r.get("task"), r.get("target")) for r in records}
+    return [(task, target) for task in tasks for target in results.get("targets") or {} if (task, target) in present]
+
+
+def choose_each(
+    results: dict[str, Any], budgets: dict[str, list[Check]] | None = None, strict: bool = False
+) -> dict[tuple[str | None, str], Selection]:
+    """The choice per (task, target) of a run, with the profiles' budgets unless ``budgets`` are given."""
+    records = results.get("measurements") or []
+    budgets = profile_budgets(results) if budgets is None else budgets
+    out = {}
+    for task, target in task_targets(results):
+        mine = [r for r in records if r.get("task") == task and r.get("target") == target]
+        reference = has_reference(records, task)
+        out[task, target] = choose(target, mine, budgets.get(target, []), task=task, reference=reference, strict=strict)
+    return out
 
 
 def record_label(record: dict[str, Any]) -> str:

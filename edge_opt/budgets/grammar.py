@@ -87,11 +87,17 @@ _FORM = "expected '<metric> <op> <value>[unit]' with op one of <=, <, >=, > (e.g
 _FRACTION_FORMS = "1pt (percentage points), 1% (the same) or 0.01 (a fraction)"
 
 
+#: Metrics that compare a record with its float model: they cannot apply to a task that has none
+#: (a deployed file measured as it is).
+REFERENCE_METRICS = frozenset({"accuracy.drop", "fidelity.agreement", "fidelity.correlation"})
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    passed: bool | None  # None: skipped
+    passed: bool | None  # None: skipped, or the check cannot apply (``applies`` False)
     actual: float | None  # in the record's unit
     message: str
+    applies: bool = True  # False: the record's task has no float model to compare with
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,9 @@ class Check:
         sep = "" if self.unit in ("", "%", "pt") else " "
         return f"{text}{sep}{self.unit}"
 
-    def evaluate(self, record: dict[str, Any]) -> CheckResult:
+    def evaluate(self, record: dict[str, Any], reference: bool = True) -> CheckResult:
+        """The check on one record; ``reference=False`` when the record's task has no float model,
+        so that a check against one (``REFERENCE_METRICS``) cannot apply rather than fails."""
         status = record.get("status")
         reason = record.get("error") or "no reason given"
         if status == "skipped":
@@ -157,6 +165,8 @@ class Check:
         actual: Any = record
         for key in _metric(self.metric)[0]:
             actual = actual.get(key) if isinstance(actual, dict) else None
+        if actual is None and not reference and self.metric in REFERENCE_METRICS:
+            return CheckResult(None, None, f"{self.spec}: N/A (no float model to compare with)", applies=False)
         if actual is None:
             return CheckResult(False, None, f"{self.spec}: FAIL ({self.metric} not measured for this record)")
         if isinstance(actual, bool) or not isinstance(actual, int | float) or math.isnan(actual):

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge_opt.core.config import validate
 from edge_opt.core.errors import ModelLoadError
 from edge_opt.core.fileio import write_json_atomic
 
@@ -228,8 +229,6 @@ class _Manifest(BaseModel):
 
 def load_artifact(folder: str | Path) -> Artifact:
     """Read an artifact folder; a missing, corrupt or foreign manifest is one clear error (exit 2)."""
-    from edge_opt.core.config import validate
-
     folder = Path(folder)
     path = folder / MANIFEST
     try:

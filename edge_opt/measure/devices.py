@@ -20,9 +20,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_opt.bench.process import WorkerResult
 from edge_opt.core.builtin import builtin_dir
 from edge_opt.core.config import load_model
 from edge_opt.core.errors import ConfigError
+from edge_opt.measure.harness import measure
+from edge_opt.targets import available_profiles
+from edge_opt.transports import TransportError, open_transport
 
 
 class DeviceConfig(BaseModel):
@@ -83,7 +87,6 @@ def load_device(path: Path) -> DeviceConfig:
             if not value.is_file():
                 raise ConfigError(f"{path}: field '{field}': {value} is not a file")
             update[field] = value
-    from edge_opt.targets import available_profiles
 
     unknown = sorted(set(cfg.targets) - set(available_profiles()))
     if unknown:
@@ -164,8 +167,6 @@ class Device:
     @property
     def transport(self):
         if self._transport is None:
-            from edge_opt.transports import open_transport
-
             self._transport = open_transport(self.config)
         return self._transport
 
@@ -177,8 +178,6 @@ class Device:
 
     def unreachable(self) -> str | None:
         """Why the device cannot be used now, or None."""
-        from edge_opt.transports import TransportError
-
         try:
             self.fingerprint()
         except TransportError as exc:
@@ -192,10 +191,6 @@ class Device:
 
     def measure(self, model, runtime: str, **kwargs):
         """``harness.measure`` on this device, under its lease, with its conditions recorded."""
-        from edge_opt.bench.process import WorkerResult
-        from edge_opt.measure.harness import measure
-        from edge_opt.transports import TransportError
-
         reason = self.unreachable()
         if reason:
             result = WorkerResult("skipped", f"device {self.name!r} unreachable: {reason}", {})
@@ -215,8 +210,6 @@ class Device:
         return result
 
     def _conditions(self) -> dict | None:
-        from edge_opt.transports import TransportError
-
         try:
             return self.transport.conditions()
         except TransportError:

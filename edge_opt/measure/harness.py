@@ -58,13 +58,9 @@ def measure(
     """
     if transport is None:
         transport = LocalTransport()
-    cpus = transport.usable_cpus()
-    if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
-        where = "this machine lets" if transport.name == "local" else f"device {transport.name!r} lets"
-        return WorkerResult("skipped", f"{threads} threads asked, and {where} edge-opt use {cpus} CPUs", {})
-    why = getattr(transport, "cannot_run", lambda *_: None)(runtime, model)
-    if why:  # a device that runs one tool (adb: benchmark_model on .tflite): nothing is sent
-        return WorkerResult("skipped", why, {})
+    skipped = _skipped(transport, threads, runtime, model)
+    if skipped is not None:
+        return skipped
     if not getattr(transport, "runs_worker", True):  # the device's own tool feeds random inputs
         feeds = data = None
     with tempfile.TemporaryDirectory(prefix="edge-opt-") as tmp:
@@ -82,14 +78,7 @@ def measure(
             "input_ranges": {k: list(v) for k, v in (input_ranges or {}).items()},
             **options.to_dict(),
         }
-        if feeds:
-            np.savez(tmp / "feeds.npz", **feeds)
-            spec["feeds"] = transport.put(tmp / "feeds.npz")
-            spec["shapes"] = {**{k: list(np.shape(v)) for k, v in feeds.items()}, **spec["shapes"]}
-        if data is not None:
-            np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
-            spec["data"] = transport.put(tmp / "data.npy")
-            spec["predictions_out"] = "pred.npy"  # a name: the transport brings the file back into tmp
+        _put_inputs(transport, spec, tmp, feeds, data)
         result = transport.run(spec, options.timeout_s, tmp)
         if result.status == "reshape":  # the model's shapes had to be fixed: measure in a fresh process
             spec = {**spec, "shapes": result.raw["shapes"], "shapes_final": True, "warnings": result.raw["warnings"]}
@@ -97,3 +86,29 @@ def measure(
         if result.status == "ok" and data is not None:
             result.predictions = np.load(tmp / "pred.npy")
         return result
+
+
+def _skipped(transport: Transport, threads: int, runtime: str, model: str | Path | None) -> WorkerResult | None:
+    """The skipped result when the transport cannot run this (too many threads, a runtime it lacks), else None."""
+    cpus = transport.usable_cpus()
+    if threads > cpus:  # oversubscribed threads measure contention, not the model (and can exhaust the host)
+        where = "this machine lets" if transport.name == "local" else f"device {transport.name!r} lets"
+        return WorkerResult("skipped", f"{threads} threads asked, and {where} edge-opt use {cpus} CPUs", {})
+    why = getattr(transport, "cannot_run", lambda *_: None)(runtime, model)
+    if why:  # a device that runs one tool (adb: benchmark_model on .tflite): nothing is sent
+        return WorkerResult("skipped", why, {})
+    return None
+
+
+def _put_inputs(
+    transport: Transport, spec: dict, tmp: Path, feeds: dict[str, np.ndarray] | None, data: np.ndarray | None
+) -> None:
+    """Send the input arrays and the data rows to the transport, naming them in ``spec``."""
+    if feeds:
+        np.savez(tmp / "feeds.npz", **feeds)
+        spec["feeds"] = transport.put(tmp / "feeds.npz")
+        spec["shapes"] = {**{k: list(np.shape(v)) for k, v in feeds.items()}, **spec["shapes"]}
+    if data is not None:
+        np.save(tmp / "data.npy", np.ascontiguousarray(data, dtype=np.float32))
+        spec["data"] = transport.put(tmp / "data.npy")
+        spec["predictions_out"] = "pred.npy"  # a name: the transport brings the file back into tmp

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from edge_opt.bench.process import WorkerResult
 from edge_opt.core.errors import BadInputError
+from edge_opt.measure.devices import Device, DeviceConfig
+from edge_opt.transports.base import companions
 
 INSTALL_HINT = "install it with `pip install 'edge-opt[ray]'`"
 
@@ -59,8 +61,6 @@ class DeviceWorker:
     """A device's Ray actor (wrapped by ``ray.remote`` in ``RayEngine``): measures on its node."""
 
     def __init__(self, config: dict) -> None:
-        from edge_opt.measure.devices import Device, DeviceConfig
-
         self.device = Device(DeviceConfig.model_validate(config))
         self.cache = Path(tempfile.gettempdir()) / "edge-opt-ray-cache"
 
@@ -160,8 +160,6 @@ class RayEngine:
 
     def _files_ref(self, model) -> tuple[str, object]:
         """The artifact's files in the object store (put once per artifact)."""
-        from edge_opt.transports.base import companions
-
         path = Path(model)
         if str(path) not in self._files:
             base = path if path.is_dir() else path.parent

@@ -23,11 +23,21 @@ from typing import Any
 
 import numpy as np
 
+from edge_opt.analysis.edgetpu import analyze
+from edge_opt.budgets.grammar import Check
+from edge_opt.core.artifacts import load_artifact
 from edge_opt.core.errors import ConfigError, first_line
 from edge_opt.core.fileio import write_json_atomic
+from edge_opt.core.tfkeras import keras
+from edge_opt.datasets.base import subsample
 from edge_opt.measure.service import measure_first
+from edge_opt.models import fit_classifier, keras_root, label_array, predicted_labels
 from edge_opt.nas import pareto
-from edge_opt.nas.space import Architecture, NasConfig, architecture, baseline_architecture, build, fit_pca
+from edge_opt.nas.executors import LocalExecutor, WorkerLost, where
+from edge_opt.nas.predictor import LatencyPredictor, features, held_out_accuracy
+from edge_opt.nas.space import Architecture, NasConfig, architecture, baseline_architecture, build, fit_pca, hypermodel
+from edge_opt.passes import PassContext
+from edge_opt.passes.pipeline import run_pipeline
 
 STATUSES = ("ok", "rejected", "skipped", "failed")  # rejected: broke a hard constraint; skipped: predicted over
 _TRUST_ONLY = ("fairness", "robustness", "explain")  # budgets a trial cannot be checked against
@@ -86,8 +96,6 @@ class TrialJob:
 
 def prepare(job: TrialJob) -> Prepared:
     """An executor's unit of work: build, maybe skip (the predictor), train, deploy one candidate."""
-    from edge_opt.nas.executors import where
-
     if not job.own_folder:
         return dataclasses.replace(job.ctx.prepare(job.trial, job.values, job.arch), worker=where())
     with tempfile.TemporaryDirectory(prefix="edge-opt-trial-") as tmp:
@@ -123,8 +131,6 @@ def _silent(_: str) -> None:
 
 
 def _here():
-    from edge_opt.nas.executors import LocalExecutor
-
     return LocalExecutor()
 
 
@@ -151,9 +157,6 @@ class SearchContext:
     _measured: dict[str, TrialRecord] = field(default_factory=dict)  # architecture -> its first measured trial
 
     def __post_init__(self) -> None:
-        from edge_opt.budgets.grammar import Check
-        from edge_opt.datasets.base import subsample
-
         if self.cfg.pipeline >= len(self.profile.pipelines):
             raise ConfigError(
                 f"nas: pipeline {self.cfg.pipeline}: profile '{self.profile.name}' has "
@@ -203,8 +206,6 @@ class SearchContext:
         in this search (the oracle proposed it again with other inactive hyperparameters) re-uses
         that measurement and says so; neither is trained again.
         """
-        from edge_opt.nas.executors import WorkerLost
-
         records: dict[str, TrialRecord] = {}
         todo: list[TrialJob] = []
         copies: list[tuple[str, dict[str, Any], Architecture]] = []
@@ -289,8 +290,6 @@ class SearchContext:
 
     def prepare(self, trial_id: str, values: dict[str, Any], arch: Architecture) -> Prepared:
         """Build the candidate; skip it when the predictor says it is far over T; else train and deploy it."""
-        from edge_opt.nas.predictor import features
-
         seconds = {"train": 0.0, "convert": 0.0, "measure": 0.0}
         try:
             model = self.build(arch)
@@ -360,9 +359,6 @@ class SearchContext:
 
     def _train(self, model, arch: Architecture, epochs: int):
         """Train briefly and publish the trial's model as an artifact (re-used when it exists)."""
-        from edge_opt.core.tfkeras import keras
-        from edge_opt.models import fit_classifier, keras_root, label_array
-
         config = {
             "task": self.task,
             "dataset": self.data.name,
@@ -398,9 +394,6 @@ class SearchContext:
 
     def _deploy(self, root) -> tuple[str | None, str | None]:
         """The profile's pipeline on a trained trial: (the deployed artifact's id, None) or (None, why not)."""
-        from edge_opt.passes import PassContext
-        from edge_opt.passes.pipeline import run_pipeline
-
         ctx = PassContext(
             target=self.profile.name,
             calibration=self.data.calibration(min(self.calibration_rows, len(self.data.x_train)), seed=self.seed),
@@ -415,9 +408,6 @@ class SearchContext:
 
     def _measure(self, artifact_id: str) -> dict:
         """The deployed file measured by the harness on the profile's first runtime that reads it."""
-        from edge_opt.core.artifacts import load_artifact
-        from edge_opt.models import predicted_labels
-
         artifact = load_artifact(self.artifacts_dir / artifact_id)
         # No EdgeTPU here: the next runtime (the labelled host proxy); profiles are checked at
         # load, so some entry reads the file.
@@ -445,8 +435,6 @@ class SearchContext:
             "peak_rss_mb": (rec.memory_mb or {}).get("peak_rss"),
         }
         if any(r.device == "edgetpu" for r in self.profile.runtimes) and artifact.format == "tflite":
-            from edge_opt.analysis.edgetpu import analyze
-
             metrics["edgetpu_fraction_ops"] = analyze(artifact.model_path, self.profile)["fraction_ops"]
             record["checks"] = {"edgetpu": {"fraction_ops": metrics["edgetpu_fraction_ops"]}}
         return {"status": "ok", "reason": None, "metrics": metrics, "artifact": artifact.id, "record": record}
@@ -512,8 +500,6 @@ def make_tuner(ctx: SearchContext, oracle_name: str, project: str):
     """A keras-tuner Tuner over the space: its oracle proposes, ``search`` runs the trials."""
     import keras_tuner as kt
 
-    from edge_opt.nas.space import hypermodel
-
     class EdgeTuner(kt.engine.base_tuner.BaseTuner):
         def run_trial(self, trial, *args, **kwargs):  # ``search`` runs the trials, in batches
             raise NotImplementedError("edge-opt's search runs the trials itself (see search())")
@@ -550,8 +536,6 @@ class _PcaView:
 
 
 def _refit_predictor(self: SearchContext, records) -> None:
-    from edge_opt.nas.predictor import LatencyPredictor
-
     if self.cfg.predictor is None:
         return
     measured = [r for r in records if r.features and r.metrics.get("latency_p50_ms")]
@@ -667,8 +651,6 @@ def reference_point(ctx: SearchContext, baseline: TrialRecord) -> dict[str, floa
 
 def efficacy(trials: list[TrialRecord], baseline: TrialRecord, reference: dict, ctx: SearchContext) -> dict[str, Any]:
     """Fronts, hypervolume per trial, best-so-far per trial and per second, trials-to-target, cost, headline."""
-    from edge_opt.nas.predictor import held_out_accuracy
-
     ok = [t for t in trials if t.status in ("ok", "rejected") and t.metrics.get("latency_p50_ms") is not None]
     lat = [(t.metrics["accuracy"], t.metrics["latency_p50_ms"]) for t in ok]
     size = [(t.metrics["accuracy"], float(t.metrics["size_raw"])) for t in ok]

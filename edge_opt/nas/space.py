@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_opt.core.errors import ConfigError, first_line
+from edge_opt.core.tfkeras import keras
 from edge_opt.models import ModelConfig
 
 Activation = Literal["relu", "tanh", "sigmoid", "elu", "swish"]
@@ -192,8 +193,6 @@ def corners(space: MlpSpace | CnnSpace) -> dict[str, dict[str, Any]]:
 def build(arch: Architecture, input_shape: tuple[int, ...], n_classes: int, pca=None):
     """A tf_keras model for ``arch``. ``pca``: (mean, components) of a PCA fitted on the train split,
     folded in front as a frozen Dense layer, so the model still takes the raw features."""
-    from edge_opt.core.tfkeras import keras
-
     k = keras()
     inputs = k.Input(shape=input_shape, name="features")
     x = inputs

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edge_opt.core.artifacts import Artifact
+from edge_opt.core.tfkeras import tf
 from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
@@ -51,8 +52,6 @@ class TFLitePass(Pass):
             ctx.need_calibration("full-integer int8")
 
     def build(self, parent: Artifact, cfg: TFLiteConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        from edge_opt.core.tfkeras import tf
-
         tf_ = tf()
         model = load_keras(parent.model_path, trust=ctx.trust_model)
         converter = tf_.lite.TFLiteConverter.from_keras_model(model)
@@ -89,8 +88,6 @@ class OnnxPass(Pass):
 
     def build(self, parent: Artifact, cfg: OnnxConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         import tf2onnx
-
-        from edge_opt.core.tfkeras import tf
 
         model = load_keras(parent.model_path, trust=ctx.trust_model)
         spec = tuple(

@@ -30,8 +30,9 @@ from pydantic import Field
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import ConfigError, UnsupportedTargetError
+from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset
-from edge_opt.models import ModelConfig, build, dataset_pipeline, predicted_labels, train
+from edge_opt.models import ModelConfig, build, dataset_pipeline, load_keras, predicted_labels, train
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 
@@ -56,8 +57,6 @@ class DistillConfig(PassConfig):
 
 def logits_fn(model):
     """``x, training -> logits``: the pre-activation of the last Dense (weights shared), binary as [0, z]."""
-    from edge_opt.core.tfkeras import keras, tf
-
     last = model.layers[-1]
     if not isinstance(last, keras().layers.Dense) or last.activation.__name__ not in ("softmax", "sigmoid"):
         raise UnsupportedTargetError(
@@ -75,8 +74,6 @@ def logits_fn(model):
 
 def soft_loss(teacher_logits, student_logits, temperature: float):
     """T² · KL(softmax(t/T) || softmax(s/T)), per row."""
-    from edge_opt.core.tfkeras import tf
-
     log_p_t = tf().nn.log_softmax(teacher_logits / temperature)
     log_p_s = tf().nn.log_softmax(student_logits / temperature)
     return temperature**2 * tf().reduce_sum(tf().exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
@@ -84,16 +81,12 @@ def soft_loss(teacher_logits, student_logits, temperature: float):
 
 def distill_loss(y, teacher_logits, student_logits, alpha: float, temperature: float):
     """Batch mean of ``alpha`` · hard CE + (1 - ``alpha``) · soft loss."""
-    from edge_opt.core.tfkeras import tf
-
     hard = tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=student_logits)
     return tf().reduce_mean(alpha * hard + (1 - alpha) * soft_loss(teacher_logits, student_logits, temperature))
 
 
 def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
     """Train a student of ``cfg.student`` from ``teacher``; returns (student, per-epoch mean loss)."""
-    from edge_opt.core.tfkeras import keras, tf
-
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(seed)
     student = build(cfg.student, data.input_shape, data.n_classes)
@@ -157,8 +150,6 @@ class DistillPass(Pass):
             raise ConfigError(f"pass 'distill': a cnn student needs image input, {data.name} is {data.input_shape}")
 
     def build(self, parent: Artifact, cfg: DistillConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        from edge_opt.models import load_keras
-
         data = ctx.data
         teacher = load_keras(parent.model_path, trust=ctx.trust_model)
         # Build a throwaway student first, so an oversized one fails before any training.

@@ -18,7 +18,9 @@ from pydantic import Field, model_validator
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import BadInputError, ConfigError, UnsupportedTargetError
+from edge_opt.core.tfkeras import keras
 from edge_opt.datasets import Dataset
+from edge_opt.models import fit_classifier, load_keras, predicted_labels
 from edge_opt.passes.base import Pass, PassConfig, PassContext
 
 PREFIX = "reduce_"  # names of the layers a reduction adds; a parent holding one is already reduced
@@ -93,8 +95,6 @@ class FoldingPass(Pass):
 
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
-        from edge_opt.core.tfkeras import keras
-        from edge_opt.models import load_keras
 
         k = keras()
         model_in = load_keras(parent.model_path, trust=ctx.trust_model)
@@ -121,8 +121,6 @@ class FoldingPass(Pass):
 
     def _head_layers(self, parent) -> list:
         """Fresh (untrained) copies of the parent's Dense/Dropout layers, widths and activations kept."""
-        from edge_opt.core.tfkeras import keras
-
         k = keras()
         layers = []
         for layer in parent.layers:
@@ -155,8 +153,6 @@ def _check_non_negative(pass_name: str, x: np.ndarray, names: list[str]) -> None
 
 
 def _fold(input_shape: tuple[int, ...], proj: Projection, head: list):
-    from edge_opt.core.tfkeras import keras
-
     k = keras()
     inputs = k.Input(shape=input_shape, name="features")
     x = k.layers.Flatten(name=f"{PREFIX}flatten")(inputs) if len(input_shape) > 1 else inputs
@@ -172,8 +168,6 @@ def _fold(input_shape: tuple[int, ...], proj: Projection, head: list):
 
 def _train(model, cfg: HeadConfig, data: Dataset, seed: int) -> float:
     """Fit the head (the projection is frozen) and return the val accuracy."""
-    from edge_opt.models import fit_classifier, predicted_labels
-
     fit_classifier(
         model,
         data.x_train,

@@ -18,8 +18,11 @@ from pydantic import Field, model_validator
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import UnsupportedTargetError, first_line
+from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset
+from edge_opt.models import fit_classifier, load_keras, predicted_labels
 from edge_opt.passes.base import Pass, PassConfig, PassContext
+from edge_opt.runtimes import get_backend_class
 
 
 class FineTuneConfig(PassConfig):
@@ -53,8 +56,6 @@ class QATConfig(FineTuneConfig):
 
 
 def _tfmot():
-    from edge_opt.core.tfkeras import keras
-
     k = keras()  # selects tf_keras before tfmot looks for Keras
     import tensorflow_model_optimization as tfmot
 
@@ -83,8 +84,6 @@ def _wrap_layers(k, model, names: list[str], wrap):
 
 
 def _fine_tune(model, data: Dataset, cfg: FineTuneConfig, seed: int, callbacks=()) -> None:
-    from edge_opt.models import fit_classifier
-
     fit_classifier(
         model,
         data.x_train,
@@ -99,8 +98,6 @@ def _fine_tune(model, data: Dataset, cfg: FineTuneConfig, seed: int, callbacks=(
 
 
 def _val_accuracy(predict, data: Dataset) -> float:
-    from edge_opt.models import predicted_labels
-
     return round(float((predicted_labels(predict(data.x_val), data.n_classes) == data.y_val).mean()), 4)
 
 
@@ -110,8 +107,6 @@ def _keras_predict(model):
 
 
 def _load(k, artifact: Artifact, ctx: PassContext):
-    from edge_opt.models import load_keras
-
     return load_keras(artifact.model_path, trust=ctx.trust_model)
 
 
@@ -265,7 +260,6 @@ class QATPass(Pass):
 
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)
-        from edge_opt.core.tfkeras import tf
 
         k, tfmot = _tfmot()
         tf_ = tf()
@@ -307,8 +301,6 @@ class QATPass(Pass):
 
 
 def _tflite_predict(path: Path):
-    from edge_opt.runtimes import get_backend_class
-
     backend = get_backend_class("litert")()
     backend.load(str(path))
     return backend.predict

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_opt.analysis.checks import checks_table
+from edge_opt.budgets.choose import choose_each, record_label
 from edge_opt.core.units import fmt_bytes, fmt_fraction, fmt_mib, fmt_ms, fmt_points
 from edge_opt.measure.records import runtime_label
 
@@ -56,16 +58,8 @@ def row(rec: dict[str, Any]) -> list[str]:
 
 
 def selections(results: dict) -> dict:
-    """Per target: the fastest measured candidate within the profile's budgets, and why others lost."""
-    from edge_opt.budgets.choose import choose
-    from edge_opt.budgets.grammar import profile_budgets
-
-    budgets = profile_budgets(results)
-    out = {}
-    for target in results.get("targets") or {}:
-        mine = [r for r in results["measurements"] if r.get("target") == target]
-        out[target] = choose(target, mine, budgets.get(target, []))
-    return out
+    """Per (task, target): the fastest measured candidate within the profile's budgets, and why others lost."""
+    return choose_each(results)
 
 
 def nas_section(nas: dict | None) -> list[str]:
@@ -98,11 +92,11 @@ def nas_section(nas: dict | None) -> list[str]:
     return [*lines, ""]
 
 
-def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
+def _header(results: dict) -> list[str]:
     prov = results.get("provenance", {})
     machine = prov.get("machine", {})
     versions = prov.get("versions", {})
-    lines = [
+    return [
         f"# edge-opt run {results['run_id']}",
         "",
         f"Suite **{results['suite']['name']}** · {results.get('created', '')} · {results.get('duration_s', '?')} s · "
@@ -115,6 +109,54 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
         "Δ acc is against the float Keras model on the same test rows.",
         "",
     ]
+
+
+def _chosen_section(results: dict) -> list[str]:
+    """Per task and target: the chosen artifact, and why each other candidate lost."""
+    chosen = selections(results)
+    if not chosen:
+        return []
+    lines = [
+        "## Chosen artifact per task and target",
+        "",
+        "Among each task's measured candidates that meet every budget of the target profile, the fastest; "
+        "candidates whose median 95% confidence intervals overlap the fastest's are a tie, "
+        "won by the smaller file, then the more accurate. A budget against the float model does not "
+        "apply to a task that has none (a deployed file).",
+        "",
+    ]
+    for (task, target), sel in chosen.items():
+        where = f"{task} · {target}" if task else target
+        if sel.chosen is None:
+            lines.append(f"- **{where}**: none fits its budgets")
+        else:
+            rec = sel.chosen
+            lines.append(
+                f"- **{where}**: {rec['artifact']['label']} on {runtime_label(rec['runtime'])}, "
+                f"{rec['runtime']['threads']} thread(s): p50 {fmt_ms(rec['latency_ms']['p50'])}{sel.tie_note()}"
+            )
+        for rec, why in sel.rejected:
+            lines.append(f"  - rejected {record_label(rec)}: {why}")
+    return [*lines, ""]
+
+
+def _not_measured(results: dict) -> list[str]:
+    skipped = [r for r in results["measurements"] if r["status"] != "ok"]
+    if not skipped:
+        return []
+    lines = ["## Not measured", ""]
+    for rec in skipped:
+        lines.append(
+            f"- {rec.get('target')}: {rec['artifact'].get('label')} on {rec['runtime'].get('name')}"
+            f" ({rec['runtime'].get('device')}): **{rec['status']}**: {rec.get('error')}"
+        )
+    return [*lines, ""]
+
+
+def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
+    """report.md: the run, a table per task, the search, the choice per task and target, the
+    trust checks, the lineage and what could not be measured."""
+    lines = _header(results)
     tasks = sorted({r.get("task") or "" for r in results["measurements"]})
     for task in tasks:
         lines += [f"## {task}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -123,33 +165,8 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
                 lines.append("| " + " | ".join(c.replace("|", "/") for c in row(rec)) + " |")
         lines.append("")
     lines += nas_section(results.get("nas"))
-    from edge_opt.budgets.choose import record_label
-
-    chosen = selections(results)
-    if chosen:
-        lines += [
-            "## Chosen artifact per target",
-            "",
-            "Among the measured candidates that meet every budget of the target profile, the fastest; "
-            "candidates whose median 95% confidence intervals overlap the fastest's are a tie, "
-            "won by the smaller file, then the more accurate.",
-            "",
-        ]
-        for target, sel in chosen.items():
-            if sel.chosen is None:
-                lines.append(f"- **{target}**: none fits its budgets")
-            else:
-                rec = sel.chosen
-                lines.append(
-                    f"- **{target}**: {rec['artifact']['label']} on {runtime_label(rec['runtime'])}, "
-                    f"{rec['runtime']['threads']} thread(s): p50 {fmt_ms(rec['latency_ms']['p50'])}{sel.tie_note()}"
-                )
-            for rec, why in sel.rejected:
-                lines.append(f"  - rejected {record_label(rec)}: {why}")
-        lines.append("")
+    lines += _chosen_section(results)
     if results.get("checks"):
-        from edge_opt.analysis.checks import checks_table
-
         lines += [
             "## Trust checks on the deployed files",
             "",
@@ -170,20 +187,11 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
             "```",
             "",
         ]
-    skipped = [r for r in results["measurements"] if r["status"] != "ok"]
-    if skipped:
-        lines += ["## Not measured", ""]
-        for rec in skipped:
-            lines.append(
-                f"- {rec.get('target')}: {rec['artifact'].get('label')} on {rec['runtime'].get('name')}"
-                f" ({rec['runtime'].get('device')}): **{rec['status']}**: {rec.get('error')}"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _not_measured(results))
 
 
 def render_json(results: dict) -> dict:
-    """A compact summary: the table rows as objects, and the chosen artifact per target."""
+    """A compact summary: the table rows as objects, and the chosen artifact per task and target."""
     keys = ("task", "target", "status", "error", "accuracy", "accuracy_drop", "agreement", "load_ms", "cold_start_ms")
     rows = []
     for rec in results["measurements"]:
@@ -206,5 +214,5 @@ def render_json(results: dict) -> dict:
                 "size_bytes": rec.get("size_bytes"),
             }
         )
-    chosen = {t: s.to_dict() for t, s in selections(results).items()}
-    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "chosen_per_target": chosen}
+    chosen = [s.to_dict() for s in selections(results).values()]
+    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "chosen": chosen}

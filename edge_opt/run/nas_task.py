@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from edge_opt.core.artifacts import Artifact
-from edge_opt.nas.executors import TrialExecutor
+from edge_opt.core.config import read_yaml, validate
+from edge_opt.core.errors import ConfigError
+from edge_opt.core.tfkeras import keras
+from edge_opt.models import fit_classifier, keras_root
+from edge_opt.nas.executors import TrialExecutor, make_executor
 from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
-from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, check_space
+from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, build, check_space, fit_pca
+from edge_opt.run.suite import HarnessConfig, Suite, TaskConfig, load_suite
 
 
 def search_targets(
@@ -32,8 +37,6 @@ def search_targets(
     """One search per searched target (the space is checked once, before any training).
 
     ``executor``: where the trials train (default: ``cfg.parallel`` local processes, or this one)."""
-    from edge_opt.nas.executors import make_executor
-
     check_space(cfg.space, data.input_shape, data.n_classes, f"task {task}: model.space")
     own = executor is None
     executor = executor or make_executor(cfg.parallel)
@@ -89,10 +92,6 @@ def train_chosen(
     result: SearchResult, cfg: NasConfig, data, task: str, out_dir: Path, seed: int = 0, data_config: dict | None = None
 ) -> Artifact:
     """Train the chosen architecture (the baseline's when no trial was ok) as the target's float model."""
-    from edge_opt.core.tfkeras import keras
-    from edge_opt.models import fit_classifier, keras_root
-    from edge_opt.nas.space import build, fit_pca
-
     arch = Architecture(**result.chosen.architecture) if result.chosen else baseline_architecture(cfg.baseline)
     epochs = cfg.final_epochs or cfg.baseline.epochs
     config = {
@@ -205,50 +204,7 @@ def efficacy_lines(result: SearchResult) -> list[str]:
 
 def load_search(path: str, *, target: str | None, trials: int | None, oracle: str | None, parallel: int | None = None):
     """A suite (its tasks whose model is ``{kind: nas}``) or a space file, as a Suite, with the overrides."""
-    from pathlib import Path as _Path
-
-    from pydantic import BaseModel, ConfigDict, Field
-
-    from edge_opt.core.config import read_yaml, validate
-    from edge_opt.core.errors import ConfigError
-    from edge_opt.run.suite import HarnessConfig, Suite, TaskConfig, load_suite
-
-    class SpaceFile(BaseModel):
-        """``edge-opt nas SPACE.yaml``: one dataset, the targets to search for, and the ``nas:`` block."""
-
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-        dataset: str
-        seed: int = Field(default=0, ge=0, le=2**32 - 1)
-        train_rows: int | None = Field(default=None, ge=100)
-        calibration_rows: int = Field(default=256, ge=1)
-        targets: list[str] = Field(default_factory=lambda: ["mobile"], min_length=1)
-        harness: HarnessConfig = HarnessConfig()
-        nas: NasConfig
-
-    p = _Path(path)
-    if p.suffix in (".yaml", ".yml") and p.is_file() and "tasks" not in read_yaml(p):
-        spec = validate(SpaceFile, read_yaml(p), p)
-        task = {
-            "name": spec.name.lower(),
-            "dataset": spec.dataset,
-            "train_rows": spec.train_rows,
-            "calibration_rows": spec.calibration_rows,
-            "model": spec.nas.model_dump(),
-        }
-        suite = validate(
-            Suite,
-            {
-                "name": spec.name,
-                "seed": spec.seed,
-                "tasks": [task],
-                "targets": spec.targets,
-                "harness": spec.harness.model_dump(),
-            },
-            p,
-        )
-    else:
-        suite = load_suite(path)
+    suite = _read_search(path)
     tasks = [t for t in suite.tasks if isinstance(t.model, NasConfig)]
     if not tasks:
         raise ConfigError(f"{path}: no task whose model is {{kind: nas, ...}}: nothing to search")
@@ -265,3 +221,49 @@ def load_search(path: str, *, target: str | None, trials: int | None, oracle: st
         update["parallel"] = parallel
     tasks = [TaskConfig(**{**t.model_dump(), "model": t.model.model_copy(update=update)}) for t in tasks]
     return suite.model_copy(update={"tasks": tasks})
+
+
+def _read_search(path: str):
+    """The suite at ``path``, or the one-task suite of a space file (a YAML file without ``tasks``)."""
+    p = Path(path)
+    if p.suffix in (".yaml", ".yml") and p.is_file() and "tasks" not in read_yaml(p):
+        return _space_suite(p)
+    return load_suite(path)
+
+
+def _space_suite(p: Path):
+    """A space file (``edge-opt nas SPACE.yaml``) as a Suite of its one task."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class SpaceFile(BaseModel):
+        """``edge-opt nas SPACE.yaml``: one dataset, the targets to search for, and the ``nas:`` block."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+        dataset: str
+        seed: int = Field(default=0, ge=0, le=2**32 - 1)
+        train_rows: int | None = Field(default=None, ge=100)
+        calibration_rows: int = Field(default=256, ge=1)
+        targets: list[str] = Field(default_factory=lambda: ["mobile"], min_length=1)
+        harness: HarnessConfig = HarnessConfig()
+        nas: NasConfig
+
+    spec = validate(SpaceFile, read_yaml(p), p)
+    task = {
+        "name": spec.name.lower(),
+        "dataset": spec.dataset,
+        "train_rows": spec.train_rows,
+        "calibration_rows": spec.calibration_rows,
+        "model": spec.nas.model_dump(),
+    }
+    return validate(
+        Suite,
+        {
+            "name": spec.name,
+            "seed": spec.seed,
+            "tasks": [task],
+            "targets": spec.targets,
+            "harness": spec.harness.model_dump(),
+        },
+        p,
+    )

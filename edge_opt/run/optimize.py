@@ -8,23 +8,31 @@ them from ``--train`` or are skipped with that reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edge_opt.analysis.fidelity import DEFAULT_CHECKS, compare_outputs
+from edge_opt.analysis.predictor import Predictor
+from edge_opt.budgets.grammar import Check
 from edge_opt.core.arrays import load_xy
 from edge_opt.core.artifacts import Artifact, sha256_file
 from edge_opt.core.errors import BadInputError, ModelLoadError
+from edge_opt.core.fileio import write_json_atomic
 from edge_opt.datasets import Dataset
 from edge_opt.measure.service import QUICK, measure_first
+from edge_opt.models import code_layers, keras_root, load_keras
+from edge_opt.passes import PassContext
+from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def load_user_model(path: Path, trust: bool):
     """Load a .keras / .h5 file or a SavedModel folder; no Lambda code unless ``trust``."""
-    from edge_opt.models import load_keras
-
     if not path.exists():
         raise ModelLoadError(f"{path}: file not found")
     if not (path.is_dir() or path.suffix.lower() in _KERAS_SUFFIXES):
@@ -48,8 +56,6 @@ def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Arti
     def make(notes: dict):
         notes["parameters"] = int(model.count_params())
         if trust:  # a record of who trusted what; it never grants trust to a later command
-            from edge_opt.models import code_layers
-
             notes["trust"] = {
                 "granted_by": "--trust-model",
                 "user": _user(),
@@ -57,8 +63,6 @@ def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Arti
                 "code_layers": code_layers(source),
             }
         return model
-
-    from edge_opt.models import keras_root
 
     return keras_root(out, pass_name="import", config=config, label="input", make=make)
 
@@ -100,13 +104,68 @@ def optimize(
     latency: bool = True,
     progress=lambda _: None,
 ) -> dict:
-    from edge_opt.analysis.predictor import Predictor
-    from edge_opt.passes import PassContext
-    from edge_opt.passes.pipeline import pipeline_names, run_pipeline
-    from edge_opt.targets import load_profile
-
     profile = load_profile(target)
     checks = fidelity_checks(profile)
+    user = _load_user_inputs(model_path, calibration, random_calibration, train, eval_rows, trust_model, seed, progress)
+
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts_dir = out / "artifacts"
+    root = import_artifact(user.model, model_path, artifacts_dir, trust_model)
+    ctx = PassContext(
+        target=profile.name,
+        calibration=user.calib,
+        calibration_source=user.source,
+        data=user.data,
+        seed=seed,
+        trust_model=trust_model,
+        calibration_hint="--calibration FILE (or --random-calibration)",
+    )
+    fidelity = None
+    if user.fidelity_rows is not None:
+        reference = Predictor(root.model_path, trust_model=trust_model).outputs(user.fidelity_rows)
+        fidelity = _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks)
+    measured = _latency(root, profile, trust_model) if latency else None
+    rows = _run_pipelines(profile, root, artifacts_dir, ctx, fidelity, latency, trust_model, progress)
+    summary = {
+        "model": str(model_path),
+        "target": profile.name,
+        "calibration": user.source,
+        "train": str(train) if train else None,
+        "fidelity_rows": user.fidelity_source,
+        "fidelity_checks": [c.spec for c in checks] or "default: agreement >= 0.95 (classifiers), correlation >= 0.95",
+        "root": root.id,
+        "input_size_bytes": root.manifest["size_bytes"],
+        "input_latency": measured,
+        "artifacts": rows,
+    }
+
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class _UserInputs:
+    """The user's model and rows, checked against its input shape (see ``_load_user_inputs``)."""
+
+    model: Any
+    calib: np.ndarray | None
+    source: str  # where the calibration rows came from
+    data: Dataset | None
+    fidelity_rows: np.ndarray | None
+    fidelity_source: str
+
+
+def _load_user_inputs(
+    model_path: Path,
+    calibration: Path | None,
+    random_calibration: bool,
+    train: Path | None,
+    eval_rows: Path | None,
+    trust_model: bool,
+    seed: int,
+    progress,
+) -> _UserInputs:
+    """Load the rows files and the model, check the rows' shape; calibration and fidelity rows."""
     calib, source = None, "none"
     if calibration is not None:
         calib, _, _ = load_xy(calibration)
@@ -129,23 +188,39 @@ def optimize(
         calib = np.random.default_rng(seed).standard_normal((256, *input_shape)).astype(np.float32)
         source = "random inputs (--random-calibration): quantization ranges may not match real data"
     calib, fidelity_rows, fidelity_source = _fidelity_rows(calib, data, held, random_calibration, input_shape, seed)
+    return _UserInputs(model, calib, source, data, fidelity_rows, fidelity_source)
 
-    out.mkdir(parents=True, exist_ok=True)
-    artifacts_dir = out / "artifacts"
-    root = import_artifact(model, model_path, artifacts_dir, trust_model)
-    ctx = PassContext(
-        target=profile.name,
-        calibration=calib,
-        calibration_source=source,
-        data=data,
-        seed=seed,
-        trust_model=trust_model,
-        calibration_hint="--calibration FILE (or --random-calibration)",
-    )
-    reference = None
-    if fidelity_rows is not None:
-        reference = Predictor(root.model_path, trust_model=trust_model).outputs(fidelity_rows)
-    measured = _latency(root, profile, trust_model) if latency else None
+
+@dataclass(frozen=True)
+class _Fidelity:
+    """The root's outputs on the fidelity rows, where those rows came from, and the target's fidelity checks."""
+
+    reference: np.ndarray
+    rows: np.ndarray
+    source: str
+    checks: list
+
+    def judge(self, row: dict, artifact: Artifact, trust_model: bool) -> None:
+        """Put the artifact's agreement and fidelity in its row; low-fidelity when it fails a check."""
+        got = Predictor(artifact.model_path, trust_model=trust_model).outputs(self.rows)
+        fid = compare_outputs(self.reference, got, self.source)
+        row["agreement"], row["fidelity"] = fid.agreement, fid.to_dict()
+        failed = failed_checks(self.checks, fid)
+        if failed:
+            row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
+
+
+def _run_pipelines(
+    profile,
+    root: Artifact,
+    artifacts_dir: Path,
+    ctx,
+    fidelity: _Fidelity | None,
+    latency: bool,
+    trust_model: bool,
+    progress,
+) -> list[dict]:
+    """Run each of the target's pipelines from the root: a row per pipeline, failed ones with the reason."""
     rows = []
     for pipeline in profile.pipelines:
         names = pipeline_names(pipeline)
@@ -155,48 +230,31 @@ def optimize(
             rows.append({"pipeline": names, "status": done.status, "reason": done.error})
             continue
         artifact = done.artifact
-        row = {
-            "pipeline": names,
-            "status": "ok",
-            "reason": None,
-            "artifact": artifact.id,
-            "label": artifact.manifest["label"],
-            "format": artifact.format,
-            "precision": artifact.precision,
-            "path": str(artifact.model_path),
-            "size_bytes": artifact.manifest["size_bytes"],
-            "agreement": None,
-            "fidelity": None,
-        }
-        if reference is not None:
-            from edge_opt.analysis.fidelity import compare_outputs
-
-            got = Predictor(artifact.model_path, trust_model=trust_model).outputs(fidelity_rows)
-            fid = compare_outputs(reference, got, fidelity_source)
-            row["agreement"], row["fidelity"] = fid.agreement, fid.to_dict()
-            failed = failed_checks(checks, fid)
-            if failed:
-                row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
+        row = _artifact_row(names, artifact)
+        if fidelity is not None:
+            fidelity.judge(row, artifact, trust_model)
         if latency:
             progress(f"{profile.name}: measuring {artifact.manifest['label']}")
             row["latency"] = _latency(artifact, profile, trust_model)
         rows.append(row)
-    summary = {
-        "model": str(model_path),
-        "target": profile.name,
-        "calibration": source,
-        "train": str(train) if train else None,
-        "fidelity_rows": fidelity_source,
-        "fidelity_checks": [c.spec for c in checks] or "default: agreement >= 0.95 (classifiers), correlation >= 0.95",
-        "root": root.id,
-        "input_size_bytes": root.manifest["size_bytes"],
-        "input_latency": measured,
-        "artifacts": rows,
-    }
-    from edge_opt.core.fileio import write_json_atomic
+    return rows
 
-    write_json_atomic(out / "summary.json", summary)
-    return summary
+
+def _artifact_row(names, artifact: Artifact) -> dict:
+    """A pipeline's row for the file it made, before fidelity and latency."""
+    return {
+        "pipeline": names,
+        "status": "ok",
+        "reason": None,
+        "artifact": artifact.id,
+        "label": artifact.manifest["label"],
+        "format": artifact.format,
+        "precision": artifact.precision,
+        "path": str(artifact.model_path),
+        "size_bytes": artifact.manifest["size_bytes"],
+        "agreement": None,
+        "fidelity": None,
+    }
 
 
 def _fidelity_rows(calib, data, held, random_calibration: bool, input_shape: tuple, seed: int):
@@ -223,8 +281,6 @@ def _fidelity_rows(calib, data, held, random_calibration: bool, input_shape: tup
 
 def fidelity_checks(profile) -> list:
     """The target's own ``fidelity.*`` budgets (empty: edge-opt's default for the output kind)."""
-    from edge_opt.budgets.grammar import Check
-
     return [c for c in (Check.parse(b) for b in profile.budgets) if c.metric.startswith("fidelity.")]
 
 
@@ -232,9 +288,6 @@ def failed_checks(own: list, fid) -> list[str]:
     """What a file fails of the target's fidelity budgets, or of the default for its output kind.
     A figure that is undefined here (agreement of a non-classifier, or when the reference
     predicts one class) is not held against the file: the fidelity's note says why."""
-    from edge_opt.analysis.fidelity import DEFAULT_CHECKS
-    from edge_opt.budgets.grammar import Check
-
     record = {"status": "ok", "agreement": fid.agreement, "fidelity": fid.to_dict()}
     figures = {"fidelity.agreement": fid.agreement, "fidelity.correlation": fid.correlation}
     checks = own or [Check.parse(DEFAULT_CHECKS[fid.kind])]

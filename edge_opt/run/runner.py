@@ -25,16 +25,29 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_opt import __version__
+from edge_opt.analysis.checks import attach, run_checks
+from edge_opt.analysis.roofline import artifact_macs, host_peak
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import BadInputError, EdgeOptError
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
+from edge_opt.core.provenance import provenance
+from edge_opt.datasets import load_dataset
+from edge_opt.measure.devices import Device, get_device
 from edge_opt.measure.harness import HarnessOptions
+from edge_opt.measure.ray_engine import RayEngine
 from edge_opt.measure.records import Measurement, build_record, record_id
 from edge_opt.measure.service import KERAS_REFERENCE, measure_one, measure_places, places_for
+from edge_opt.models import predicted_labels, train_artifact
 from edge_opt.nas.executors import make_executor
+from edge_opt.nas.space import NasConfig
+from edge_opt.passes import PassContext, pass_class
+from edge_opt.passes.pipeline import pipeline_names, run_pipeline
 from edge_opt.report import write_reports
+from edge_opt.run.nas_task import nas_json, search_targets, summary, train_chosen
 from edge_opt.run.suite import Suite, TaskConfig
-from edge_opt.store import append_history, check_history, write_run
+from edge_opt.run.user_models import check_task, import_model, load_task_data
+from edge_opt.store import append_history, check_history, relative_paths, write_run
 from edge_opt.targets import TargetProfile, load_profile
 
 Progress = Callable[[str], None]  # called before each step with a description
@@ -112,8 +125,6 @@ def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
 
 
 def _output_format(pass_name: str) -> str:
-    from edge_opt.passes import pass_class
-
     return pass_class(pass_name).output
 
 
@@ -133,10 +144,6 @@ def run_suite(
     built-in inventory); ``trust_model``: the command line's --trust-model, for the user's Keras files;
     ``engine``: ``local`` (this process) or ``ray`` (each device's measurements on its Ray actor, at
     the cluster ``address``; None: a local Ray)."""
-    from edge_opt.core.provenance import provenance
-    from edge_opt.measure.devices import Device, get_device
-    from edge_opt.run.user_models import check_task
-
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
     configs = devices if devices is not None else [get_device(name) for name in suite.devices]
     for task in suite.tasks:
@@ -144,11 +151,7 @@ def run_suite(
             check_task(task, trust_model)  # a bad model file or data that does not fit it: exit 2 now
     out = Path(out)
     check_history(out / "history.sqlite")  # a corrupt one is exit 2 now, not after the run
-    plan = {**_plan_identity(suite, profiles), "devices": [c.model_dump(mode="json") for c in configs]}
-    taken = _take_over(out, suite.name, plan) if resume else None
-    removed = _clean_stale(out)
-    run_id, stage = taken or _new_stage(out, suite.name)
-    write_json_atomic(stage / ".plan.json", plan)
+    taken, removed, (run_id, stage) = _open_stage(out, suite, profiles, configs, resume)
     journal = Journal(stage)
     started = time.perf_counter()
     harness = HarnessOptions(**suite.harness.model_dump())
@@ -158,52 +161,14 @@ def run_suite(
     places = [Device(c) for c in configs]
     ray_engine = None
     if engine == "ray":  # the devices' actors, and the architecture searches' trials as Ray tasks
-        from edge_opt.measure.ray_engine import RayEngine
-
         ray_engine = RayEngine(configs, address)
+    shared = _Shared(suite, profiles, stage, harness, progress, journal, searches, places, trust_model, ray_engine)
     try:
         for task in suite.tasks:
-            task_records, checks[task.name] = _run_task(
-                task, suite, profiles, stage, harness, progress, journal, searches, places, trust_model, ray_engine
-            )
+            task_records, checks[task.name] = _TaskRun(task, shared)()
             records += task_records
-        if ray_engine is not None and places:  # read on the nodes that reach the devices
-            fingerprints = ray_engine.fingerprints()
-        else:
-            fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
-        results = {
-            "schema": "edge-opt/results/1",
-            "run_id": run_id,
-            "suite": suite.model_dump(mode="json"),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - started, 1),
-            "provenance": {
-                **provenance({**(options or {}), "harness": harness.to_dict()}),
-                "devices": {d.name: {**d.describe(), "fingerprint": fingerprints[d.name]} for d in places},
-            },
-            "targets": {p.name: p.to_dict() for p in profiles},
-            "measurements": [rec.to_json() for rec in records],
-            "checks": checks,
-            "nas": _nas_summary(searches) or None,
-            # A resumed run: how much of it the killed run had finished (None for a run in one go).
-            "resumed": {"reused": dict(journal.reused)} if taken else None,
-        }
-        for rec in results["measurements"]:  # paths relative to the run folder, which is renamed below
-            if rec["artifact"]["path"]:
-                rec["artifact"]["path"] = os.path.relpath(rec["artifact"]["path"], stage)
-        from edge_opt.analysis.roofline import artifact_macs, host_peak
-
-        results["provenance"]["host_peak"] = host_peak()  # the peak host rows are held to (report.html)
-        results["roofline"] = artifact_macs(stage, results["measurements"])
-        if searches:
-            write_json_atomic(stage / "nas.json", _nas_json(searches))
-        shutil.rmtree(journal.dir)
-        (stage / ".plan.json").unlink()
-        (stage / ".pid").unlink()
-        write_run(stage, results)
-        write_reports(stage, results)
-        final = out / run_id
-        os.replace(stage, final)
+        results = _results(shared, run_id, records, checks, options, started, resumed=taken is not None)
+        final = _land(shared, results, out / run_id)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the staging folder stays, for --resume
         raise
     except BaseException:
@@ -218,22 +183,79 @@ def run_suite(
     return RunResult(final, results, removed, stage.name if taken else None)
 
 
-def _nas_summary(searches: dict[str, dict]) -> dict:
-    from edge_opt.run.nas_task import summary
+def _land(run: _Shared, results: dict, final: Path) -> Path:
+    """Write the run's files into the staging folder, drop its journal, and rename it to ``final``."""
+    stage = run.stage
+    if run.searches:
+        write_json_atomic(stage / "nas.json", relative_paths(_nas_json(run.searches), stage))
+    shutil.rmtree(run.journal.dir)
+    (stage / ".plan.json").unlink()
+    (stage / ".pid").unlink()
+    write_run(stage, results)
+    write_reports(stage, results)
+    os.replace(stage, final)
+    return final
 
+
+def _open_stage(out: Path, suite: Suite, profiles: list, configs: list, resume: bool):
+    """The staging folder: the killed run's one taken over (``resume``) or a new one, with the
+    run's plan written in it; and the staging folders of dead runs, removed."""
+    plan = {**_plan_identity(suite, profiles), "devices": [c.model_dump(mode="json") for c in configs]}
+    taken = _take_over(out, suite.name, plan) if resume else None
+    removed = _clean_stale(out)
+    run_id, stage = taken or _new_stage(out, suite.name)
+    write_json_atomic(stage / ".plan.json", plan)
+    return taken, removed, (run_id, stage)
+
+
+def _results(
+    run: _Shared,
+    run_id: str,
+    records: list[Measurement],
+    checks: dict,
+    options: dict | None,
+    started: float,
+    resumed: bool,
+) -> dict:
+    """results.json's content, every path in it relative to the run folder (which is renamed after)."""
+    places, ray_engine = run.places or [], run.ray_engine
+    if ray_engine is not None and places:  # read on the nodes that reach the devices
+        fingerprints = ray_engine.fingerprints()
+    else:
+        fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
+    results = {
+        "schema": "edge-opt/results/1",
+        "run_id": run_id,
+        "suite": run.suite.model_dump(mode="json"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - started, 1),
+        "provenance": {
+            **provenance({**(options or {}), "harness": run.harness.to_dict()}),
+            "devices": {d.name: {**d.describe(), "fingerprint": fingerprints[d.name]} for d in places},
+        },
+        "targets": {p.name: p.to_dict() for p in run.profiles},
+        "measurements": [rec.to_json() for rec in records],
+        "checks": checks,
+        "nas": _nas_summary(run.searches or {}) or None,
+        # A resumed run: how much of it the killed run had finished (None for a run in one go).
+        "resumed": {"reused": dict(run.journal.reused)} if resumed else None,
+    }
+    results = relative_paths(results, run.stage)
+    results["provenance"]["host_peak"] = host_peak()  # the peak host rows are held to (report.html)
+    results["roofline"] = artifact_macs(run.stage, results["measurements"])
+    return results
+
+
+def _nas_summary(searches: dict[str, dict]) -> dict:
     return {task: {target: summary(res) for target, res in by.items()} for task, by in searches.items()}
 
 
 def _nas_json(searches: dict[str, dict]) -> dict:
-    from edge_opt.run.nas_task import nas_json
-
     return nas_json(searches)
 
 
 def _plan_identity(suite: Suite, profiles: list[TargetProfile]) -> dict:
     """What a resumed run must share with the killed one: the suite and the profiles as loaded."""
-    from edge_opt import __version__
-
     return {
         "edge_opt": __version__,
         "suite": suite.model_dump(mode="json"),
@@ -314,197 +336,243 @@ def _clean_stale(out: Path) -> list[str]:
     return removed
 
 
-def _run_task(
-    task: TaskConfig,
-    suite: Suite,
-    profiles,
-    stage: Path,
-    harness: HarnessOptions,
-    progress: Progress,
-    journal: Journal,
-    searches: dict[str, dict] | None = None,
-    places: list | None = None,
-    trust: bool = False,
-    ray_engine=None,
-) -> tuple[list[Measurement], dict]:
-    from edge_opt.datasets import load_dataset
-    from edge_opt.models import train_artifact
-    from edge_opt.passes import PassContext
-    from edge_opt.passes.pipeline import pipeline_names, run_pipeline
-    from edge_opt.run.user_models import import_model, load_task_data
+@dataclass
+class _Shared:
+    """What every task of a run shares: the suite, its profiles, the staging folder and the harness."""
 
-    artifacts_dir = stage / "artifacts"
-    from edge_opt.nas.space import NasConfig
+    suite: Suite
+    profiles: list[TargetProfile]
+    stage: Path
+    harness: HarnessOptions
+    progress: Progress
+    journal: Journal
+    searches: dict[str, dict] | None = None
+    places: list | None = None
+    trust: bool = False
+    ray_engine: object | None = None
 
-    nas = task.model if isinstance(task.model, NasConfig) else None
-    data_config = {"train_rows": task.train_rows}
-    if task.file:  # the user's own model and data
-        data = load_task_data(task)
-        progress(f"{task.name}: importing {Path(task.file).name}")
-        root = import_model(task, artifacts_dir, trust)
-    else:
-        data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
-        progress(f"{task.name}: training the float model")
-        model = nas.baseline if nas else task.model
-        root = train_artifact(model, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config)
-    roots: dict[str, Artifact] = {}  # target -> its float model: the chosen architecture where one was searched
-    if nas is not None:
-        from edge_opt.run.nas_task import search_targets, train_chosen
 
+class _TaskRun:
+    """One task of a suite: its float model (trained, searched or the user's), the artifacts of
+    every target's pipelines measured on every runtime, device and thread count, then the trust
+    checks on each target's chosen file. Finished steps come from the journal."""
+
+    def __init__(self, task: TaskConfig, run: _Shared) -> None:
+        self.task, self.run = task, run
+        self.artifacts_dir = run.stage / "artifacts"
+        self.roots: dict[str, Artifact] = {}  # target -> its float model: the architecture searched for it
+        self.refs: dict[str, tuple[float | None, np.ndarray | None]] = {}  # root id -> its accuracy, labels
+
+    def __call__(self) -> tuple[list[Measurement], dict]:
+        self.root = self._float_model()
+        x_test, y_test = self.data.x_test, self.data.y_test
+        if self.task.test_rows:
+            x_test, y_test = x_test[: self.task.test_rows], y_test[: self.task.test_rows]
+        self.x_test, self.y_test = x_test, y_test
+        if self.root.format != "keras":  # a deployed file: measured as it is
+            why = "a deployed file has no float model to check it against"
+            return self._deployed(), {"float": None, "artifacts": {}, "robustness": None, "skipped": why}
+        records = self._references()
+        records += self._pipelines()
+        self.run.progress(f"{self.task.name}: trust checks on the chosen artifacts")
+        return self._checks(records)
+
+    def _float_model(self) -> Artifact:
+        """The task's float model (the user's file, or trained), and per searched target the chosen architecture."""
+        task, suite, progress = self.task, self.run.suite, self.run.progress
+        nas = task.model if isinstance(task.model, NasConfig) else None
+        data_config = {"train_rows": task.train_rows}
+        if task.file:  # the user's own model and data
+            self.data = load_task_data(task)
+            progress(f"{task.name}: importing {Path(task.file).name}")
+            root = import_model(task, self.artifacts_dir, self.run.trust)
+        else:
+            self.data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
+            progress(f"{task.name}: training the float model")
+            model = nas.baseline if nas else task.model
+            root = train_artifact(
+                model, self.data, task.name, self.artifacts_dir, seed=suite.seed, data_config=data_config
+            )
+        if nas is not None:
+            self._search(nas, data_config)
+        return root
+
+    def _search(self, nas, data_config: dict) -> None:
+        """The architecture search per target, and the training of each target's chosen architecture."""
+        task, run = self.task, self.run
         found = search_targets(
             task.name,
             nas,
-            data,
-            profiles,
-            stage / "nas" / task.name,
-            harness,
-            seed=suite.seed,
+            self.data,
+            run.profiles,
+            run.stage / "nas" / task.name,
+            run.harness,
+            seed=run.suite.seed,
             calibration_rows=task.calibration_rows,
-            progress=progress,
-            executor=make_executor(nas.parallel, "ray") if ray_engine is not None else None,
+            progress=run.progress,
+            executor=make_executor(nas.parallel, "ray") if run.ray_engine is not None else None,
         )
-        if searches is not None:
-            searches[task.name] = found
+        if run.searches is not None:
+            run.searches[task.name] = found
         for target, result in found.items():
-            progress(f"{task.name}: training the architecture chosen for {target}")
-            roots[target] = train_chosen(
-                result, nas, data, task.name, artifacts_dir, seed=suite.seed, data_config=data_config
+            run.progress(f"{task.name}: training the architecture chosen for {target}")
+            self.roots[target] = train_chosen(
+                result, nas, self.data, task.name, self.artifacts_dir, seed=run.suite.seed, data_config=data_config
             )
-    x_test, y_test = data.x_test, data.y_test
-    if task.test_rows:
-        x_test, y_test = x_test[: task.test_rows], y_test[: task.test_rows]
 
-    def measure_on(art, rs, target, threads, ref_acc, ref_pred) -> list[Measurement]:
+    def _measure_on(self, art, rs, target, threads, ref_acc, ref_pred) -> list[Measurement]:
         """One artifact on one runtime entry at ``threads``, on each device serving the target (at
         once under the Ray engine: each device on its own actor); journalled records are re-used."""
-        serving = places_for(target, places or [])
+        run = self.run
+        serving = places_for(target, run.places or [])
         out = [
-            journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, p and p.name))
+            run.journal.measurement(record_id(art.id, rs.runtime, rs.device, threads, rs.precision, p and p.name))
             for p in serving
         ]
         todo = [i for i, rec in enumerate(out) if rec is None]
-        targets = [places_for(target, places or [])[i] for i in todo]
         done = measure_places(
             art,
             rs,
             threads,
-            targets,
-            x=x_test,
-            harness=harness,
-            task=task.name,
-            trust_model=trust,
-            ray_engine=ray_engine,
+            [serving[i] for i in todo],
+            x=self.x_test,
+            harness=run.harness,
+            task=self.task.name,
+            trust_model=run.trust,
+            ray_engine=run.ray_engine,
         )
         for i, m in zip(todo, done, strict=True):
-            rec = _score(m.record, _labels(m.outputs, data.n_classes), y_test, ref_acc, ref_pred)
-            journal.save_measurement(rec)
+            rec = _score(m.record, _labels(m.outputs, self.data.n_classes), self.y_test, ref_acc, ref_pred)
+            run.journal.save_measurement(rec)
             out[i] = rec
         return out
 
-    if root.format != "keras":  # a deployed file: measured as it is, on every runtime of every profile that reads it
+    def _deployed(self) -> list[Measurement]:
+        """A deployed file, measured as it is on every runtime of every profile that reads it."""
         records: list[Measurement] = []
-        for profile in profiles:
+        root = self.root
+        for profile in self.run.profiles:
             for rs in (rs for rs in profile.runtimes if rs.reads(root.format)):
                 for threads in profile.threads:
-                    progress(
-                        f"{task.name}: {profile.name}: {root.manifest['label']} on {rs.runtime}, {threads} thread(s)"
+                    self.run.progress(
+                        f"{self.task.name}: {profile.name}: {root.manifest['label']} on {rs.runtime}, "
+                        f"{threads} thread(s)"
                     )
-                    for rec in measure_on(root, rs, profile.name, threads, None, None):
+                    for rec in self._measure_on(root, rs, profile.name, threads, None, None):
                         records.append(replace(rec, target=profile.name))
-        why = "a deployed file has no float model to check it against"
-        return records, {"float": None, "artifacts": {}, "robustness": None, "skipped": why}
+        return records
 
-    records: list[Measurement] = []
-    refs: dict[str, tuple[float | None, np.ndarray | None]] = {}  # root id -> its accuracy and predicted labels
-    for float_model in [root, *roots.values()]:
-        if float_model.id in refs:
-            continue
-        progress(f"{task.name}: measuring the float model {float_model.manifest['label']} (keras)")
-        key = task.name if float_model is root else f"{task.name}.{float_model.id}"
-        reference, ref_pred = journal.measurement(record_id(float_model.id, "keras", "cpu", 1)), journal.labels(key)
-        if reference is None or (reference.status == "ok" and ref_pred is None):
-            m = measure_one(
-                float_model,
-                KERAS_REFERENCE,
-                1,
-                x=x_test,
-                harness=harness,
-                task=task.name,
-                note="float reference",
-                trust_model=trust,
-            )
-            ref_pred = _labels(m.outputs, data.n_classes)
-            reference = _score(m.record, ref_pred, y_test, None, None)
-            journal.save_labels(key, ref_pred)  # before the record: a record found means its labels are there
-            journal.save_measurement(reference)
-        records.append(reference)
-        refs[float_model.id] = (reference.accuracy, ref_pred)
-
-    calibration = data.calibration(min(task.calibration_rows, len(data.x_train)), seed=suite.seed)
-    seen: set[tuple] = set()  # one record per (artifact, runtime, device, threads, precision)
-    for profile in profiles:
-        ctx = PassContext(
-            target=profile.name,
-            calibration=calibration,
-            calibration_source=f"{data.name} train split",
-            data=data,
-            seed=suite.seed,
-            trust_model=trust,
-        )
-        float_model = roots.get(profile.name, root)
-        ref_acc, ref_pred = refs[float_model.id]
-        for pipeline in profile.pipelines:
-            names = pipeline_names(pipeline)
-            progress(f"{task.name}: {profile.name}: {names}")
-            done = run_pipeline(float_model, pipeline, artifacts_dir, ctx)
-            if done.status != "ok":  # recorded with the reason; the run goes on
-                records.append(_pipeline_failure(task.name, profile.name, names, done.error, done.status))
+    def _references(self) -> list[Measurement]:
+        """Each float model measured on Keras: its accuracy and predicted labels score the artifacts."""
+        records = []
+        task, journal = self.task, self.run.journal
+        for float_model in [self.root, *self.roots.values()]:
+            if float_model.id in self.refs:
                 continue
-            artifact = done.artifact
-            # Some runtime reads it: profiles are checked at load (targets.check_pipelines).
-            runtimes = [rs for rs in profile.runtimes if rs.reads(artifact.format)]
-            for rs in runtimes:
-                for threads in profile.threads:
-                    at = f"@{rs.precision}" if rs.precision else ""
-                    progress(
-                        f"{task.name}: {profile.name}: {artifact.manifest['label']} "
-                        f"on {rs.runtime}{at}/{rs.device}, {threads} thread(s)"
-                    )
-                    key = (artifact.id, rs.runtime, rs.device, threads, rs.precision)
-                    if key in seen:  # another pipeline ended in the same artifact: measured already
-                        continue
-                    seen.add(key)
-                    records += measure_on(artifact, rs, profile.name, threads, ref_acc, ref_pred)
-    progress(f"{task.name}: trust checks on the chosen artifacts")
-    from edge_opt.analysis.checks import attach, run_checks
+            self.run.progress(f"{task.name}: measuring the float model {float_model.manifest['label']} (keras)")
+            key = task.name if float_model is self.root else f"{task.name}.{float_model.id}"
+            reference, ref_pred = journal.measurement(record_id(float_model.id, "keras", "cpu", 1)), journal.labels(key)
+            if reference is None or (reference.status == "ok" and ref_pred is None):
+                m = measure_one(
+                    float_model,
+                    KERAS_REFERENCE,
+                    1,
+                    x=self.x_test,
+                    harness=self.run.harness,
+                    task=task.name,
+                    note="float reference",
+                    trust_model=self.run.trust,
+                )
+                ref_pred = _labels(m.outputs, self.data.n_classes)
+                reference = _score(m.record, ref_pred, self.y_test, None, None)
+                journal.save_labels(key, ref_pred)  # before the record: a record found means its labels are there
+                journal.save_measurement(reference)
+            records.append(reference)
+            self.refs[float_model.id] = (reference.accuracy, ref_pred)
+        return records
 
-    checks = journal.checks(task.name)
-    if checks is None:
-        # Each target's files are checked against the float model they came from: the chosen
-        # architecture for a searched target, the task's model for the others.
-        groups: dict[str, tuple[Artifact, list[TargetProfile]]] = {}
-        for profile in profiles:
-            float_model = roots.get(profile.name, root)
-            groups.setdefault(float_model.id, (float_model, []))[1].append(profile)
-        as_json = [r.to_json() for r in records]
-        for float_model, group in groups.values():
-            part = run_checks(
-                data, float_model, as_json, group, suite.checks, seed=suite.seed, rows=task.test_rows, progress=progress
+    def _pipelines(self) -> list[Measurement]:
+        """Every profile's pipelines run on its float model, each artifact measured once per
+        (runtime, device, threads, precision); a failed pipeline is a record with its reason."""
+        task, run = self.task, self.run
+        calibration = self.data.calibration(min(task.calibration_rows, len(self.data.x_train)), seed=run.suite.seed)
+        records: list[Measurement] = []
+        seen: set[tuple] = set()  # one record per (artifact, runtime, device, threads, precision)
+        for profile in run.profiles:
+            ctx = PassContext(
+                target=profile.name,
+                calibration=calibration,
+                calibration_source=f"{self.data.name} train split",
+                data=self.data,
+                seed=run.suite.seed,
+                trust_model=run.trust,
             )
-            for entry in part["artifacts"].values():
-                entry["float"] = part["float"]
-            if checks is None:  # the first float model's shared figures stay at the top, as before
-                checks = part
-            else:
-                checks["artifacts"].update(part["artifacts"])
-                checks.setdefault("floats", {})[float_model.id] = {k: v for k, v in part.items() if k != "artifacts"}
-        journal.save_checks(task.name, checks)
-    return attach(records, checks), checks
+            float_model = self.roots.get(profile.name, self.root)
+            for pipeline in profile.pipelines:
+                names = pipeline_names(pipeline)
+                run.progress(f"{task.name}: {profile.name}: {names}")
+                done = run_pipeline(float_model, pipeline, self.artifacts_dir, ctx)
+                if done.status != "ok":  # recorded with the reason; the run goes on
+                    records.append(_pipeline_failure(task.name, profile.name, names, done.error, done.status))
+                    continue
+                records += self._measure_artifact(done.artifact, profile, float_model, seen)
+        return records
+
+    def _measure_artifact(self, artifact, profile, float_model, seen: set[tuple]) -> list[Measurement]:
+        """An artifact on each runtime of the profile that reads it (profiles are checked at load:
+        some runtime does), at each thread count; one already measured is not measured again."""
+        records = []
+        ref_acc, ref_pred = self.refs[float_model.id]
+        for rs in [rs for rs in profile.runtimes if rs.reads(artifact.format)]:
+            for threads in profile.threads:
+                at = f"@{rs.precision}" if rs.precision else ""
+                self.run.progress(
+                    f"{self.task.name}: {profile.name}: {artifact.manifest['label']} "
+                    f"on {rs.runtime}{at}/{rs.device}, {threads} thread(s)"
+                )
+                key = (artifact.id, rs.runtime, rs.device, threads, rs.precision)
+                if key in seen:  # another pipeline ended in the same artifact: measured already
+                    continue
+                seen.add(key)
+                records += self._measure_on(artifact, rs, profile.name, threads, ref_acc, ref_pred)
+        return records
+
+    def _checks(self, records: list[Measurement]) -> tuple[list[Measurement], dict]:
+        """The trust checks (journalled), each target's files against the float model they came
+        from: the chosen architecture for a searched target, the task's model for the others."""
+        task, run = self.task, self.run
+        checks = run.journal.checks(task.name)
+        if checks is None:
+            groups: dict[str, tuple[Artifact, list[TargetProfile]]] = {}
+            for profile in run.profiles:
+                float_model = self.roots.get(profile.name, self.root)
+                groups.setdefault(float_model.id, (float_model, []))[1].append(profile)
+            as_json = [r.to_json() for r in records]
+            for float_model, group in groups.values():
+                part = run_checks(
+                    self.data,
+                    float_model,
+                    as_json,
+                    group,
+                    run.suite.checks,
+                    seed=run.suite.seed,
+                    rows=task.test_rows,
+                    progress=run.progress,
+                )
+                for entry in part["artifacts"].values():
+                    entry["float"] = part["float"]
+                if checks is None:  # the first float model's shared figures stay at the top, as before
+                    checks = part
+                else:
+                    checks["artifacts"].update(part["artifacts"])
+                    checks.setdefault("floats", {})[float_model.id] = {
+                        k: v for k, v in part.items() if k != "artifacts"
+                    }
+            run.journal.save_checks(task.name, checks)
+        return attach(records, checks), checks
 
 
 def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:
-    from edge_opt.models import predicted_labels
-
     return None if outputs is None else predicted_labels(outputs, n_classes)
 
 

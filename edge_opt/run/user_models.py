@@ -18,13 +18,14 @@ from edge_opt.core.arrays import load_slices, load_xy
 from edge_opt.core.artifacts import Artifact, ArtifactWriter, sha256_file
 from edge_opt.core.errors import BadInputError
 from edge_opt.datasets import Dataset
+from edge_opt.models import load_keras
+from edge_opt.run.optimize import import_artifact, load_user_model
 from edge_opt.run.suite import TaskConfig
+from edge_opt.runtimes import DEFAULT_RUNTIME, detect_format, get_backend_class
 from edge_opt.transports.base import companions
 
 
 def model_format(task: TaskConfig) -> str:
-    from edge_opt.runtimes import detect_format
-
     return detect_format(task.file)
 
 
@@ -58,13 +59,9 @@ def load_task_data(task: TaskConfig) -> Dataset:
 
 def check_task(task: TaskConfig, trust: bool) -> None:
     """The model loads and the data fits its input (one clear error otherwise), before any work."""
-    from edge_opt.runtimes import DEFAULT_RUNTIME, get_backend_class
-
     data = load_task_data(task)
     fmt = model_format(task)
     if fmt == "keras":
-        from edge_opt.models import load_keras
-
         model = load_keras(Path(task.file), trust=trust)
         shape = tuple(-1 if d is None else int(d) for d in model.inputs[0].shape)
     else:
@@ -88,8 +85,6 @@ def import_model(task: TaskConfig, out: Path, trust: bool) -> Artifact:
     fmt = model_format(task)
     source = Path(task.file)
     if fmt == "keras":
-        from edge_opt.run.optimize import import_artifact, load_user_model
-
         return import_artifact(load_user_model(source, trust), source, out, trust)
     files = companions(source)
     digest = {f.name: sha256_file(f) for f in files}

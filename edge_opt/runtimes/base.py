@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_opt.core.errors import BadInputError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -138,8 +140,6 @@ def random_inputs(
             lo, hi = lo_hi or (-128, 127)
             lo, hi = max(info.min, int(np.ceil(lo))), min(info.max, int(np.floor(hi)))
             if lo > hi:
-                from edge_opt.core.errors import BadInputError
-
                 raise BadInputError(f"--input-range {spec.name}: no {dtype.name} value lies in the range given")
             feeds.append(rng.integers(lo, hi + 1, size=spec.shape).astype(dtype))
         elif dtype.kind == "b":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, first_line
+from edge_opt.core.tfkeras import keras, tf
+from edge_opt.models import load_keras
 from edge_opt.runtimes.base import Backend, TensorSpec
 
 
@@ -14,14 +16,9 @@ class KerasBackend(Backend):
 
     @classmethod
     def import_runtime(cls) -> None:
-        from edge_opt.core.tfkeras import keras
-
         keras()
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
-        from edge_opt.core.tfkeras import tf
-        from edge_opt.models import load_keras
-
         try:
             tf().config.threading.set_intra_op_parallelism_threads(self.threads)
             tf().config.threading.set_inter_op_parallelism_threads(1)
@@ -43,8 +40,6 @@ class KerasBackend(Backend):
         return specs
 
     def bind(self, feeds: list[np.ndarray]) -> None:
-        from edge_opt.core.tfkeras import tf
-
         self._feeds = [tf().constant(f) for f in feeds]
         self._feeds = self._feeds[0] if len(self._feeds) == 1 else self._feeds
 

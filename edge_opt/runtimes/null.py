@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_opt import __version__
 from edge_opt.runtimes.base import Backend, TensorSpec
 
 
@@ -28,6 +29,4 @@ class NullBackend(Backend):
         return np.zeros((len(x), 1), dtype=np.float32)
 
     def version(self) -> str:
-        from edge_opt import __version__
-
         return __version__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,21 @@ SCHEMAS = {"results.json": "results.schema.json", "report.json": "report.schema.
 def load_schema(file_name: str) -> dict:
     """The JSON Schema of ``results.json`` or ``report.json`` (``edge_opt/schemas/``)."""
     return json.loads(files("edge_opt").joinpath("schemas", SCHEMAS[file_name]).read_text(encoding="utf-8"))
+
+
+def relative_paths(obj: Any, run_dir: str | Path) -> Any:
+    """``obj`` (JSON-like) with every string that names a path inside ``run_dir`` made relative to
+    it, so that a run's files stay valid after its folder is renamed or moved."""
+    root = os.path.abspath(run_dir)
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, root) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [relative_paths(v, root) for v in obj]
+    if isinstance(obj, str) and (os.path.isabs(obj) or obj.startswith(str(run_dir))):
+        path = os.path.abspath(obj)
+        if path.startswith(root + os.sep):
+            return os.path.relpath(path, root)
+    return obj
 
 
 def write_run(run_dir: Path, results: dict) -> None:

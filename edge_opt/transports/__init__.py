@@ -12,7 +12,10 @@ when a transport of their kind is opened.
 
 from __future__ import annotations
 
+from edge_opt.transports.adb import ADBTransport
 from edge_opt.transports.base import Transport, TransportError
+from edge_opt.transports.local import LocalTransport
+from edge_opt.transports.ssh import SSHTransport
 
 __all__ = ["Transport", "TransportError", "open_transport"]
 
@@ -20,13 +23,8 @@ __all__ = ["Transport", "TransportError", "open_transport"]
 def open_transport(device) -> Transport:
     """The transport of a ``devices.DeviceConfig`` (not connected until first used)."""
     if device.transport == "ssh":
-        from edge_opt.transports.ssh import SSHTransport
-
         return SSHTransport(device)
     if device.transport == "adb":
-        from edge_opt.transports.adb import ADBTransport
-
         return ADBTransport(device)
-    from edge_opt.transports.local import LocalTransport
 
     return LocalTransport(device)

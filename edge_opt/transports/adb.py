@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from edge_opt.bench.process import WorkerResult, tail
+from edge_opt.core.artifacts import sha256_file
 from edge_opt.transports.base import TransportError
 from edge_opt.transports.local import parse_core_mask
 
@@ -265,15 +266,7 @@ class ADBTransport:
             return WorkerResult("failed", f"device {self.name!r}: {exc}", {})
         if not model_there:
             return WorkerResult("failed", f"no model file {spec['model']} on device {self.name!r}", {})
-        args = [
-            binary,
-            f"--graph={spec['model']}",
-            f"--num_threads={threads}",
-            f"--num_runs={int(spec.get('min_runs', 50))}",
-            f"--warmup_runs={int(spec.get('warmup_runs', 1))}",
-            f"--min_secs={float(spec.get('min_time_s', 1.0))}",
-            f"--max_secs={float(spec.get('max_time_s', 60.0))}",
-        ]
+        args = _benchmark_args(binary, spec, threads)
         pin = ["taskset", hex_mask(self.cpus)] if self.cpus else []
         cmd = "echo $$; exec " + " ".join(shlex.quote(a) for a in [*pin, *args])
         try:
@@ -283,34 +276,12 @@ class ADBTransport:
             return WorkerResult("failed", f"device {self.name!r}: starting benchmark_model: {_why(exc)}", {})
         chunks: list[bytes] = []
         error: list[BaseException] = []
-
-        def drain() -> None:
-            try:
-                conn.conn.settimeout(None)
-                while True:
-                    data = conn.conn.recv(65536)
-                    if not data:
-                        return
-                    chunks.append(data)
-            except OSError as exc:  # closed under us at the timeout, or the cable pulled
-                error.append(exc)
-
-        reader = threading.Thread(target=drain, daemon=True, name=f"adb-{self.name}")
+        reader = threading.Thread(target=_drain, args=(conn, chunks, error), daemon=True, name=f"adb-{self.name}")
         reader.start()
         reader.join(timeout_s)
         output = b"".join(chunks).decode("utf-8", errors="replace")
-        pid = output.split("\n", 1)[0].strip()
         if reader.is_alive():
-            killed = ""
-            if pid.isdigit():
-                try:
-                    self._shell(f"kill -9 {pid}", timeout=10)
-                    killed = f"; benchmark_model (pid {pid}) was killed"
-                except TransportError:
-                    killed = "; the device is gone"
-            conn.close()
-            reader.join(5)
-            return WorkerResult("failed", f"timed out after {timeout_s:.0f} s on device {self.name!r}{killed}", {})
+            return self._timed_out(output, conn, reader, timeout_s)
         conn.close()
         (Path(local_dir) / "benchmark_model.log").write_text(output, encoding="utf-8")
         if error:
@@ -318,6 +289,24 @@ class ADBTransport:
             return WorkerResult(
                 "failed", f"connection to device {self.name!r} lost during the measurement: {_why(error[0])}", {}
             )
+        return self._result(spec, threads, args, output)
+
+    def _timed_out(self, output: str, conn, reader: threading.Thread, timeout_s: float) -> WorkerResult:
+        """Kill ``benchmark_model`` (its pid is the output's first line) and close the shell: the failure."""
+        pid = output.split("\n", 1)[0].strip()
+        killed = ""
+        if pid.isdigit():
+            try:
+                self._shell(f"kill -9 {pid}", timeout=10)
+                killed = f"; benchmark_model (pid {pid}) was killed"
+            except TransportError:
+                killed = "; the device is gone"
+        conn.close()
+        reader.join(5)
+        return WorkerResult("failed", f"timed out after {timeout_s:.0f} s on device {self.name!r}{killed}", {})
+
+    def _result(self, spec: dict, threads: int, args: list[str], output: str) -> WorkerResult:
+        """The record's fields from ``benchmark_model``'s output, or the failure when it has no summary."""
         try:
             parsed = parse_benchmark_output(output)
         except ValueError as exc:
@@ -349,9 +338,33 @@ class ADBTransport:
         self._dev = None
 
 
-def _sha256(path: Path) -> str:
-    from edge_opt.core.artifacts import sha256_file
+def _benchmark_args(binary: str, spec: dict, threads: int) -> list[str]:
+    """``benchmark_model``'s command line for ``spec``: the binary, then its flags."""
+    return [
+        binary,
+        f"--graph={spec['model']}",
+        f"--num_threads={threads}",
+        f"--num_runs={int(spec.get('min_runs', 50))}",
+        f"--warmup_runs={int(spec.get('warmup_runs', 1))}",
+        f"--min_secs={float(spec.get('min_time_s', 1.0))}",
+        f"--max_secs={float(spec.get('max_time_s', 60.0))}",
+    ]
 
+
+def _drain(conn, chunks: list[bytes], error: list[BaseException]) -> None:
+    """Read the shell's output into ``chunks`` until it closes; an error on the way goes in ``error``."""
+    try:
+        conn.conn.settimeout(None)
+        while True:
+            data = conn.conn.recv(65536)
+            if not data:
+                return
+            chunks.append(data)
+    except OSError as exc:  # closed under us at the timeout, or the cable pulled
+        error.append(exc)
+
+
+def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 

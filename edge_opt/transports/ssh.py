@@ -20,6 +20,7 @@ from pathlib import Path
 
 from edge_opt.bench import fingerprint as fp
 from edge_opt.bench.process import WorkerResult, tail
+from edge_opt.core.artifacts import sha256_file
 from edge_opt.transports.base import OUTPUT_FILE, TransportError, companions
 from edge_opt.transports.local import parse_core_mask
 
@@ -262,8 +263,6 @@ def _source() -> str:
 
 
 def _sha256(path: Path) -> str:
-    from edge_opt.core.artifacts import sha256_file
-
     return sha256_file(path)
 
 

@@ -52,10 +52,10 @@ def test_gate_writes_junit_and_markdown(quick_run, tmp_path):
     fail_rows = [r for r in verdicts["rows"] if r["verdict"] == "FAIL"]
     assert sorted(f.get("message") for f in failures) == sorted(r["message"] for r in fail_rows)
     assert any("size.raw" in f.get("message") and "FAIL" in f.get("message") for f in failures)
-    assert {s.get("name") for s in root.findall("testsuite")} == {"cpu", "gpu"}
+    assert {s.get("name") for s in root.findall("testsuite")} == {"adult-mlp · cpu", "adult-mlp · gpu"}
     text = md.read_text()
     assert text.startswith("## edge-opt gate") and "INVALID" in text
-    table = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| target")]
+    table = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| task")]
     assert len(table) == len(verdicts["rows"])
     assert sum("❌ FAIL" in ln for ln in table) == verdicts["counts"]["FAIL"]
 

@@ -132,7 +132,9 @@ def _urls(text):
 def test_plotted_frontier_and_choice_match_results_json(page, quick_run):
     _, run_dir, _ = quick_run
     _, parsed, results = page
-    chosen = json.loads((run_dir / "report.json").read_text())["chosen_per_target"]
+    chosen = {
+        c["target"]: c for c in json.loads((run_dir / "report.json").read_text())["chosen"] if c["task"] == "adult-mlp"
+    }
     checked = 0
     for target in results["targets"]:
         attrs = parsed.sections[f"r0-tradeoff-adult-mlp-{target}"]

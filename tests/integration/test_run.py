@@ -79,6 +79,34 @@ def test_run_writes_results_reports_and_history(quick_run):
     assert "tflite-int8" in proc.stdout  # the summary table reached the terminal
 
 
+def _strings(obj, key=None):
+    """(key, string) for every string in a JSON-like object."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, k)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v, key)
+    elif isinstance(obj, str):
+        yield key, obj
+
+
+def test_a_landed_run_names_no_staging_folder_and_its_paths_resolve_in_it(quick_run):
+    # Issue 18 (b): checks' model, reference_model and float_model named reports/.partial-<id>/...
+    _, run_dir, _ = quick_run
+    for name in ("results.json", "nas.json", "report.json"):
+        if not (run_dir / name).is_file():
+            continue
+        text = (run_dir / name).read_text()
+        assert ".partial-" not in text, name
+    results = json.loads((run_dir / "results.json").read_text())
+    named = [(k, v) for k, v in _strings(results["checks"]) if k in ("model", "reference_model", "float_model")]
+    files = [v for _, v in named if v.startswith("artifacts")]
+    assert files, named  # the checks name the files they ran on, relative to the run folder
+    for path in files:
+        assert (run_dir / path).exists(), path
+
+
 def test_trust_checks_run_on_each_targets_artifact(quick_run):
     _, run_dir, _ = quick_run
     results = json.loads((run_dir / "results.json").read_text())
@@ -173,7 +201,7 @@ def test_lineage_shows_the_tree_from_the_float_model(quick_run):
     onnx = next(i for i, ln in enumerate(lines) if "onnx-fp32 [cpu]" in ln)
     assert "openvino-fp32 [cpu]" in lines[onnx + 1] and lines[onnx + 1].startswith("        └── ")
     assert "## Lineage" in (run_dir / "report.md").read_text()
-    assert "chosen_per_target" in (run_dir / "report.json").read_text()
+    assert '"chosen": [' in (run_dir / "report.json").read_text()
 
 
 def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):

@@ -1,0 +1,104 @@
+"""``edge-opt optimize``: a target's pipelines on the user's own Keras model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edge_opt.cli.common import app, handled, make_console, native_log, native_logs_to, trust_option, writable_dir
+from edge_opt.core.errors import BadInputError
+from edge_opt.core.units import fmt_bytes, fmt_ms
+
+
+@app.command()
+@handled
+def optimize(
+    model: Path = typer.Argument(..., help="Your Keras model: .keras, .h5 or a SavedModel folder."),
+    target: str = typer.Option(..., "--target", help="Target profile name (cpu, gpu, edgetpu, mobile) or YAML."),
+    out: Path = typer.Option(..., "--out", help="Folder for the artifacts and summary.json.", callback=writable_dir),
+    calibration: Path = typer.Option(None, "--calibration", help="Calibration rows: .npy, .npz (x) or .csv."),
+    random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on random inputs."),
+    train: Path = typer.Option(None, "--train", help="Labelled rows (.npz x+y, .csv with a label column)."),
+    eval_rows: Path = typer.Option(
+        None, "--eval", help="Rows to measure fidelity on (default: held out of --train or --calibration)."
+    ),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the quick latency measurement of each file."),
+    trust_model: bool = trust_option(),
+) -> None:
+    """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
+
+    Passes that need labels (QAT, pruning, distillation) need --train, or are skipped
+    with that reason; int8 needs --calibration (or, knowingly, --random-calibration).
+    Each artifact's fidelity to your model is measured on rows it was not made from
+    (--eval, or rows held out of --train / --calibration): top-1 agreement for classifiers,
+    output error and correlation for any model; below the target's fidelity budgets (or
+    agreement 0.95 / correlation 0.95) its status is low-fidelity. Each file's latency on
+    the target's first runtime is shown next to your model's.
+    """
+    from edge_opt.run.optimize import optimize as run_optimize
+
+    with (
+        native_logs_to(native_log(out)) as (_, term_err),
+        make_console(file=term_err).status("optimizing") as status,
+    ):
+        summary = run_optimize(
+            model,
+            target,
+            out,
+            calibration=calibration,
+            random_calibration=random_calibration,
+            train=train,
+            eval_rows=eval_rows,
+            trust_model=trust_model,
+            latency=not no_latency,
+            progress=lambda d: status.update(d),
+        )
+    _print_summary(summary, out)
+    if not any(r.get("artifact") for r in summary["artifacts"]):
+        raise BadInputError(f"no pipeline of target '{summary['target']}' could run on {model}")
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    """The artifacts against your model, the rows fidelity was measured on, and where they are."""
+    console = make_console()
+    console.print(_summary_table(summary))
+    console.print(f"Fidelity measured on: {summary['fidelity_rows']}")
+    for row in summary["artifacts"]:
+        if (row.get("fidelity") or {}).get("note"):
+            console.print(f"  {row['label']}: {row['fidelity']['note']}")
+    console.print(f"Artifacts and summary.json in {out}")
+
+
+def _summary_table(summary: dict):
+    """One row for your model, then one per pipeline: size, latency and speed-up, fidelity, status."""
+    from rich.table import Table
+
+    base = summary.get("input_latency") or {}
+    table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
+    columns = ("pipeline", "artifact", "precision", "size", "gzip", "p50", "speed-up", "agreement", "corr")
+    for col in (*columns, "status"):
+        table.add_column(col)
+    size = summary["input_size_bytes"]
+    table.add_row("(your model)", "input", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "1×")
+    for row in summary["artifacts"]:
+        size, fid, lat = row.get("size_bytes") or {}, row.get("fidelity") or {}, row.get("latency") or {}
+        agree, corr = row.get("agreement"), fid.get("correlation")
+        ratio = base["p50_ms"] / lat["p50_ms"] if lat.get("p50_ms") and base.get("p50_ms") else None
+        table.add_row(
+            row["pipeline"],
+            row.get("label", "–"),
+            row.get("precision", "–"),
+            fmt_bytes(size["raw"]) if size else "–",
+            fmt_bytes(size["gzip"]) if size else "–",
+            _p50(lat),
+            "–" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2f}×"),
+            "–" if agree is None else f"{agree:.4f}",
+            "–" if corr is None else f"{corr:.4f}",
+            row["status"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}",
+        )
+    return table
+
+
+def _p50(latency: dict) -> str:
+    return fmt_ms(latency["p50_ms"]) if latency.get("status") == "ok" else "–"
