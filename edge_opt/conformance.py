@@ -109,10 +109,11 @@ def _loaded_backend(cls: type, model: str | Path | None, shapes: dict | None, wh
     backend = cls(threads=1, device="cpu")
     backend.load(None if model is None else str(model), shapes)
     specs = backend.inputs()
-    if shapes is None and any(s.dynamic for s in specs):  # as the harness does: batch 1, then a fresh load
+    if shapes is None and any(s.dynamic for s in specs):  # as the harness does: batch 1, in place or a fresh load
         shapes = {s.name: tuple(1 if d < 0 else d for d in s.shape) for s in specs}
-        backend = cls(threads=1, device="cpu")
-        backend.load(None if model is None else str(model), shapes)
+        if not backend.reshaped_in_place(shapes):
+            backend = cls(threads=1, device="cpu")
+            backend.load(None if model is None else str(model), shapes)
         specs = backend.inputs()
     if not specs or not all(isinstance(s, TensorSpec) for s in specs):
         _fail(what, f"inputs() must list TensorSpecs, got {specs!r}")

@@ -4,6 +4,9 @@ Each script is run as a user runs it (a child process, from the repository root)
 (or EDGE_OPT_BENCH_SMOKE=1): the mode's own steps at the smallest sizes that still execute them.
 A test passes when the script exits 0 *and* prints its figures (its table headings and rows).
 About 2 minutes on 2 cores, most of it each child's TensorFlow start-up; ``-m "not slow"``: under 1 minute.
+
+They are the ``smoke`` tests: ``tox -e smoke`` runs them (CI runs it after ``tox -e test``, whose
+suite leaves them out to stay within 10 minutes); a bare ``pytest`` runs them with the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests import sshd
+
+pytestmark = pytest.mark.smoke
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

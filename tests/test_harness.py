@@ -117,3 +117,17 @@ def test_peak_uss_is_a_sampled_peak_and_a_fixed_shape_is_loaded_once():
     assert mem["uss_samples"] >= 1 and mem["peak_uss"] >= mem["uss_end"]
     assert mem["peak_uss"] - mem["uss_end"] > BURST_MIB / 2  # the 256 MiB burst at load is the peak
     assert res.raw["runtime"]["loads_in_process"] == 1
+
+
+def test_a_keras_model_of_dynamic_batch_runs_at_batch_1_in_one_worker(tiny_artifacts, tmp_path):
+    """Keras runs any batch, so its first worker fixes the batch in place; ONNX Runtime prepares per
+    shape, so its first worker hands the shape back to be loaded in a fresh one (each load timed once)."""
+    from edge_opt.transports.local import LocalTransport
+
+    spec = {"runtime": "keras", "model": str(tiny_artifacts["keras"].model_path), "shapes": {}, "default_batch": 1}
+    spec.update(FAST.to_dict())
+    first = LocalTransport().run(spec, 120.0, tmp_path)
+    assert first.status == "ok", first.error
+    assert first.raw["inputs"][0]["shape"] == [1, 108] and first.raw["load_ms"] > 0
+    onnx = {**spec, "runtime": "onnxruntime", "model": str(tiny_artifacts["onnx"].model_path)}
+    assert LocalTransport().run(onnx, 120.0, tmp_path).status == "reshape"

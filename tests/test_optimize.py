@@ -21,7 +21,15 @@ def user_files(tmp_path_factory, tiny_artifacts, adult_small):
 def test_optimize_for_mobile_with_calibration(user_files, tmp_path):
     folder, model = user_files
     proc = run_cli(
-        "optimize", str(model), "--target", "mobile", "--out", str(tmp_path), "--calibration", str(folder / "calib.npy")
+        "optimize",
+        str(model),
+        "--target",
+        "mobile",
+        "--out",
+        str(tmp_path),
+        "--calibration",
+        str(folder / "calib.npy"),
+        "--no-latency",  # fidelity is what this test reads; the autoencoder's test reads latency
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -283,6 +283,14 @@ def _num(value) -> float | None:
 # ---------------------------------------------------------------- artifact vs reference
 
 
+def fairness_groups(data: EvalData, columns: list[str | list[str]] | None = None) -> dict[str, np.ndarray]:
+    """The slice labels per column (intersections joined); exit 2 for data fairness cannot judge
+    (not binary, an unknown or empty column), before any model is loaded or run."""
+    if data.n_classes != 2:
+        raise BadInputError(f"fairness checks need a binary task, the data has {data.n_classes} classes")
+    return _resolve_columns(data.slices, columns, len(data.y))
+
+
 def fairness_check(
     predictor,
     data: EvalData,
@@ -296,9 +304,7 @@ def fairness_check(
 
     ``predictor`` / ``reference``: ``Predictor``-like callables, x -> (n, 2) probabilities.
     """
-    if data.n_classes != 2:
-        raise BadInputError(f"fairness checks need a binary task, the data has {data.n_classes} classes")
-    groups = _resolve_columns(data.slices, columns, len(data.y))  # fail early, before running models
+    groups = fairness_groups(data, columns)  # fail early, before running models
     measure = partial(
         slice_metrics, data.y, slices=data.slices, columns=columns, min_size=min_size, n_boot=n_boot, seed=seed
     )

@@ -185,9 +185,9 @@ def run(spec: dict) -> dict:
     baseline = _memory()
 
     # Shapes fixed by the harness (``shapes_final``) are loaded as they are. Otherwise the
-    # model is loaded once to read its inputs; when they must be fixed (a dynamic batch), this
-    # process stops and the harness starts a fresh one that loads the model once, with the
-    # shapes, so no figure of the measuring process includes a first, discarded load.
+    # model is loaded once to read its inputs; when they must be fixed (a dynamic batch) and the
+    # runtime cannot fix them in place, this process stops and the harness starts a fresh one
+    # that loads the model once, with the shapes, so no figure includes a first, discarded load.
     final = spec.get("shapes_final", False)
     trust = bool(spec.get("trust_model", False))
     backend = cls(threads=spec.get("threads", 1), device=device, precision=precision, trust_model=trust)
@@ -197,7 +197,7 @@ def run(spec: dict) -> dict:
     warnings: list[str] = list(spec.get("warnings") or [])
     if not final:
         shapes = resolve_shapes(backend.inputs(), spec.get("shapes"), spec.get("default_batch"), warnings)
-        if shapes:
+        if shapes and not backend.reshaped_in_place({k: tuple(v) for k, v in shapes.items()}):
             shapes = {k: list(v) for k, v in shapes.items()}
             return {"status": "reshape", "error": None, "shapes": shapes, "warnings": warnings}
     specs = backend.inputs()

@@ -56,12 +56,13 @@ def fairness(
     trust_model: bool = trust_option(),
 ) -> None:
     """Per-slice metrics and fairness of a deployed file, as deltas against the float model."""
-    from edge_opt.analysis.fairness import fairness_check, render_fairness
+    from edge_opt.analysis.fairness import fairness_check, fairness_groups, render_fairness
     from edge_opt.analysis.inputs import eval_data
 
     columns = [s.split("+") if "+" in s else s for s in slice_] if slice_ else None
     with quiet_native():
         evaluation = eval_data(data, rows)
+        fairness_groups(evaluation, columns)  # bad slices or data: one line before any model is loaded
         predictor, _, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
         result = fairness_check(
             predictor, evaluation, reference=reference, columns=columns, min_size=min_size, n_boot=n_boot

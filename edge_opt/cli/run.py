@@ -202,8 +202,7 @@ def nas(
     spec, profiles = _load_search(suite_or_space, target, trials, oracle, parallel, engine, address)
     folder = _search_folder(spec, out)
     total = sum(
-        (2 + t.model.trials * (2 if t.model.compare_random else 1))
-        * sum(1 for p in profiles if t.model.targets is None or p.name in t.model.targets)
+        (2 + t.model.trials * (2 if t.model.compare_random else 1)) * len(spec.searched_profiles(t, profiles))
         for t in spec.tasks
     )
     with native_logs_to(native_log(out)) as (term_out, _):
@@ -284,7 +283,7 @@ def _search_tasks(spec, profiles, folder: Path, harness, ray_engine, progress) -
             task.name,
             task.model,
             data,
-            profiles,
+            spec.searched_profiles(task, profiles),
             folder / task.name,
             harness,
             seed=spec.seed,

@@ -34,7 +34,7 @@ def search_targets(
     progress=lambda _: None,
     executor: TrialExecutor | None = None,
 ) -> dict[str, SearchResult]:
-    """One search per searched target (the space is checked once, before any training).
+    """One search per target profile given (the space is checked once, before any training).
 
     ``executor``: where the trials train (default: ``cfg.parallel`` local processes, or this one)."""
     check_space(cfg.space, data.input_shape, data.n_classes, f"task {task}: model.space")
@@ -50,8 +50,6 @@ def search_targets(
 def _search_each(task, cfg, data, profiles, folder, harness, seed, calibration_rows, progress, executor):
     results = {}
     for profile in profiles:
-        if cfg.targets is not None and profile.name not in cfg.targets:
-            continue
         where = folder / profile.name
         ctx = SearchContext(
             task=task,

@@ -112,10 +112,9 @@ def plan_steps(suite: Suite, profiles: list[TargetProfile]) -> int:
     steps = 0
     for task in suite.tasks:
         steps += 3  # train, reference, trust checks
-        searched = getattr(task.model, "targets", None)
         if task.model.kind == "nas":  # per searched target: baseline, trials, the chosen model, its reference
             per = 3 + task.model.trials * (2 if task.model.compare_random else 1)
-            steps += per * sum(1 for p in profiles if searched is None or p.name in searched)
+            steps += per * len(suite.searched_profiles(task, profiles))
         for profile in profiles:
             for pipeline in profile.pipelines:
                 steps += 1
@@ -404,7 +403,7 @@ class _TaskRun:
             task.name,
             nas,
             self.data,
-            run.profiles,
+            run.suite.searched_profiles(task, run.profiles),
             run.stage / "nas" / task.name,
             run.harness,
             seed=run.suite.seed,

@@ -87,6 +87,13 @@ class Suite(_Strict):
                 )
         return self
 
+    def searched_profiles(self, task: TaskConfig, profiles: list) -> list:
+        """The target profiles a task's architecture search serves (``profiles`` are the suite's targets,
+        loaded, in its order): those its ``model.targets`` names as the suite writes them (a profile's
+        name or a YAML path), or all of them."""
+        named = getattr(task.model, "targets", None)
+        return [p for entry, p in zip(self.targets, profiles, strict=True) if named is None or entry in named]
+
 
 def default_suite_path() -> Path:
     return builtin_dir("benchmarks") / "default.yaml"

@@ -80,6 +80,12 @@ class Backend:
     def inputs(self) -> list[TensorSpec]:
         raise NotImplementedError
 
+    def reshaped_in_place(self, shapes: dict[str, tuple[int, ...]]) -> bool:
+        """Fix the loaded model's input shapes without loading it again, where the runtime prepares
+        nothing per shape (Keras runs any batch); True when done. False, the default: the harness
+        loads the model with the shapes in a fresh process, so no figure includes a discarded load."""
+        return False
+
     def bind(self, feeds: list[np.ndarray]) -> None:
         """Set the inputs (in the model's own dtypes) used by the next ``invoke`` calls."""
         raise NotImplementedError

@@ -39,6 +39,10 @@ class KerasBackend(Backend):
             specs.append(TensorSpec(t.name, tuple(shape), t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype)))
         return specs
 
+    def reshaped_in_place(self, shapes: dict[str, tuple[int, ...]]) -> bool:
+        self._shapes = dict(shapes)  # a Keras model runs any batch: nothing to load again
+        return True
+
     def bind(self, feeds: list[np.ndarray]) -> None:
         self._feeds = [tf().constant(f) for f in feeds]
         self._feeds = self._feeds[0] if len(self._feeds) == 1 else self._feeds
