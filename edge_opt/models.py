@@ -110,6 +110,19 @@ def code_layers(path: str | Path) -> list[str]:
     return sorted(set(found))
 
 
+def refuse_code(path: str | Path, *, trust: bool = False) -> None:
+    """Without ``trust``, exit 2 naming the Lambda layers (Python code) of a Keras file; its config
+    is read without deserialising anything, and without importing TensorFlow."""
+    if trust:
+        return
+    layers = code_layers(Path(path))
+    if layers:
+        raise ModelLoadError(
+            f"{path}: layer {', '.join(repr(n) for n in layers)} is a Lambda holding Python code, "
+            f"which edge-opt does not run; {TRUST_HINT}"
+        )
+
+
 def load_keras(path: str | Path, *, trust: bool = False):
     """The one Keras loader: every module loads Keras models through it.
 
@@ -121,13 +134,7 @@ def load_keras(path: str | Path, *, trust: bool = False):
     """
     path = Path(path)
     fmt = keras_format(path)
-    if not trust:
-        layers = code_layers(path)
-        if layers:
-            raise ModelLoadError(
-                f"{path}: layer {', '.join(repr(n) for n in layers)} is a Lambda holding Python code, "
-                f"which edge-opt does not run; {TRUST_HINT}"
-            )
+    refuse_code(path, trust=trust)
     k = keras()
     suffix = {"keras": ".keras", "h5": ".h5"}.get(fmt)
     with _named(path, suffix) as named:  # Keras picks its reader by the name: give it the real one

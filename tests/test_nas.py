@@ -172,3 +172,26 @@ def test_holdout_adds_train_rows_to_validation_that_no_trial_trains_on(tmp_path)
     extra = ctx.x_val[len(digits.x_val) :]
     assert not any(row.tobytes() in seen for row in extra)  # a held-out row is never trained on
     assert np.array_equal(ctx.x_val[: len(digits.x_val)], digits.x_val)
+
+
+def test_model_targets_name_a_target_as_the_suite_does_by_name_or_by_path(tmp_path):
+    """Before: a target named by its YAML path, in the suite's targets and in model.targets, was never searched."""
+    from edge_opt.run.suite import Suite
+    from edge_opt.targets import load_profile
+
+    profile = yaml.safe_load((ROOT / "targets" / "mobile.yaml").read_text())
+    (tmp_path / "phone.yaml").write_text(yaml.safe_dump({**profile, "name": "phone"}))
+    phone = str(tmp_path / "phone.yaml")
+    nas = {"kind": "nas", **SPACE["nas"]}
+
+    def searched(targets):
+        model = {**nas, "targets": targets} if targets else nas
+        suite = Suite.model_validate(
+            {"name": "s", "tasks": [{"name": "t", "dataset": "adult", "model": model}], "targets": ["cpu", phone]}
+        )
+        profiles = [load_profile(t) for t in suite.targets]
+        return [p.name for p in suite.searched_profiles(suite.tasks[0], profiles)]
+
+    assert searched([phone]) == ["phone"]
+    assert searched(["cpu"]) == ["cpu"]
+    assert searched(None) == ["cpu", "phone"]

@@ -19,19 +19,25 @@ def _floats(text: str, option: str) -> list[float]:
         raise BadInputError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0,0.05,0.1") from None
 
 
+def _model_file(artifact: Path) -> Path:
+    """The model file of a file or an artifact folder; a bad manifest is one line before any data is read."""
+    from edge_opt.analysis.inputs import model_file
+
+    return model_file(artifact)
+
+
 def _check_inputs(
-    model: Path, float_model: Path | None, runtime: str | None, need_float: bool = False, trust_model: bool = False
+    path: Path, float_model: Path | None, runtime: str | None, need_float: bool = False, trust_model: bool = False
 ):
     """The file's predictor, its float model's path and predictor (None when not found; exit 2 when
     ``need_float``)."""
-    from edge_opt.analysis.inputs import float_model_for, model_file
+    from edge_opt.analysis.inputs import float_model_for
     from edge_opt.analysis.predictor import Predictor
 
-    path = model_file(model)
     predictor = Predictor(path, runtime=runtime, trust_model=trust_model)
     ref_path = float_model_for(path, float_model)
     if ref_path is None and need_float:
-        raise BadInputError(f"{model}: pass --float FLOAT.keras (the model it came from; needed for this check)")
+        raise BadInputError(f"{path}: pass --float FLOAT.keras (the model it came from; needed for this check)")
     return predictor, ref_path, (Predictor(ref_path, trust_model=trust_model) if ref_path else None)
 
 
@@ -61,9 +67,10 @@ def fairness(
 
     columns = [s.split("+") if "+" in s else s for s in slice_] if slice_ else None
     with quiet_native():
+        path = _model_file(artifact)
         evaluation = eval_data(data, rows)
         fairness_groups(evaluation, columns)  # bad slices or data: one line before any model is loaded
-        predictor, _, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
+        predictor, _, reference = _check_inputs(path, float_model, runtime, trust_model=trust_model)
         result = fairness_check(
             predictor, evaluation, reference=reference, columns=columns, min_size=min_size, n_boot=n_boot
         )
@@ -92,8 +99,9 @@ def robustness(
 
     epsilons, noise = _floats(eps, "--eps"), _floats(sigmas, "--sigmas")
     with quiet_native():
+        path = _model_file(artifact)
         evaluation = eval_data(data)
-        predictor, ref_path, _ = _check_inputs(artifact, float_model, runtime, True, trust_model)
+        predictor, ref_path, _ = _check_inputs(path, float_model, runtime, True, trust_model)
         result = robustness_check(
             {artifact.name: predictor},
             ref_path,
@@ -136,8 +144,9 @@ def explain(
     from edge_opt.analysis.inputs import eval_data
 
     with quiet_native() as (_, terminal):
+        path = _model_file(artifact)
         evaluation = eval_data(data)
-        predictor, ref_path, reference = _check_inputs(artifact, float_model, runtime, trust_model=trust_model)
+        predictor, ref_path, reference = _check_inputs(path, float_model, runtime, trust_model=trust_model)
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods is not None else None
         result = explain_check(
             predictor,
@@ -183,10 +192,9 @@ def drift(
     with quiet_native():
         predictor = None
         if artifact is not None:
-            from edge_opt.analysis.inputs import model_file
             from edge_opt.analysis.predictor import Predictor
 
-            predictor = Predictor(model_file(artifact), trust_model=trust_model)
+            predictor = Predictor(_model_file(artifact), trust_model=trust_model)
         result = drift_check(
             ref.x,
             cur.x,

@@ -6,8 +6,16 @@ import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.core.tfkeras import keras, tf
-from edge_opt.models import load_keras
+from edge_opt.models import load_keras, refuse_code
 from edge_opt.runtimes.base import Backend, TensorSpec
+
+
+def _set_threads(threads: int) -> None:
+    try:
+        tf().config.threading.set_intra_op_parallelism_threads(threads)
+        tf().config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started in this process (not in a worker)
+        pass
 
 
 class KerasBackend(Backend):
@@ -20,11 +28,8 @@ class KerasBackend(Backend):
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         try:
-            tf().config.threading.set_intra_op_parallelism_threads(self.threads)
-            tf().config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already started in this process (not in a worker)
-            pass
-        try:
+            refuse_code(path, trust=self.trust_model)  # before TensorFlow starts: a refusal costs no import
+            _set_threads(self.threads)
             self._model = load_keras(path, trust=self.trust_model)
         except ModelLoadError:
             raise

@@ -6,59 +6,17 @@ import re
 import shutil
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_cli
 from tests.integration.test_report_html import _parse
 
-TASK, TARGET = "adult-nas", "mobile"
+TASK, TARGET = "adult-mlp", "mobile"
 SID = f"r0-nas-{TASK}-{TARGET}"
-# A search of two trials on a four-point space: the run stays about a minute on 2 cores.
-SUITE = {
-    "name": "nas-html",
-    "tasks": [
-        {
-            "name": TASK,
-            "dataset": "adult",
-            "train_rows": 600,
-            "test_rows": 300,
-            "calibration_rows": 32,
-            "model": {
-                "kind": "nas",
-                "baseline": {"kind": "mlp", "hidden": [16], "epochs": 1},
-                "space": {"kind": "mlp", "depth": {"min": 1, "max": 1}, "width": [8, 16], "activation": ["relu"]},
-                "targets": [TARGET],
-                "trials": 2,
-                "oracle": "random",
-                "epochs": 1,
-                "train_rows": 400,
-                "val_rows": 200,
-                "predictor": None,
-            },
-        }
-    ],
-    "targets": [TARGET],
-    "harness": {"min_runs": 5, "min_time_s": 0.01, "warmup_runs": 1},
-    "checks": {"fairness": None, "robustness": None, "explain": None, "edgetpu": False},
-}
 
 
 @pytest.fixture(scope="module")
-def nas_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nas-html")
-    # The shipped mobile profile with one thread count and one pipeline, named by its path in the suite and
-    # in model.targets: the search and its report are the same, the run after it measures 1 artifact, not 8.
-    profile = yaml.safe_load((ROOT / "targets" / "mobile.yaml").read_text())
-    profile.update(threads=[1], pipelines=[[{"pass": "tflite", "precision": "int8"}]])
-    (tmp / "mobile.yaml").write_text(yaml.safe_dump(profile))
-    suite = tmp / "suite.yaml"
-    spec = copy.deepcopy(SUITE)
-    spec["targets"] = spec["tasks"][0]["model"]["targets"] = [str(tmp / "mobile.yaml")]
-    suite.write_text(yaml.safe_dump(spec))
-    out = tmp / "out"
-    proc = run_cli("run", str(suite), "--out", str(out), "--quiet", timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = [p for p in out.iterdir() if (p / "results.json").is_file()]
+def nas_run(quick_run):
+    """The quick suite's run: its task searches two architectures for mobile (benchmarks/quick.yaml)."""
+    _, run_dir, _ = quick_run
     return run_dir
 
 
