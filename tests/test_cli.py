@@ -21,6 +21,13 @@ def test_help_is_fast_and_does_not_import_tensorflow():
         assert command in proc.stdout
 
 
+def test_version_prints_the_version_the_records_name():
+    from edge_opt import __version__
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout == f"edge-opt {__version__}\n" and not proc.stderr
+
+
 @pytest.mark.parametrize(
     ("key", "extra"), [("tflite", ()), ("onnx", ("--shape", "1,108")), ("openvino", ("--shape", "input_0:1,108"))]
 )

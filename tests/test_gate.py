@@ -310,6 +310,20 @@ def test_a_tie_on_latency_and_size_goes_to_the_more_accurate():
     assert sel.chosen is b and sel.decided_by == "accuracy" and "less accurate" in sel.rejected[0][1]
 
 
+def test_a_tie_goes_to_fewer_threads_then_the_smaller_file_and_the_order_of_records_never_matters():
+    """Before: identical runs chose 1 thread, then 2 threads, as noise moved the lower median."""
+    one = _timed("int8", 0.000700, (0.000690, 0.000710), 10_000)
+    two = {**_timed("int8", 0.000695, (0.000685, 0.000705), 10_000), "id": "int8-litert-2"}
+    two["runtime"] = {**two["runtime"], "threads": 2}
+    sel = choose("cpu", [two, one], [])
+    assert sel.chosen is one and sel.decided_by == "threads" and "more threads (2 vs 1)" in sel.rejected[0][1]
+    assert "fewer threads won" in sel.tie_note()
+    smaller_two = {**two, "size_bytes": {"raw": 5_000, "gzip": 5_000}}
+    assert choose("cpu", [smaller_two, one], []).chosen is one  # threads before size
+    same = [_timed("a", 0.0007, (0.00069, 0.00071), 1000), _timed("b", 0.0007, (0.00069, 0.00071), 1000)]
+    assert choose("cpu", same, []).chosen is choose("cpu", same[::-1], []).chosen is same[0]
+
+
 def _checked_run():
     """A run whose trust checks ran on the slower candidate (the profile's budgets chose it)."""
     fast = _record(label="int8", **{**GOOD, "latency_ms": {"p50": 0.01, "p90": 0.02, "median_ci": [0.009, 0.011]}})

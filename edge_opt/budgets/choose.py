@@ -16,15 +16,16 @@ class Selection:
     """The candidate of a task's target chosen among those that meet every budget, and why the others lost.
 
     ``tied`` lists the candidates whose latency could not be told from the fastest one (their
-    median confidence intervals overlap): among them the smaller file won, then the more
-    accurate one. ``decided_by`` says which of latency, size or accuracy made the choice.
+    median confidence intervals overlap): among them fewer threads won, then the smaller file,
+    then the more accurate one. ``decided_by`` says which of threads, size, accuracy or latency
+    made the choice.
     """
 
     target: str
     chosen: dict[str, Any] | None
     rejected: list[tuple[dict[str, Any], str]]
     tied: list[dict[str, Any]] = field(default_factory=list)
-    decided_by: str | None = None  # latency | size | accuracy | order
+    decided_by: str | None = None  # threads | size | accuracy | latency
     task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class Selection:
         if not self.tied:
             return ""
         n = len(self.tied)
-        why = {"size": "the smaller file won", "accuracy": "the more accurate won"}.get(
+        why = {"threads": "fewer threads won", "size": "the smaller file won", "accuracy": "the more accurate won"}.get(
             self.decided_by, "the lowest median won"
         )
         return f" (a tie on latency with {n} other{'s' if n > 1 else ''}: {why})"
@@ -96,6 +97,23 @@ def _accuracy(r: dict[str, Any]) -> float:
     return r.get("accuracy") if r.get("accuracy") is not None else -math.inf
 
 
+def _threads(r: dict[str, Any]) -> int:
+    return (r.get("runtime") or {}).get("threads") or 1
+
+
+#: What breaks a tie on latency, in order (lower wins); then the lower median, then the record id.
+_TIE_KEYS = (("threads", _threads), ("size", _size), ("accuracy", lambda r: -_accuracy(r)))
+
+
+def _tie_key(r: dict[str, Any]) -> tuple:
+    return (*(key(r) for _, key in _TIE_KEYS), r["latency_ms"]["p50"], str(r.get("id")))
+
+
+def _decider(rec: dict[str, Any], chosen: dict[str, Any]) -> str:
+    """The first tie key on which ``rec`` lost to ``chosen`` ("latency": equal on every key)."""
+    return next((name for name, key in _TIE_KEYS if key(rec) != key(chosen)), "latency")
+
+
 def _tie_reason(rec: dict[str, Any], chosen: dict[str, Any], min_speedup: float) -> str:
     (r_lo, r_hi), (c_lo, c_hi) = _ci(rec), _ci(chosen)
     why = (
@@ -103,11 +121,14 @@ def _tie_reason(rec: dict[str, Any], chosen: dict[str, Any], min_speedup: float)
         f"{fmt_ms(chosen['latency_ms']['p50'])} (CI {fmt_ms(c_lo)}–{fmt_ms(c_hi)}), within noise of the fastest "
         f"(intervals overlap, or medians under {min_speedup:.0%} apart)"
     )
-    if _size(rec) > _size(chosen):
+    lost_on = _decider(rec, chosen)
+    if lost_on == "threads":
+        return why + f"; more threads ({_threads(rec)} vs {_threads(chosen)})"
+    if lost_on == "size":
         return why + f"; larger file ({_size(rec):.0f} vs {_size(chosen):.0f} bytes)"
-    if _accuracy(rec) < _accuracy(chosen):
+    if lost_on == "accuracy":
         return why + f"; same size, less accurate ({_accuracy(rec):.4f} vs {_accuracy(chosen):.4f})"
-    return why + "; same size and accuracy, higher median"
+    return why + "; same threads, size and accuracy, higher median"
 
 
 def choose(
@@ -125,9 +146,10 @@ def choose(
     A candidate beats another on latency only when their median confidence intervals (the
     95% order-statistic intervals of each record's samples) do not overlap and its median is
     at least ``min_speedup`` (2%) lower. The candidates that cannot be told apart from the
-    fastest form a tie, which the smaller file (raw bytes) wins, then the more accurate,
-    then the lower median. ``reference=False``: the task has no float model, so a check
-    against one cannot apply and rejects no one (unless ``strict``).
+    fastest form a tie, which fewer threads win, then the smaller file (raw bytes), then the
+    more accurate, then the lower median (then the record id: the same records, the same
+    choice). ``reference=False``: the task has no float model, so a check against one cannot
+    apply and rejects no one (unless ``strict``).
 
     Trust-check budgets are left out here: those checks run on the chosen artifact, and the
     gate then holds it to them.
@@ -135,21 +157,18 @@ def choose(
     fits, rejected = _fits(records, [c for c in checks if not c.trust], reference, strict)
     if not fits:
         return Selection(target, None, rejected, task=task)
-    fits.sort(key=lambda r: r["latency_ms"]["p50"])
+    fits.sort(key=lambda r: (r["latency_ms"]["p50"], str(r.get("id"))))
     fastest = fits[0]
     lo, hi = _ci(fastest)
     best = fastest["latency_ms"]["p50"]
     # tied: its interval overlaps the fastest's, or the gap is negligible
     tied = [r for r in fits if _ci(r)[0] <= hi or r["latency_ms"]["p50"] < best * (1 + min_speedup)]
     slower = [r for r in fits if r not in tied]
-    tied.sort(key=lambda r: (_size(r), -_accuracy(r), r["latency_ms"]["p50"]))
+    tied.sort(key=_tie_key)
     chosen, others = tied[0], tied[1:]
-    if others and all(_size(r) > _size(chosen) for r in others):
-        decided_by = "size"
-    elif others and all(_size(r) > _size(chosen) or _accuracy(r) < _accuracy(chosen) for r in others):
-        decided_by = "accuracy"
-    else:  # alone, or tied on size and accuracy too: the lower median
-        decided_by = "latency"
+    # the deepest key the choice needed: "latency" when alone, or tied on every key with another
+    order = [name for name, _ in _TIE_KEYS] + ["latency"]
+    decided_by = max((_decider(r, chosen) for r in others), key=order.index, default="latency")
     rejected += [(rec, _tie_reason(rec, chosen, min_speedup)) for rec in others]
     for rec in slower:
         r_lo, r_hi = _ci(rec)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from edge_opt.cli import checks, decide, measure, optimize, run  # noqa: F401 - importing registers the commands
 from edge_opt.cli.common import app, on_sigterm
 from edge_opt.core.errors import EXIT_BAD_INPUT
@@ -25,6 +27,23 @@ ORDER = ("run", "nas", "bench", "devices", "gate", "report", "compare", "optimiz
 ORDER += ("fairness", "robustness", "explain", "drift", "lineage", "targets")
 _RANK = {name: i for i, name in enumerate(ORDER)}
 app.registered_commands.sort(key=lambda command: _RANK.get(command.callback.__name__, len(ORDER)))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from edge_opt import __version__
+
+        print(f"edge-opt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print edge-opt's version and exit."
+    ),
+) -> None:
+    """Optimize ML models for edge targets and prove, with measurements, that each artifact is fit to ship."""
 
 
 def main() -> None:

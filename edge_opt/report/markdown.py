@@ -121,8 +121,8 @@ def _chosen_section(results: dict) -> list[str]:
         "",
         "Among each task's measured candidates that meet every budget of the target profile, the fastest; "
         "candidates whose median 95% confidence intervals overlap the fastest's are a tie, "
-        "won by the smaller file, then the more accurate. A budget against the float model does not "
-        "apply to a task that has none (a deployed file).",
+        "won by fewer threads, then the smaller file, then the more accurate. "
+        "A budget against the float model does not apply to a task that has none (a deployed file).",
         "",
     ]
     for (task, target), sel in chosen.items():
