@@ -85,6 +85,12 @@ def _results(*records, budgets=None, targets=("cpu",)):
         ("accuracy >= 90pt", "accuracy", ">=", 0.9),
         ("accuracy.drop <= 0", "accuracy.drop", "<=", 0.0),
         ("  accuracy.drop <= 0.5 %  ", "accuracy.drop", "<=", 0.005),
+        # trust-check shares read points too (before: 'pt' refused)
+        ("fairness.worst_slice_accuracy_drop <= 2pt", "fairness.worst_slice_accuracy_drop", "<=", 0.02),
+        ("fairness.demographic_parity_difference <= 0.1", "fairness.demographic_parity_difference", "<=", 0.1),
+        ("robustness.blackbox_success_rate@0.1 <= 5pt", "robustness.blackbox_success_rate@0.1", "<=", 0.05),
+        ("explain.shap_top5_overlap >= 80pt", "explain.shap_top5_overlap", ">=", 0.8),
+        ("explain.shap_rank_corr >= 0.9", "explain.shap_rank_corr", ">=", 0.9),
     ],
 )
 def test_parse(spec, metric, op, value):
@@ -110,6 +116,8 @@ def test_parse(spec, metric, op, value):
         ("accuracy.drop <= 200%", "between -1 and 1"),
         ("size.raw <= -1B", "must be >= 0"),
         ("latency.p90 <= 5ms ms", "<metric> <op> <value>[unit]"),
+        ("explain.shap_rank_corr >= 90pt", "unit 'pt' not allowed for explain.shap_rank_corr"),  # no share
+        ("fairness.flips <= 3pt", "unit 'pt' not allowed for fairness.flips"),
     ],
 )
 def test_bad_spec(spec, says):

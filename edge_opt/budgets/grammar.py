@@ -27,8 +27,14 @@ _UNITS: dict[str, dict[str, float]] = {
     # Records hold memory in MiB; "MB" is accepted as the same unit, as tools commonly mean it.
     "memory": {"MiB": 1, "MB": 1},
     "fraction": {"": 1, "pt": 0.01, "%": 0.01},  # pt and % are percentage points (accuracy.drop in points)
-    "number": {"": 1, "%": 0.01},  # trust-check figures: rates, differences, correlations
+    "number": {"": 1, "%": 0.01},  # trust-check figures that are no share: correlations, counts, seconds
+    "share": {"": 1, "pt": 0.01, "%": 0.01},  # trust-check shares: accuracies, rates and their differences
 }
+
+#: A trust-check summary key naming one of these is a share (a fraction of rows), so ``2pt`` reads
+#: as 0.02: ``fairness.worst_slice_accuracy_drop``, ``fairness.demographic_parity_difference``,
+#: ``robustness.blackbox_success_rate@0.1``, ``explain.shap_top5_overlap``.
+_SHARE_WORDS = ("accuracy", "rate", "difference", "overlap")
 
 
 _LATENCY = ("p50", "p90", "p95", "p99", "mean", "max")
@@ -63,7 +69,8 @@ def _metric(name: str) -> tuple[tuple[str, ...], str] | None:
         return METRICS[name]
     kind, _, key = name.partition(".")
     if kind in CHECK_KINDS and key:
-        return ("checks", kind, key), "number"
+        share = any(word in key.partition("@")[0] for word in _SHARE_WORDS)
+        return ("checks", kind, key), "share" if share else "number"
     return None
 
 
@@ -131,7 +138,7 @@ class Check:
                 f"write {_FRACTION_FORMS}"
             )
         value = num / 100 if unit in ("%", "pt") else num * units[unit]
-        low = {"accuracy.drop": -1.0}.get(metric, -math.inf if kind == "number" else 0.0)
+        low = {"accuracy.drop": -1.0}.get(metric, -math.inf if kind in ("number", "share") else 0.0)
         if not math.isfinite(value) or value < low or (kind == "fraction" and value > 1):
             bound = f"between {low:g} and 1 (or {low * 100:g}pt and 100pt)" if kind == "fraction" else ">= 0"
             raise ConfigError(f"bad check {spec!r}: value for {metric} must be {bound}")
