@@ -193,17 +193,21 @@ def test_an_autoencoder_gets_numeric_fidelity_and_latency_beside_the_input_model
     assert int8.manifest["notes"]["calibration"]["rows"] == 90  # the 30 fidelity rows were held out
 
 
-def test_training_on_random_labels_is_not_ok(tmp_path, adult_small, tiny_artifacts):
-    """Before: prune -> QAT on random labels gave agreement 0.0000 and status "ok"."""
+def test_training_on_random_labels_is_not_ok_and_train_rows_calibrate(tmp_path, adult_small, tiny_artifacts):
+    """Before: prune -> QAT on random labels gave agreement 0.0000 and status "ok"; and int8 refused
+    to run without --calibration although --train held real rows."""
     rng = np.random.default_rng(1)
     x = adult_small.x_train[:600]
     np.savez(tmp_path / "train.npz", x=x, y=rng.integers(0, 2, len(x)))
-    np.save(tmp_path / "calib.npy", x[:100])
     out = tmp_path / "out"
-    args = ("--calibration", str(tmp_path / "calib.npy"), "--train", str(tmp_path / "train.npz"), "--no-latency")
+    args = ("--train", str(tmp_path / "train.npz"), "--no-latency")
     proc = run_cli("optimize", str(tiny_artifacts["keras"].model_path), "--target", "mobile", "--out", str(out), *args)
     assert proc.returncode == 0, proc.stderr
-    rows = {r["pipeline"]: r for r in json.loads((out / "summary.json").read_text())["artifacts"]}
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["pipeline"]: r for r in summary["artifacts"]}
     pqat = rows["prune → qat"]
     assert pqat["status"] == "low-fidelity" and "fidelity.agreement" in pqat["reason"], pqat
     assert pqat["fidelity"]["source"].startswith("held out of --train")
+    (int8,) = [r for r in summary["artifacts"] if r["pipeline"] == "tflite" and r.get("precision") == "int8"]
+    notes = load_artifact(out / "artifacts" / int8["artifact"]).manifest["notes"]["calibration"]
+    assert notes["source"] == "--train (256 of its training rows; no --calibration given)" and notes["rows"] == 256

@@ -29,7 +29,8 @@ def optimize(
     """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
 
     Passes that need labels (QAT, pruning, distillation) need --train, or are skipped
-    with that reason; int8 needs --calibration (or, knowingly, --random-calibration).
+    with that reason; int8 calibrates on --calibration, else on --train's rows (or,
+    knowingly, --random-calibration).
     Each artifact's fidelity to your model is measured on rows it was not made from
     (--eval, or rows held out of --train / --calibration): top-1 agreement for classifiers,
     output error and correlation for any model; below the target's fidelity budgets (or

@@ -2,7 +2,7 @@
 
 The user's model becomes the root artifact (re-saved as ``.keras``); each pipeline's output
 is published beside it with its manifest. Calibration rows come from ``--calibration``, or
-random inputs only when asked for (and the manifest says so). Passes that need labels get
+random inputs when asked for (and the manifest says so), else from ``--train``'s rows. Passes that need labels get
 them from ``--train`` or are skipped with that reason.
 """
 
@@ -118,7 +118,7 @@ def optimize(
         data=user.data,
         seed=seed,
         trust_model=trust_model,
-        calibration_hint="--calibration FILE (or --random-calibration)",
+        calibration_hint="--calibration FILE (or --train FILE, or --random-calibration)",
     )
     fidelity = None
     if user.fidelity_rows is not None:
@@ -187,6 +187,9 @@ def _load_user_inputs(
     if calib is None and random_calibration:
         calib = np.random.default_rng(seed).standard_normal((256, *input_shape)).astype(np.float32)
         source = "random inputs (--random-calibration): quantization ranges may not match real data"
+    if calib is None and data is not None:  # real rows the user gave: better than none
+        calib = data.calibration(min(256, len(data.x_train)), seed)
+        source = f"--train ({len(calib)} of its training rows; no --calibration given)"
     calib, fidelity_rows, fidelity_source = _fidelity_rows(calib, data, held, random_calibration, input_shape, seed)
     return _UserInputs(model, calib, source, data, fidelity_rows, fidelity_source)
 
