@@ -4,9 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from edge_opt.core.artifacts import load_artifact
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,24 @@ def test_random_calibration_only_when_asked_and_recorded(user_files, tmp_path):
     summary = json.loads((tmp_path / "rand" / "summary.json").read_text())
     art = load_artifact(tmp_path / "rand" / "artifacts" / summary["artifacts"][0]["artifact"])
     assert "random inputs" in art.manifest["notes"]["calibration"]["source"]
+
+
+def test_a_failed_pipeline_is_exit_1_with_a_summary_line_and_the_others_are_kept(user_files, tmp_path):
+    """Before: optimize exited 0 when a pipeline failed; a script could not tell."""
+    folder, model = user_files
+    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
+    profile.update(name="cpu-broken", pipelines=[[{"pass": "tflite"}], [{"pass": "tests.plugins.passes:BrokenPass"}]])
+    (tmp_path / "cpu-broken.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    target = str(tmp_path / "cpu-broken.yaml")
+    proc = run_cli("optimize", str(model), "--target", target, "--out", str(out), "--no-latency")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"1 of 2 pipeline(s) failed (tests.plugins.passes:BrokenPass): see the table and {out / 'summary.json'}" in (
+        proc.stderr
+    )
+    rows = json.loads((out / "summary.json").read_text())["artifacts"]
+    assert [r["status"] for r in rows] == ["ok", "failed"] and "the converter gave up" in rows[1]["reason"]
+    assert (out / "artifacts" / rows[0]["artifact"]).is_dir()
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ robustness, explain, drift) register their commands on it when imported here.
 The CLI modules import only typer, rich and edge_opt.core at module level; each command imports its
 stage inside the function, so --help answers at once.
 
-Exit codes: 0 ok, 1 gate failed, 2 bad input or config, 3 internal error.
+Exit codes: 0 ok, 1 gate failed (or a compare, drift or optimize pipeline that failed), 2 bad input
+or config, 3 internal error.
 """
 
 from __future__ import annotations

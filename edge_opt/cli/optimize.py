@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
 from edge_opt.cli.common import app, handled, make_console, native_log, native_logs_to, trust_option, writable_dir
-from edge_opt.core.errors import BadInputError
+from edge_opt.core.errors import EXIT_GATE_FAILED, BadInputError
 from edge_opt.core.units import fmt_bytes, fmt_ms
 
 
@@ -58,6 +59,14 @@ def optimize(
     _print_summary(summary, out)
     if not any(r.get("artifact") for r in summary["artifacts"]):
         raise BadInputError(f"no pipeline of target '{summary['target']}' could run on {model}")
+    failed = [r["pipeline"] for r in summary["artifacts"] if r["status"] == "failed"]
+    if failed:  # the others' artifacts are kept; a script sees the failure in the exit code
+        print(
+            f"edge-opt: {len(failed)} of {len(summary['artifacts'])} pipeline(s) failed ({', '.join(failed)}): "
+            f"see the table and {out / 'summary.json'}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 def _print_summary(summary: dict, out: Path) -> None:

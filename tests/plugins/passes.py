@@ -40,3 +40,20 @@ class RoundOnnxWeightsPass(Pass):
                 rounded += 1
         notes["rounded_initializers"] = rounded
         onnx.save(model, str(model_path))
+
+
+class BrokenPass(Pass):
+    """A pass that fails when applied, as a converter can on a model it does not handle: its pipeline
+    fails and the others go on (``tests.plugins.passes:BrokenPass``)."""
+
+    name = "broken"
+    Config = PassConfig
+    inputs = ("keras",)
+    output = "tflite"
+    description = "Fail when applied (a converter that gives up)"
+
+    def label(self, cfg: PassConfig) -> str:
+        return "broken"
+
+    def build(self, parent: Artifact, cfg: PassConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        raise RuntimeError("the converter gave up on this model")
