@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import yaml
 
+from edge_opt.analysis.predictor import Predictor
 from edge_opt.core.artifacts import load_artifact
+from edge_opt.models import predicted_labels
 from tests.conftest import ROOT, assert_clean_error, run_cli
 
 
@@ -16,6 +18,7 @@ def user_files(tmp_path_factory, tiny_artifacts, adult_small):
     np.save(folder / "calib.npy", adult_small.x_train[:100])
     np.save(folder / "wrong.npy", adult_small.x_train[:100, :50])
     np.savez(folder / "nolabels.npz", x=adult_small.x_train[:100])
+    np.savez(folder / "badlabels.npz", x=adult_small.x_train[:8], y=np.arange(8))
     return folder, tiny_artifacts["keras"].model_path
 
 
@@ -66,22 +69,35 @@ def test_random_calibration_only_when_asked_and_recorded(user_files, tmp_path):
     assert "random inputs" in art.manifest["notes"]["calibration"]["source"]
 
 
-def test_a_failed_pipeline_is_exit_1_with_a_summary_line_and_the_others_are_kept(user_files, tmp_path):
-    """Before: optimize exited 0 when a pipeline failed; a script could not tell."""
+def test_a_failed_pipeline_is_exit_1_and_labelled_eval_rows_give_accuracy(user_files, tmp_path, adult_small):
+    """Before: optimize exited 0 when a pipeline failed, so a script could not tell; and labelled
+    --eval rows gave agreement only, no accuracy or drop against your model."""
     folder, model = user_files
+    x, y = adult_small.x_test[:200], adult_small.y_test[:200]
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
     profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
     profile.update(name="cpu-broken", pipelines=[[{"pass": "tflite"}], [{"pass": "tests.plugins.passes:BrokenPass"}]])
     (tmp_path / "cpu-broken.yaml").write_text(yaml.safe_dump(profile))
     out = tmp_path / "out"
     target = str(tmp_path / "cpu-broken.yaml")
-    proc = run_cli("optimize", str(model), "--target", target, "--out", str(out), "--no-latency")
+    eval_rows = ("--eval", str(tmp_path / "eval.npz"))
+    proc = run_cli("optimize", str(model), "--target", target, "--out", str(out), "--no-latency", *eval_rows)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"1 of 2 pipeline(s) failed (tests.plugins.passes:BrokenPass): see the table and {out / 'summary.json'}" in (
         proc.stderr
     )
-    rows = json.loads((out / "summary.json").read_text())["artifacts"]
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["artifacts"]
     assert [r["status"] for r in rows] == ["ok", "failed"] and "the converter gave up" in rows[1]["reason"]
     assert (out / "artifacts" / rows[0]["artifact"]).is_dir()
+
+    def accuracy(path):
+        return float(np.mean(predicted_labels(Predictor(path).outputs(x), 2) == y))
+
+    assert summary["input_accuracy"] == pytest.approx(accuracy(model))
+    assert rows[0]["accuracy"] == pytest.approx(accuracy(rows[0]["path"]))
+    assert rows[0]["accuracy_drop"] == pytest.approx(summary["input_accuracy"] - rows[0]["accuracy"])
+    assert f"{summary['input_accuracy']:.4f}" in proc.stdout and " pt)" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -90,6 +106,7 @@ def test_a_failed_pipeline_is_exit_1_with_a_summary_line_and_the_others_are_kept
         (("--calibration", "wrong.npy"), "rows have shape (50,), the model takes (108,)"),
         (("--train", "nolabels.npz"), "--train needs labels"),
         (("--calibration", "missing.npy"), "file not found"),
+        (("--eval", "badlabels.npz"), "--eval labels run from 0 to 7, and the model's output has 2 classes"),
     ],
 )
 def test_bad_user_data_exits_2(user_files, tmp_path, args, fragment):
@@ -227,6 +244,7 @@ def test_training_on_random_labels_is_not_ok_and_train_rows_calibrate(tmp_path, 
     pqat = rows["prune → qat"]
     assert pqat["status"] == "low-fidelity" and "fidelity.agreement" in pqat["reason"], pqat
     assert pqat["fidelity"]["source"].startswith("held out of --train")
+    assert pqat["accuracy_drop"] == pytest.approx(summary["input_accuracy"] - pqat["accuracy"])  # held-out labels
     (int8,) = [r for r in summary["artifacts"] if r["pipeline"] == "tflite" and r.get("precision") == "int8"]
     notes = load_artifact(out / "artifacts" / int8["artifact"]).manifest["notes"]["calibration"]
     assert notes["source"] == "--train (256 of its training rows; no --calibration given)" and notes["rows"] == 256

@@ -85,12 +85,16 @@ def _summary_table(summary: dict):
     from rich.table import Table
 
     base = summary.get("input_latency") or {}
+    labelled = summary.get("input_accuracy") is not None  # accuracy on labelled rows, beside agreement
     table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
     columns = ("pipeline", "artifact", "precision", "size", "gzip", "p50", "speed-up", "agreement", "corr")
-    for col in (*columns, "status"):
+    for col in (*columns, *(("accuracy",) if labelled else ()), "status"):
         table.add_column(col)
     size = summary["input_size_bytes"]
-    table.add_row("(your model)", "input", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "1×")
+    mine = ("", "", f"{summary['input_accuracy']:.4f}") if labelled else ()
+    table.add_row(
+        "(your model)", "input", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "1×", *mine
+    )
     for row in summary["artifacts"]:
         size, fid, lat = row.get("size_bytes") or {}, row.get("fidelity") or {}, row.get("latency") or {}
         agree, corr = row.get("agreement"), fid.get("correlation")
@@ -105,9 +109,18 @@ def _summary_table(summary: dict):
             "–" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2f}×"),
             "–" if agree is None else f"{agree:.4f}",
             "–" if corr is None else f"{corr:.4f}",
+            *((_accuracy(row),) if labelled else ()),
             row["status"] if row["status"] == "ok" else f"{row['status']}: {row['reason']}",
         )
     return table
+
+
+def _accuracy(row: dict) -> str:
+    """``0.8547 (-0.21 pt)``: the file's accuracy and its change against your model's."""
+    if row.get("accuracy") is None:
+        return "–"
+    change = round(-row["accuracy_drop"] * 100, 2) + 0.0  # + 0.0: no "-0.00"
+    return f"{row['accuracy']:.4f} ({change:+.2f} pt)"
 
 
 def _p50(latency: dict) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_opt.analysis.fidelity import DEFAULT_CHECKS, compare_outputs
+from edge_opt.analysis.fidelity import DEFAULT_CHECKS, compare_outputs, output_kind
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.budgets.grammar import Check
 from edge_opt.core.arrays import load_xy
@@ -23,7 +23,7 @@ from edge_opt.core.errors import BadInputError, ModelLoadError
 from edge_opt.core.fileio import write_json_atomic
 from edge_opt.datasets import Dataset
 from edge_opt.measure.service import QUICK, measure_first
-from edge_opt.models import code_layers, keras_root, load_keras
+from edge_opt.models import code_layers, keras_root, load_keras, predicted_labels
 from edge_opt.passes import PassContext
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
 from edge_opt.targets import load_profile
@@ -123,7 +123,8 @@ def optimize(
     fidelity = None
     if user.fidelity_rows is not None:
         reference = Predictor(root.model_path, trust_model=trust_model).outputs(user.fidelity_rows)
-        fidelity = _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks)
+        labels = user.fidelity_labels if output_kind(reference) == "classifier" else None
+        fidelity = _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks, labels)
     measured = _latency(root, profile, trust_model) if latency else None
     rows = _run_pipelines(profile, root, artifacts_dir, ctx, fidelity, latency, trust_model, progress)
     summary = {
@@ -135,6 +136,7 @@ def optimize(
         "fidelity_checks": [c.spec for c in checks] or "default: agreement >= 0.95 (classifiers), correlation >= 0.95",
         "root": root.id,
         "input_size_bytes": root.manifest["size_bytes"],
+        "input_accuracy": fidelity.accuracy(fidelity.reference) if fidelity is not None else None,
         "input_latency": measured,
         "artifacts": rows,
     }
@@ -153,6 +155,7 @@ class _UserInputs:
     data: Dataset | None
     fidelity_rows: np.ndarray | None
     fidelity_source: str
+    fidelity_labels: np.ndarray | None = None  # labels of the fidelity rows (--eval's, or --train's held out)
 
 
 def _load_user_inputs(
@@ -176,7 +179,7 @@ def _load_user_inputs(
         if y is None:
             raise BadInputError(f"{train}: --train needs labels (an array 'y' in .npz, or a 'label' column in .csv)")
         data = user_dataset(x, y, seed)
-    held = load_xy(eval_rows)[0] if eval_rows is not None else None
+    held, held_y, _ = load_xy(eval_rows) if eval_rows is not None else (None, None, None)
     progress("loading the model")
     model = load_user_model(model_path, trust_model)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -191,7 +194,21 @@ def _load_user_inputs(
         calib = data.calibration(min(256, len(data.x_train)), seed)
         source = f"--train ({len(calib)} of its training rows; no --calibration given)"
     calib, fidelity_rows, fidelity_source = _fidelity_rows(calib, data, held, random_calibration, input_shape, seed)
-    return _UserInputs(model, calib, source, data, fidelity_rows, fidelity_source)
+    labels = held_y if held is not None else (data.y_test if data is not None else None)
+    if labels is not None:
+        _check_labels(labels, model, "--eval" if held is not None else "--train")
+    return _UserInputs(model, calib, source, data, fidelity_rows, fidelity_source, labels)
+
+
+def _check_labels(labels: np.ndarray, model, option: str) -> None:
+    """Labels must be class indices of the model's output (one sigmoid unit: 0 and 1)."""
+    width = int(model.outputs[0].shape[-1] or 1)
+    n_classes = 2 if width == 1 else width
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise BadInputError(
+            f"{option} labels run from {int(labels.min())} to {int(labels.max())}, and the model's output "
+            f"has {n_classes} classes (labels 0..{n_classes - 1})"
+        )
 
 
 @dataclass(frozen=True)
@@ -202,12 +219,24 @@ class _Fidelity:
     rows: np.ndarray
     source: str
     checks: list
+    labels: np.ndarray | None = None  # the rows' labels, for a classifier: accuracy beside agreement
+
+    def accuracy(self, outputs: np.ndarray) -> float | None:
+        """Top-1 accuracy of ``outputs`` on the rows' labels; None without labels."""
+        if self.labels is None:
+            return None
+        out = np.asarray(outputs).reshape(len(outputs), -1)
+        return float(np.mean(predicted_labels(out, 2 if out.shape[1] == 1 else out.shape[1]) == self.labels))
 
     def judge(self, row: dict, artifact: Artifact, trust_model: bool) -> None:
-        """Put the artifact's agreement and fidelity in its row; low-fidelity when it fails a check."""
+        """Put the artifact's agreement, fidelity and accuracy (and its drop against your model's) in
+        its row; low-fidelity when it fails a check."""
         got = Predictor(artifact.model_path, trust_model=trust_model).outputs(self.rows)
         fid = compare_outputs(self.reference, got, self.source)
         row["agreement"], row["fidelity"] = fid.agreement, fid.to_dict()
+        row["accuracy"] = self.accuracy(got)
+        if row["accuracy"] is not None:
+            row["accuracy_drop"] = self.accuracy(self.reference) - row["accuracy"]
         failed = failed_checks(self.checks, fid)
         if failed:
             row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
@@ -256,6 +285,8 @@ def _artifact_row(names, artifact: Artifact) -> dict:
         "path": str(artifact.model_path),
         "size_bytes": artifact.manifest["size_bytes"],
         "agreement": None,
+        "accuracy": None,  # on labelled fidelity rows (--eval with labels, or held out of --train)
+        "accuracy_drop": None,  # your model's accuracy minus this file's, a fraction (as accuracy.drop)
         "fidelity": None,
     }
 
