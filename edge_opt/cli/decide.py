@@ -123,41 +123,64 @@ def compare(
     run_a: Path = typer.Argument(..., help="The baseline run folder (e.g. last release, or device A)."),
     run_b: Path = typer.Argument(..., help="The run to compare with it."),
     fail_on: str = typer.Option(None, "--fail-on", help="Exit 1 when a median is this much slower (e.g. 10%)."),
+    min_delta: str = typer.Option(
+        "0.25us", "--min-delta", help="The absolute noise floor: a median change under it is never a change."
+    ),
+    other_suite: bool = typer.Option(False, "--other-suite", help="Compare runs of two different suites anyway."),
     json_out: Path = typer.Option(None, "--json", help="Write the comparison as JSON here.", callback=writable_file),
 ) -> None:
     """Compare the same measurements across two runs or devices: median change, with a
-    Mann-Whitney U test on the raw samples (p < 0.01) before a change is called one."""
-    from rich.table import Table
-
+    Mann-Whitney U test on the raw samples (p < 0.01) and a relative and an absolute noise
+    floor before a change is called one."""
     from edge_opt.core.fileio import write_json_atomic
-    from edge_opt.run.compare import compare_runs, parse_threshold
+    from edge_opt.run.compare import compare_runs, fmt_floor, parse_min_delta, parse_threshold
 
     threshold = parse_threshold(fail_on) if fail_on else 0.05
-    result = compare_runs(run_a, run_b, threshold=threshold)
-    table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
-    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "Δ accuracy", "Δ size B"):
-        table.add_column(col)
-    style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
-    for r in result["rows"]:
-        acc = "–" if r["accuracy_delta"] is None else f"{r['accuracy_delta'] * 100:+.2f} pt"
-        p_value = "–" if r["p_value"] is None else f"{r['p_value']:.2g}"
-        table.add_row(
-            r["label"],
-            fmt_ms(r["p50_a"]),
-            fmt_ms(r["p50_b"]),
-            f"{r['change']:+.1%}",
-            p_value,
-            f"[{style[r['verdict']]}]{r['verdict']}[/]",
-            acc,
-            f"{r['size_delta']:+d}",
-        )
+    floor = parse_min_delta(min_delta)
+    result = compare_runs(run_a, run_b, threshold=threshold, min_delta_ms=floor, other_suite=other_suite)
     console = make_console()
-    console.print(table)
+    console.print(_compare_table(result))
+    console.print(
+        f"A change counts when p < {result['alpha']:g} and the median moved by at least {threshold:.0%} "
+        f"and {fmt_floor(floor)}."
+    )
+    if result["other_files"]:
+        n, total = len(result["other_files"]), len(result["rows"])
+        console.print(
+            f"[yellow]warning: {n} of {total} pair(s) compare different files (file: changed): there the model "
+            "or its conversion changed, not only the machine[/]"
+        )
     if json_out:
         write_json_atomic(json_out, result)
     if fail_on and result["regressions"]:
         console.print(f"[bold red]{len(result['regressions'])} measurement(s) slower by more than {threshold:.0%}[/]")
         raise typer.Exit(1)
+
+
+def _compare_table(result: dict):
+    """One row per pair: the medians, the change, a p-value that reads, the verdict and why."""
+    from rich.table import Table
+
+    from edge_opt.run.compare import fmt_p
+
+    table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
+    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "file", "Δ accuracy", "Δ size B"):
+        table.add_column(col)
+    style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
+    for r in result["rows"]:
+        acc = "–" if r["accuracy_delta"] is None else f"{r['accuracy_delta'] * 100:+.2f} pt"
+        table.add_row(
+            r["label"],
+            fmt_ms(r["p50_a"]),
+            fmt_ms(r["p50_b"]),
+            f"{r['change']:+.1%}",
+            fmt_p(r["p_value"]),
+            f"[{style[r['verdict']]}]{r['verdict']}[/] ({r['why']})",
+            {True: "same", False: "[yellow]changed[/]", None: "?"}[r["same_file"]],
+            acc,
+            f"{r['size_delta']:+d}",
+        )
+    return table
 
 
 @app.command()

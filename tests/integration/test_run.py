@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_clean_error, run_cli
 
 # quick_run: one run of the quick suite shared by every test of tests/integration (conftest.py).
 
@@ -228,11 +228,74 @@ def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path
             rec["latency_ms"]["p50"] *= 1.5
     (slow / "results.json").write_text(json.dumps(results))
     out = tmp_path / "cmp.json"
-    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--json", str(out))
+    # --min-delta 0: this test is about significance; the absolute floor has its own test
+    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0", "--json", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cmp = json.loads(out.read_text())
     verdicts = {r["label"]: (r["verdict"], r["p_value"], r["change"]) for r in cmp["rows"]}
     # A 50% slowdown is called one wherever the samples can tell (few, noisy Keras samples may not).
     assert all(v[0] == "slower" or v[1] >= 0.01 for v in verdicts.values()), verdicts
     assert len(cmp["regressions"]) >= len(verdicts) - 1, verdicts
-    assert run_cli("compare", str(run_dir), str(slow), "--fail-on", "80%").returncode == 0
+    assert run_cli("compare", str(run_dir), str(slow), "--fail-on", "80%", "--min-delta", "0").returncode == 0
+
+
+def _copy_run(run_dir, to, factor: float = 1.0, edit=lambda results: None):
+    """A copy of a run whose samples and medians are ``factor`` times the original's, its
+    results.json changed by ``edit``."""
+    import shutil
+
+    import numpy as np
+
+    shutil.copytree(run_dir, to, ignore=shutil.ignore_patterns("artifacts", "nas"))
+    with np.load(run_dir / "samples.npz") as npz:
+        np.savez(to / "samples.npz", **{k: npz[k] * factor for k in npz.files})
+    results = json.loads((to / "results.json").read_text())
+    for rec in results["measurements"]:
+        if rec.get("latency_ms"):
+            rec["latency_ms"]["p50"] *= factor
+    edit(results)
+    (to / "results.json").write_text(json.dumps(results))
+    return to
+
+
+def test_compare_counts_a_change_only_beyond_both_noise_floors_and_says_why(quick_run, tmp_path):
+    """Before: two identical quick runs failed --fail-on 10% on a 1.02 -> 1.12 µs row, and p-values read 0."""
+    _, run_dir, _ = quick_run
+    slow = _copy_run(run_dir, tmp_path / "slow", 1.2)
+    out = tmp_path / "cmp.json"
+    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0.5us", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    for r in rows:
+        if abs(r["p50_b"] - r["p50_a"]) < 0.0005:  # 20% of a sub-2.5 µs median: under the floor
+            assert r["verdict"] == "same" and r["why"] == "under 0.5 µs", r
+        elif r["p_value"] < 0.01:
+            assert r["verdict"] == "slower" and r["why"].startswith("p "), r
+    assert proc.returncode == (1 if any(r["verdict"] == "slower" for r in rows) else 0)
+    assert "<0.0001" in proc.stdout  # p-values that read, not "0"
+    assert "A change counts when p < 0.01 and the median moved by at least 10% and 0.5 µs." in proc.stdout
+
+
+def test_compare_refuses_two_suites_and_marks_pairs_of_other_files(quick_run, tmp_path):
+    """Before: a run of one suite compared with another's by label, without a word."""
+    _, run_dir, _ = quick_run
+
+    def rename(results):
+        results["suite"]["name"] = "other"
+
+    other = _copy_run(run_dir, tmp_path / "other", edit=rename)
+    proc = run_cli("compare", str(run_dir), str(other))
+    assert_clean_error(proc, "is a run of suite 'quick' and")
+    assert "--other-suite" in proc.stderr
+    assert run_cli("compare", str(run_dir), str(other), "--other-suite").returncode == 0
+
+    def retrain(results):
+        rec = next(r for r in results["measurements"] if r.get("latency_ms") and r["status"] == "ok")
+        rec["artifact"]["sha256"] = "0" * 64
+
+    changed = _copy_run(run_dir, tmp_path / "changed", edit=retrain)
+    out = tmp_path / "cmp.json"
+    proc = run_cli("compare", str(run_dir), str(changed), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert len(result["other_files"]) == 1 and sum(r["same_file"] is False for r in result["rows"]) == 1
+    assert "warning: 1 of" in proc.stdout and "compare different files" in proc.stdout
