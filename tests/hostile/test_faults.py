@@ -105,6 +105,17 @@ def _tiny_suite(tmp_path, name="tiny") -> str:
     return str(path)
 
 
+def _file_suite(tmp_path, tiny_artifacts, adult_small) -> str:
+    """The tiny suite with a deployed .tflite task instead of training: a run without TensorFlow,
+    for tests of the run's mechanics (run ids, the shared log), not of training."""
+    data = tmp_path / "adult-rows.npz"
+    np.savez(data, x=adult_small.x_test[:100], y=adult_small.y_test[:100])
+    suite = yaml.safe_load(open(_tiny_suite(tmp_path)))
+    suite["tasks"] = [{"name": "adult", "file": str(tiny_artifacts["tflite"].model_path), "data": str(data)}]
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    return str(tmp_path / "suite.yaml")
+
+
 def test_a_suite_name_cannot_leave_the_output_folder(tmp_path):
     suite = _tiny_suite(tmp_path, name="x/../../escaped")
     assert_clean_error(run_cli("run", suite, "--out", str(tmp_path / "out")), "field 'name'")
@@ -121,9 +132,9 @@ def test_a_corrupt_history_is_exit_2_before_the_run(tmp_path):
     assert time.monotonic() - started < 60 and sorted(p.name for p in out.iterdir()) == ["history.sqlite"]
 
 
-def test_two_runs_started_together_into_one_folder_both_land(tmp_path):
+def test_two_runs_started_together_into_one_folder_both_land(tmp_path, tiny_artifacts, adult_small):
     """Before: same-second run ids collided, and the loser's clean-up deleted the shared log."""
-    suite, out = _tiny_suite(tmp_path), tmp_path / "out"
+    suite, out = _file_suite(tmp_path, tiny_artifacts, adult_small), tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, "-m", "edge_opt.cli", "run", suite, "--out", str(out), "--quiet"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
