@@ -175,7 +175,7 @@ def _compare_table(result: dict):
             fmt_ms(r["p50_b"]),
             f"{r['change']:+.1%}",
             fmt_p(r["p_value"]),
-            f"[{style[r['verdict']]}]{r['verdict']}[/] ({r['why']})",
+            f"[{style[r['verdict']]}]{r['verdict']}[/]: {r['why']}",
             {True: "same", False: "[yellow]changed[/]", None: "?"}[r["same_file"]],
             acc,
             f"{r['size_delta']:+d}",
