@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from edge_opt.budgets.choose import choose, record_label
@@ -12,6 +13,7 @@ from edge_opt.budgets.grammar import Check, load_budgets
 from edge_opt.core.config import read_yaml
 from edge_opt.core.errors import EXIT_BAD_INPUT, ConfigError
 from edge_opt.gate import evaluate
+from edge_opt.store.run import load_schema
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
@@ -325,6 +327,8 @@ def test_a_tie_goes_to_fewer_threads_then_the_smaller_file_and_the_order_of_reco
     two["runtime"] = {**two["runtime"], "threads": 2}
     sel = choose("cpu", [two, one], [])
     assert sel.chosen is one and sel.decided_by == "threads" and "more threads (2 vs 1)" in sel.rejected[0][1]
+    chosen_schema = load_schema("report.json")["properties"]["chosen"]["items"]
+    jsonschema.validate(sel.to_dict(), chosen_schema)  # report.json can say so (it could not before)
     assert "fewer threads won" in sel.tie_note()
     smaller_two = {**two, "size_bytes": {"raw": 5_000, "gzip": 5_000}}
     assert choose("cpu", [smaller_two, one], []).chosen is one  # threads before size
