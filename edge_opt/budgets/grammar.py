@@ -18,12 +18,13 @@ from typing import Any
 
 from edge_opt.core.config import read_yaml
 from edge_opt.core.errors import ConfigError
+from edge_opt.core.units import TIME_UNITS_MS
 
 # Unit tables per kind: unit -> factor to the record's unit (bytes, ms, MiB, fraction).
 # The first entry is the default when a check gives no unit.
 _UNITS: dict[str, dict[str, float]] = {
     "size": {"B": 1, "KB": 1e3, "MB": 1e6, "KiB": 1024, "MiB": 1024**2},
-    "time": {"ms": 1, "us": 1e-3, "µs": 1e-3, "s": 1e3},
+    "time": TIME_UNITS_MS,
     # Records hold memory in MiB; "MB" is accepted as the same unit, as tools commonly mean it.
     "memory": {"MiB": 1, "MB": 1},
     "fraction": {"": 1, "pt": 0.01, "%": 0.01},  # pt and % are percentage points (accuracy.drop in points)

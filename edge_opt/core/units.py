@@ -12,6 +12,9 @@ import math
 
 MISSING = "–"
 
+#: Time units as the budgets and options write them, to milliseconds (the records' unit); ms first.
+TIME_UNITS_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
+
 
 def _sig(value: float, digits: int = 3) -> str:
     """``value`` with ``digits`` significant digits and no exponent: 1.25, 12.5, 125, 1250."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_opt.core.errors import BadInputError
-from edge_opt.core.units import fmt_ms
+from edge_opt.core.units import TIME_UNITS_MS, fmt_ms
 from edge_opt.store import load_run, load_samples
 
 #: The default absolute noise floor: a median change smaller than this is never a change.
@@ -56,7 +56,7 @@ def parse_min_delta(spec: str) -> float:
     m = _DELTA.match(spec)
     if not m:
         raise BadInputError(f"--min-delta {spec!r}: expected a duration like 0.25us, 1ms or 0")
-    return float(m[1]) * {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, None: 1.0}[m[2]]
+    return float(m[1]) * TIME_UNITS_MS[m[2] or "ms"]
 
 
 def fmt_floor(ms: float) -> str:

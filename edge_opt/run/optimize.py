@@ -9,6 +9,7 @@ them from ``--train`` or are skipped with that reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def optimize(
         "fidelity_checks": [c.spec for c in checks] or "default: agreement >= 0.95 (classifiers), correlation >= 0.95",
         "root": root.id,
         "input_size_bytes": root.manifest["size_bytes"],
-        "input_accuracy": fidelity.accuracy(fidelity.reference) if fidelity is not None else None,
+        "input_accuracy": fidelity.base_accuracy if fidelity is not None else None,
         "input_latency": measured,
         "artifacts": rows,
     }
@@ -228,6 +229,11 @@ class _Fidelity:
         out = np.asarray(outputs).reshape(len(outputs), -1)
         return float(np.mean(predicted_labels(out, 2 if out.shape[1] == 1 else out.shape[1]) == self.labels))
 
+    @cached_property
+    def base_accuracy(self) -> float | None:
+        """Your model's accuracy on the rows (None without labels)."""
+        return self.accuracy(self.reference)
+
     def judge(self, row: dict, artifact: Artifact, trust_model: bool) -> None:
         """Put the artifact's agreement, fidelity and accuracy (and its drop against your model's) in
         its row; low-fidelity when it fails a check."""
@@ -236,7 +242,7 @@ class _Fidelity:
         row["agreement"], row["fidelity"] = fid.agreement, fid.to_dict()
         row["accuracy"] = self.accuracy(got)
         if row["accuracy"] is not None:
-            row["accuracy_drop"] = self.accuracy(self.reference) - row["accuracy"]
+            row["accuracy_drop"] = self.base_accuracy - row["accuracy"]
         failed = failed_checks(self.checks, fid)
         if failed:
             row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
