@@ -6,7 +6,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_opt.budgets.choose import Selection, checked_record, choose, has_reference, record_label, task_targets
+from edge_opt.budgets.choose import (
+    Selection,
+    checked_record,
+    choose,
+    choose_each,
+    has_reference,
+    record_label,
+    task_targets,
+)
 from edge_opt.budgets.grammar import Check, profile_budgets
 from edge_opt.core.errors import ConfigError
 
@@ -179,6 +187,78 @@ def _judge(
             return
     for record in mine:
         _rows(report, target, record, checks, reference=reference)
+
+
+@dataclass(frozen=True)
+class ShipVerdict:
+    """What to ship for one task's target: the chosen record and whether its profile's budgets hold.
+
+    ``verdict`` is PASS (every budget met, or one that cannot apply), FAIL (no candidate fits,
+    or a trust budget fails on the checked file), SKIP (a budget could not be measured here)
+    or "no budgets" (the profile has none: the fastest candidate is shown). ``reasons`` are the
+    failed and skipped checks, each "check: why".
+    """
+
+    task: str | None
+    target: str
+    chosen: dict[str, Any] | None
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    checks: int = 0  # how many budget rows judged this task's target
+
+    @property
+    def where(self) -> str:
+        return f"{self.task} · {self.target}" if self.task else self.target
+
+    @property
+    def text(self) -> str:
+        """``PASS (3 budgets)``, ``FAIL: why; why``, ``SKIP: why`` or ``no budgets``."""
+        if self.verdict == "PASS":
+            return f"PASS ({self.checks} budget{'s' if self.checks != 1 else ''})"
+        if self.verdict in ("FAIL", "SKIP"):
+            shown = "; ".join(self.reasons[:2])
+            more = len(self.reasons) - 2
+            return f"{self.verdict}: {shown}" + (f" (and {more} more: edge-opt gate RUN)" if more > 0 else "")
+        return self.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        rec = self.chosen or {}
+        art, rt = rec.get("artifact") or {}, rec.get("runtime") or {}
+        return {
+            "task": self.task,
+            "target": self.target,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "checks": self.checks,
+            "artifact": art.get("label"),
+            "artifact_id": art.get("id"),
+            "path": art.get("path"),
+            "runtime": rt.get("name"),
+            "threads": rt.get("threads"),
+            "p50_ms": (rec.get("latency_ms") or {}).get("p50"),
+        }
+
+
+def ship_verdicts(results: dict[str, Any], report: GateReport | None = None) -> list[ShipVerdict]:
+    """Per (task, target): the artifact to ship and the verdict of the profile's own budgets
+    (``report``: the gate of those budgets, evaluated here when not given)."""
+    budgets = profile_budgets(results)
+    report = evaluate(results, budgets) if report is None and any(budgets.values()) else report
+    out = []
+    for (task, target), sel in choose_each(results, budgets).items():
+        if not budgets.get(target):
+            out.append(ShipVerdict(task, target, sel.chosen, "no budgets"))
+            continue
+        rows = [r for r in report.rows if r.task == task and r.target == target] if report else []
+        verdict = next((v for v in ("FAIL", "SKIP") if any(r.verdict == v for r in rows)), "PASS")
+        if sel.chosen is None:
+            lead = "no candidate meets every budget" if verdict == "FAIL" else "nothing could be measured here"
+            reasons = [lead, *dict.fromkeys(why for _, why in sel.rejected)]
+            verdict = "FAIL" if verdict == "PASS" else verdict
+        else:
+            reasons = [f"{r.check}: {r.message}" for r in rows if r.verdict in ("FAIL", "SKIP")]
+        out.append(ShipVerdict(task, target, sel.chosen, verdict, tuple(reasons), len(rows)))
+    return out
 
 
 def to_junit(report: GateReport, run_id: str) -> str:

@@ -12,7 +12,7 @@ from edge_opt.budgets.choose import choose, record_label
 from edge_opt.budgets.grammar import Check, load_budgets
 from edge_opt.core.config import read_yaml
 from edge_opt.core.errors import EXIT_BAD_INPUT, ConfigError
-from edge_opt.gate import evaluate
+from edge_opt.gate import evaluate, ship_verdicts
 from edge_opt.store.run import load_schema
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
@@ -508,6 +508,33 @@ def test_a_model_that_fails_its_budgets_fails_the_gate_even_when_another_passes(
     assert report.selections["kws", "cpu"].chosen is None and report.selections["adult", "cpu"].chosen is not None
     failed = {(r.task, r.target) for r in report.rows if r.verdict == "FAIL"}
     assert failed == {("kws", "cpu"), ("kws", "mobile")}
+
+
+def test_what_to_ship_gives_each_task_and_target_its_file_and_verdict():
+    # Issue 19 (9): the end of a run says what to ship per (task, target) and whether its budgets hold.
+    results = _two_models(kws_p50=9.0)
+    results["targets"]["edge"] = {"name": "edge", "budgets": []}
+    results["measurements"].append({**results["measurements"][1], "target": "edge", "id": "adult-edge"})
+    verdicts = {(v.task, v.target): v for v in ship_verdicts(results)}
+    assert set(verdicts) == {(t, p) for t in ("adult", "kws") for p in ("cpu", "mobile")} | {("adult", "edge")}
+    ok = verdicts["adult", "cpu"]
+    assert (ok.verdict, ok.chosen["id"], ok.checks, ok.text) == ("PASS", "adult-cpu-tflite-int8", 2, "PASS (2 budgets)")
+    bad = verdicts["kws", "mobile"]
+    assert bad.verdict == "FAIL" and bad.chosen is None
+    assert bad.text.startswith("FAIL: no candidate meets every budget; ") and "latency.p90" in bad.text
+    free = verdicts["adult", "edge"]
+    assert (free.verdict, free.chosen["id"], free.text) == ("no budgets", "adult-edge", "no budgets")
+    row = bad.to_dict()
+    assert row["verdict"] == "FAIL" and row["artifact"] is None
+    assert row["reasons"][0] == "no candidate meets every budget"
+    assert ok.to_dict()["artifact"] == "tflite-int8" and ok.to_dict()["p50_ms"] == 0.01
+
+
+def test_a_failed_trust_budget_on_the_checked_file_fails_what_to_ship():
+    results, fast, _ = _checked_run()
+    results["targets"]["cpu"]["budgets"] = ["latency.p90 <= 1s", "fairness.flips <= 2"]
+    (v,) = ship_verdicts(results)
+    assert v.verdict == "FAIL" and v.chosen is fast and v.reasons[0].startswith("fairness.flips <= 2: ")
 
 
 def test_strict_fails_a_budget_that_cannot_apply():

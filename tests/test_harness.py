@@ -32,6 +32,14 @@ def test_measures_each_runtime(tiny_artifacts, adult_small, key, runtime):
     assert res.raw["runtime"]["name"] == runtime and res.raw["runtime"]["threads"] == 1
     assert res.predictions.shape[0] == 200
     assert np.all((res.predictions >= 0) & (res.predictions <= 1))
+    # Issue 19 (1): every runtime is timed alike, by the wall clock around the call; a runtime's own
+    # timer (OpenVINO's) is kept beside it over the same calls, and sits inside the wall-clock time.
+    own = res.runtime_latency_ms
+    if res.raw["runtime"]["timer"] == "runtime":
+        assert own is not None and own["n"] == lat["n"]
+        assert own["p50"] <= lat["p50"]  # the call's own time inside the time around the call
+    else:
+        assert own is None and res.raw["runtime_samples_ms"] is None
 
 
 def test_threads_are_passed_to_the_runtime(tiny_artifacts):

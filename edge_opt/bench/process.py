@@ -27,7 +27,14 @@ class WorkerResult:
 
     @property
     def latency_ms(self) -> dict | None:
+        """The wall-clock samples around each call: the one basis every runtime is compared on."""
         samples = self.raw.get("samples_ms")
+        return summarize(samples) if samples else None
+
+    @property
+    def runtime_latency_ms(self) -> dict | None:
+        """The runtime's own timer over the same calls (OpenVINO's), or None where it has none."""
+        samples = self.raw.get("runtime_samples_ms")
         return summarize(samples) if samples else None
 
 

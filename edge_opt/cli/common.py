@@ -194,6 +194,40 @@ def print_table(console, results: dict) -> None:
         )
 
 
+def print_ship(console, results: dict, run_dir: Path) -> None:
+    """What to ship: per task and target, the chosen artifact, its file and the verdict of the
+    profile's budgets (``edge-opt gate RUN`` gives every check)."""
+    from rich.table import Table
+
+    from edge_opt.budgets.choose import record_label
+    from edge_opt.core.units import fmt_ms
+    from edge_opt.gate import ship_verdicts
+
+    verdicts = ship_verdicts(results)
+    if not verdicts:
+        return
+    table = Table(title="What to ship", box=None, header_style="bold underline", pad_edge=False, padding=(0, 1))
+    for col in ("task · target", "artifact · runtime · threads", "p50", "budgets"):
+        table.add_column(col, overflow="fold", justify="right" if col == "p50" else "left")
+    style = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
+    for v in verdicts:
+        rec = v.chosen or {}
+        shown = v.text
+        verdict = f"[{style[v.verdict]}]{shown}[/]" if v.verdict in style else shown
+        if v.chosen is None:
+            table.add_row(v.where, "none", "", verdict)
+        else:
+            what = f"{record_label(rec)}\n[dim]{(rec.get('artifact') or {}).get('path')}[/]"
+            table.add_row(v.where, what, fmt_ms((rec.get("latency_ms") or {}).get("p50")), verdict)
+    console.print()
+    console.print(table, width=min(console.width, TABLE_WIDTH))
+    console.print(
+        f"Files are relative to the run folder, also as by-label/<task>/<target>/chosen; every check: "
+        f"edge-opt gate {run_dir}",
+        markup=False,
+    )
+
+
 def native_log(out: Path) -> Path:
     """This command's own native log: ``OUT/logs/native-<time>-<pid>.log``."""
     from datetime import UTC, datetime

@@ -166,7 +166,7 @@ def _compare_table(result: dict):
     table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
     for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "file", "Δ accuracy", "Δ size B"):
         table.add_column(col)
-    style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow"}
+    style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow", "other basis": "yellow"}
     for r in result["rows"]:
         acc = "–" if r["accuracy_delta"] is None else f"{r['accuracy_delta'] * 100:+.2f} pt"
         table.add_row(

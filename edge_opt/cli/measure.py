@@ -226,6 +226,12 @@ def _print_bench(record: dict, status: str) -> None:
             f"p99 {fmt_ms(lat['p99'])}, n={lat['n']}, outliers {lat['outliers']}, "
             f"cold {fmt_ms(record['cold_start_ms'])}, peak USS {fmt_mib(record['memory_mb']['peak_uss'])}"
         )
+        own = record.get("runtime_latency_ms")
+        if own:  # the runtime's own timer over the same calls (what its vendor tool reports)
+            console.print(
+                f"{record['runtime']['name']}'s own timer: p50 {fmt_ms(own['p50'])} over the same calls "
+                f"(the p50 above is the wall clock around each call, the basis edge-opt compares every runtime on)"
+            )
 
 
 @app.command()

@@ -15,6 +15,7 @@ from edge_opt.cli.common import (
     make_console,
     native_log,
     native_logs_to,
+    print_ship,
     print_table,
     trust_option,
     writable_dir,
@@ -161,8 +162,9 @@ def _print_run(result, suite_name: str, out: Path, resume: bool) -> None:
         print(f"edge-opt: removed {out / name}, left by a run that did not finish", file=sys.stderr)
     console = make_console()
     print_table(console, result.results)
+    print_ship(console, result.results, result.run_dir)
     console.print(f"\nRun folder: {result.run_dir}  ({result.results['duration_s']} s)")
-    console.print(f"Report: {result.run_dir / 'report.md'}")
+    console.print(f"Report: {result.run_dir / 'report.html'} (and report.md)")
 
 
 @app.command()

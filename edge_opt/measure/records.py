@@ -16,6 +16,10 @@ from typing import Any
 from edge_opt.bench.process import WorkerResult
 
 STATUSES = ("ok", "failed", "skipped")
+#: What a record's ``latency_ms`` measures on every runtime: choose, compare and gate decide on it.
+LATENCY_BASIS = {
+    "wall": "the wall clock (perf_counter_ns) around one call of the runtime from Python, inputs bound once",
+}
 
 
 def record_id(
@@ -46,8 +50,8 @@ class Measurement:
     runtime: dict[str, Any]  # name, version, threads, device, precision (executed), precision_requested, note...
     status: str  # ok | failed | skipped
     error: str | None
-    latency_ms: dict[str, Any] | None
-    wall_p50_ms: float | None
+    latency_ms: dict[str, Any] | None  # the wall clock around each call (LATENCY_BASIS), for every runtime
+    runtime_latency_ms: dict[str, Any] | None  # the runtime's own timer over the same calls, where it has one
     load_ms: float | None
     cold_start_ms: float | None
     memory_mb: dict[str, float] | None
@@ -65,6 +69,8 @@ class Measurement:
     # A tool that times its own loop and prints only a summary (LiteRT's benchmark_model over adb):
     # n, mean, std, min, max (ms) as it printed them, ``samples: unavailable``; latency_ms stays None.
     latency_summary_ms: dict[str, Any] | None = None
+    # What latency_ms measures, the same for every runtime so that records compare (LATENCY_BASIS).
+    latency_basis: str = "wall"
 
     @property
     def key(self) -> tuple:
@@ -118,7 +124,7 @@ def build_record(
         status=status,
         error=error,
         latency_ms=result.latency_ms if result and status == "ok" else None,
-        wall_p50_ms=raw.get("wall_p50_ms"),
+        runtime_latency_ms=result.runtime_latency_ms if result and status == "ok" else None,
         load_ms=raw.get("load_ms"),
         cold_start_ms=raw.get("cold_start_ms"),
         memory_mb=raw.get("memory_mb"),

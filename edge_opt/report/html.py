@@ -32,7 +32,7 @@ from pathlib import Path
 from edge_opt.budgets.choose import record_label
 from edge_opt.core.fileio import write_text_atomic
 from edge_opt.core.units import fmt_ms
-from edge_opt.gate import evaluate
+from edge_opt.gate import evaluate, ship_verdicts
 from edge_opt.report import performance, search, trust
 from edge_opt.report.charts import PALETTE, Charts, esc, ms_axis, section, slug, table
 from edge_opt.report.page import Page
@@ -43,6 +43,7 @@ __all__ = ["ALWAYS", "SECTIONS", "SIZE_BOUND_BYTES", "pareto_frontier", "render_
 
 #: Section kinds. ``nas`` (one per task and searched target, after the task's trust checks) only with a search.
 SECTIONS = (
+    "ship",
     "summary",
     "tradeoff",
     "latency",
@@ -91,6 +92,28 @@ def _safe(kind: str, sid: str, title: str, fn: Callable[..., str], *args: object
 # ------------------------------------------------------------------------------- the run
 
 
+def _ship(page: Page) -> str:
+    """What to ship: per task and target, the chosen file and the verdict of the profile's budgets."""
+    rows = []
+    for v in ship_verdicts(page.results):
+        rec = v.chosen or {}
+        css = {"PASS": "v-pass", "FAIL": "v-fail", "SKIP": "v-skip"}.get(v.verdict, "v-na")
+        rows.append(
+            [
+                esc(v.where),
+                esc(record_label(rec)) if v.chosen else "none",
+                esc(fmt_ms((rec.get("latency_ms") or {}).get("p50"))) if v.chosen else "",
+                f'<span class="{css}">{esc(v.text)}</span>',
+                f"<code>{esc((rec.get('artifact') or {}).get('path'))}</code>" if v.chosen else "",
+            ]
+        )
+    body = table(["task · target", "artifact", "p50", "budgets", "file"], rows, numeric={2}) + (
+        "<p>Per task and target, the artifact chosen within the target profile's budgets; "
+        "the file is also at <code>by-label/&lt;task&gt;/&lt;target&gt;/chosen</code> in the run folder.</p>"
+    )
+    return section("ship", page.sid("ship"), "What to ship", body)
+
+
 def _summary(page: Page) -> str:
     """The run: suite, time, machine, runtimes, commit and the host's probed peak."""
     r = page.results
@@ -110,7 +133,9 @@ def _summary(page: Page) -> str:
         rows.append(["host peak (probe)", esc(f"{probe['gops_per_thread']:.1f} GOP/s per thread ({probe['method']})")])
     body = table(["", ""], rows) + (
         "<p>Latency is the median of single calls on inputs bound once, in a fresh process per "
-        "measurement; accuracy is on the task's test rows; Δ is against the float Keras model.</p>"
+        "measurement, timed by the wall clock around the call on every runtime alike (OpenVINO's own timer "
+        "is kept in results.json as <code>runtime_latency_ms</code>); accuracy is on the task's test rows; "
+        "Δ is against the float Keras model.</p>"
     )
     return section("summary", page.sid("summary"), f"Run {r['run_id']}", body)
 
@@ -160,7 +185,10 @@ def _gate(page: Page) -> str:
 
 def _render_run(page: Page) -> str:
     """Every section of one run, in page order; a section that fails says so in its place."""
-    parts = [_safe("summary", page.sid("summary"), "Run", _summary, page)]
+    parts = [
+        _safe("ship", page.sid("ship"), "What to ship", _ship, page),
+        _safe("summary", page.sid("summary"), "Run", _summary, page),
+    ]
     for task in page.tasks():
         parts.append(f'<h2 id="{page.sid("task", task)}">Task {esc(task)}</h2>')
         for target in page.results.get("targets") or {}:
@@ -227,7 +255,7 @@ def render_html(views: list[RunView]) -> str:
         f'<a href="#{esc(m.group(1))}">{esc(m.group(1))}</a><br>'
         for m in re.finditer(r'<section id="([^"]+)"', "".join(bodies))
     )
-    parts.append(f"<nav>{nav}</nav>")
+    parts.append(f"<details><summary>All sections</summary><nav>{nav}</nav></details>")
     cols = f"grid-template-columns:repeat({len(views)},minmax(0,1fr))"
     parts.append(f'<div class="runs" style="{cols}">' + "".join(f"<div>{b}</div>" for b in bodies) + "</div>")
     parts.append("<p><small>Written by edge-opt; a self-contained page, no script, no link outside it.</small></p>")

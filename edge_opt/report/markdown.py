@@ -7,6 +7,7 @@ from typing import Any
 from edge_opt.analysis.checks import checks_table
 from edge_opt.budgets.choose import choose_each, record_label
 from edge_opt.core.units import fmt_bytes, fmt_fraction, fmt_mib, fmt_ms, fmt_points
+from edge_opt.gate import ship_verdicts
 from edge_opt.measure.records import runtime_label
 
 COLUMNS = (
@@ -105,10 +106,39 @@ def _header(results: dict) -> list[str]:
         "",
         "Runtimes: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v),
         "",
-        "Latency is one sample per call on inputs bound once, in a fresh process per row; "
-        "Δ acc is against the float Keras model on the same test rows.",
+        "Latency is one sample per call on inputs bound once, in a fresh process per row, timed by the wall "
+        "clock around the call on every runtime alike (OpenVINO's own timer is kept in results.json as "
+        "`runtime_latency_ms`); Δ acc is against the float Keras model on the same test rows.",
         "",
     ]
+
+
+def _ship_section(results: dict) -> list[str]:
+    """What to ship: per task and target, the chosen file and the verdict of the profile's budgets."""
+    verdicts = ship_verdicts(results)
+    if not verdicts:
+        return []
+    lines = [
+        "## What to ship",
+        "",
+        "Per task and target, the artifact chosen within the target profile's budgets and their verdict "
+        "(`edge-opt gate` on this folder gives every check); the file is also at "
+        "`by-label/<task>/<target>/chosen`.",
+        "",
+        "| task · target | artifact | p50 | budgets | file |",
+        "|---|---|---:|---|---|",
+    ]
+    for v in verdicts:
+        rec = v.chosen or {}
+        cells = [
+            v.where,
+            record_label(rec) if v.chosen else "none",
+            fmt_ms((rec.get("latency_ms") or {}).get("p50")) if v.chosen else "",
+            v.text,
+            f"`{(rec.get('artifact') or {}).get('path')}`" if v.chosen else "",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return [*lines, ""]
 
 
 def _chosen_section(results: dict) -> list[str]:
@@ -154,9 +184,9 @@ def _not_measured(results: dict) -> list[str]:
 
 
 def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
-    """report.md: the run, a table per task, the search, the choice per task and target, the
+    """report.md: the run, what to ship, a table per task, the search, the choice per task and target, the
     trust checks, the lineage and what could not be measured."""
-    lines = _header(results)
+    lines = _header(results) + _ship_section(results)
     tasks = sorted({r.get("task") or "" for r in results["measurements"]})
     for task in tasks:
         lines += [f"## {task}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -215,4 +245,6 @@ def render_json(results: dict) -> dict:
             }
         )
     chosen = [s.to_dict() for s in selections(results).values()]
-    return {"run_id": results["run_id"], "suite": results["suite"]["name"], "rows": rows, "chosen": chosen}
+    ship = [v.to_dict() for v in ship_verdicts(results)]
+    suite = results["suite"]["name"]
+    return {"run_id": results["run_id"], "suite": suite, "rows": rows, "chosen": chosen, "ship": ship}

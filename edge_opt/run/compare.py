@@ -85,6 +85,12 @@ def _verdict(change: float, delta_ms: float, p_value: float | None, floor: tuple
     return ("slower" if change > 0 else "faster"), f"p {fmt_p(p_value)}, {change:+.1%}, {fmt_ms(abs(delta_ms))}"
 
 
+def latency_basis(rec: dict) -> str:
+    """What a record's ``latency_ms`` measured: ``wall``, or (records written before every runtime was
+    timed alike) ``runtime``, the runtime's own timer."""
+    return rec.get("latency_basis") or ("runtime" if (rec.get("runtime") or {}).get("timer") == "runtime" else "wall")
+
+
 def _row(before: dict, rec: dict, samples: tuple, floor: tuple[float, float, float]) -> dict[str, Any]:
     from scipy.stats import mannwhitneyu
 
@@ -93,6 +99,9 @@ def _row(before: dict, rec: dict, samples: tuple, floor: tuple[float, float, flo
     change = (p50_b - p50_a) / p50_a
     p_value = float(mannwhitneyu(sa, sb).pvalue) if sa is not None and sb is not None else None
     verdict, why = _verdict(change, p50_b - p50_a, p_value, floor)
+    basis_a, basis_b = latency_basis(before), latency_basis(rec)
+    if basis_a != basis_b:  # one timed by the runtime's own clock, the other by the wall clock
+        verdict, why = "other basis", f"not comparable: A timed by the {basis_a} clock, B by the {basis_b} clock"
     acc_a, acc_b = before.get("accuracy"), rec.get("accuracy")
     sha_a, sha_b = before["artifact"].get("sha256"), rec["artifact"].get("sha256")
     return {

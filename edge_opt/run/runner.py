@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,7 +78,10 @@ class Journal:
         path = self.dir / f"{rec_id}.json"
         if not path.is_file():
             return None
-        rec = Measurement(**json.loads(path.read_text(encoding="utf-8")))
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if set(saved) != {f.name for f in fields(Measurement)}:
+            return None  # written by another version of the record: measured again
+        rec = Measurement(**saved)
         self.reused["measurements"] += 1
         return rec
 
@@ -223,7 +226,7 @@ def _results(
     else:
         fingerprints = {d.name: d._fingerprint or {"unreachable": d.unreachable()} for d in places}
     results = {
-        "schema": "edge-opt/results/1",
+        "schema": "edge-opt/results/2",
         "run_id": run_id,
         "suite": run.suite.model_dump(mode="json"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,7 +1,9 @@
 """A run folder's own files: results.json and samples.npz, written and read back.
 
 Raw latency samples go to ``samples.npz`` (one array per record id) so results.json stays
-readable; records name their array in ``samples``. Rendering (report.md, report.json,
+readable; records name their array in ``samples``. ``by-label/`` finds an artifact by its
+label: ``by-label/<task>/<target>/<label>`` (``float`` for the float model) and
+``by-label/<task>/<target>/chosen``, relative links into ``artifacts/``. Rendering (report.md, report.json,
 checks.md, report.html) is the report package's, which the runner calls after storing.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -17,11 +20,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge_opt.budgets.choose import choose_each
 from edge_opt.core.config import validate
 from edge_opt.core.errors import BadInputError, first_line
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
 
 RESULTS = "results.json"
+LABELS = "by-label"
 
 
 class _Loose(BaseModel):
@@ -100,6 +105,35 @@ def write_run(run_dir: Path, results: dict) -> None:
     np.savez_compressed(buf, **samples)
     write_bytes_atomic(run_dir / SAMPLES, buf.getvalue())
     write_json_atomic(run_dir / RESULTS, results)
+    write_label_index(run_dir, results)
+
+
+def _name(text: Any) -> str:
+    """A label or task name as one safe path component."""
+    return re.sub(r"[^\w.+@=-]", "_", str(text)).lstrip(".") or "_"
+
+
+def write_label_index(run_dir: Path, results: dict) -> None:
+    """``by-label/``: a relative link per (task, target, label) to its artifact folder, and per
+    (task, target) ``chosen`` to the artifact the profile's budgets choose (none when nothing fits)."""
+    root = Path(run_dir).resolve()
+    links: dict[Path, Path] = {}
+
+    def add(rec: dict, *name: str) -> None:
+        path = (rec.get("artifact") or {}).get("path")
+        folder = (root / path).resolve().parent if path else None
+        if folder is not None and folder.parent == root / "artifacts" and folder.is_dir():
+            links.setdefault(Path(LABELS, *map(_name, name)), folder)
+
+    for rec in results["measurements"]:
+        add(rec, rec.get("task") or "model", rec.get("target") or "float", rec["artifact"].get("label") or rec["id"])
+    for (task, target), sel in choose_each(results).items():
+        if sel.chosen is not None:
+            add(sel.chosen, task or "model", target, "chosen")
+    for link, folder in links.items():
+        (root / link).parent.mkdir(parents=True, exist_ok=True)
+        (root / link).unlink(missing_ok=True)  # a resumed run writes its index again
+        os.symlink(os.path.relpath(folder, (root / link).parent), root / link, target_is_directory=True)
 
 
 def load_run(run_dir: str | Path) -> dict:

@@ -1,7 +1,9 @@
 """`edge-opt run` end to end on the quick suite, then `report` and `gate` on its result."""
 
 import json
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +79,44 @@ def test_run_writes_results_reports_and_history(quick_run):
     report = (run_dir / "report.md").read_text()
     assert "| cpu | tflite-fp32 | litert |" in report and "skipped" in report
     assert "tflite-int8" in proc.stdout  # the summary table reached the terminal
+
+
+def test_run_ends_with_what_to_ship_and_the_folder_finds_it_by_label(quick_run):
+    # Issue 19 (9): the terminal, report.md, report.json and report.html open with the chosen file per
+    # task and target and the verdict of its profile's budgets; by-label/ finds artifacts without ids.
+    _, run_dir, proc = quick_run
+    stdout = proc.stdout
+    assert "What to ship" in stdout and stdout.index("What to ship") > stdout.index("tflite-int8")
+    report = json.loads((run_dir / "report.json").read_text())
+    ship = {(v["task"], v["target"]): v for v in report["ship"]}
+    assert set(ship) == {("adult-mlp", t) for t in ("cpu", "gpu", "edgetpu", "mobile")}
+    results = json.loads((run_dir / "results.json").read_text())
+    for (task, target), v in ship.items():
+        assert v["verdict"] in ("PASS", "FAIL", "SKIP", "no budgets")
+        assert f"adult-mlp · {target}" in stdout
+        if v["artifact_id"] is None:
+            assert v["verdict"] == "FAIL" and v["reasons"]
+            assert not (run_dir / "by-label" / task / target / "chosen").exists()
+            continue
+        chosen = run_dir / "by-label" / task / target / "chosen"
+        assert chosen.resolve() == (run_dir / v["path"]).resolve().parent == (run_dir / "artifacts" / v["artifact_id"])
+        label = (chosen / "manifest.json").resolve()
+        assert json.loads(label.read_text())["label"] == v["artifact"]
+        assert (run_dir / "by-label" / task / target / v["artifact"]).resolve() == chosen.resolve()
+        assert v["verdict"] + (" (" if v["verdict"] == "PASS" else "") in stdout
+    floats = [r for r in results["measurements"] if r["target"] is None]
+    assert (run_dir / "by-label" / "adult-mlp" / "float" / floats[0]["artifact"]["label"]).is_dir()
+    # every link stays inside the run folder (relative, so the folder can move)
+    for link in (run_dir / "by-label").rglob("*"):
+        if link.is_symlink():
+            assert not Path(os.readlink(link)).is_absolute()
+            assert run_dir.resolve() in link.resolve().parents
+    md = (run_dir / "report.md").read_text()
+    assert md.index("## What to ship") < md.index("## adult-mlp")
+    html = (run_dir / "report.html").read_text()
+    first = html.index("<section")
+    assert html.index('data-section="ship"') == html.index("data-section", first)  # the first section
+    assert "<details><summary>All sections</summary><nav>" in html  # the anchors fold away
 
 
 def _strings(obj, key=None):
@@ -246,7 +286,7 @@ def _copy_run(run_dir, to, factor: float = 1.0, edit=lambda results: None):
 
     import numpy as np
 
-    shutil.copytree(run_dir, to, ignore=shutil.ignore_patterns("artifacts", "nas"))
+    shutil.copytree(run_dir, to, ignore=shutil.ignore_patterns("artifacts", "nas", "by-label"))
     with np.load(run_dir / "samples.npz") as npz:
         np.savez(to / "samples.npz", **{k: npz[k] * factor for k in npz.files})
     results = json.loads((to / "results.json").read_text())
@@ -273,6 +313,28 @@ def test_compare_counts_a_change_only_beyond_both_noise_floors_and_says_why(quic
     assert proc.returncode == (1 if any(r["verdict"] == "slower" for r in rows) else 0)
     assert "<0.0001" in proc.stdout  # p-values that read, not "0"
     assert "A change counts when p < 0.01 and the median moved by at least 10% and 0.5 µs." in proc.stdout
+
+
+def test_compare_does_not_call_a_change_between_two_timing_bases(quick_run, tmp_path):
+    """Issue 19 (1): before, OpenVINO records held OpenVINO's own timer and the others the wall clock."""
+    from edge_opt.run.compare import compare_runs
+
+    _, run_dir, _ = quick_run
+    results = json.loads((run_dir / "results.json").read_text())
+    ov = [r for r in results["measurements"] if r["runtime"]["name"] == "openvino" and r["status"] == "ok"]
+    assert ov and all(r["latency_basis"] == "wall" and r["runtime_latency_ms"]["n"] for r in ov)
+    assert all(r["runtime_latency_ms"] is None for r in results["measurements"] if r["runtime"]["name"] == "litert")
+
+    def old_style(results):  # a record of the earlier version: latency_ms was the runtime's own timer
+        rec = next(r for r in results["measurements"] if r["runtime"]["name"] == "openvino" and r["status"] == "ok")
+        del rec["latency_basis"]
+        rec["runtime"]["timer"] = "runtime"
+
+    old = _copy_run(run_dir, tmp_path / "old", 0.3, edit=old_style)  # B looks 3x slower
+    result = compare_runs(old, run_dir)
+    other = [r for r in result["rows"] if r["verdict"] == "other basis"]
+    assert len(other) == 1 and other[0]["why"] == "not comparable: A timed by the runtime clock, B by the wall clock"
+    assert other[0]["label"] not in result["regressions"] and result["regressions"]  # the others: slower
 
 
 def test_compare_refuses_two_suites_and_marks_pairs_of_other_files(quick_run, tmp_path):
