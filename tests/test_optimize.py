@@ -227,6 +227,18 @@ def test_an_autoencoder_gets_numeric_fidelity_and_latency_beside_the_input_model
         assert row["latency"]["status"] == "ok" and row["latency"]["runtime"] == "litert"
     int8 = load_artifact(out / "artifacts" / next(r["artifact"] for r in made if r["precision"] == "int8"))
     assert int8.manifest["notes"]["calibration"]["rows"] == 90  # the 30 fidelity rows were held out
+    # Issue 19 (4): before, the speed-up divided Keras's latency by LiteRT's ("53×"); now it is against
+    # your model as an fp32 .tflite on the same runtime, which is 1.00× against itself.
+    fp32 = next(r for r in made if r["precision"] == "fp32" and r["format"] == "tflite")
+    base = summary["baselines"]["tflite"]
+    assert base["artifact"] == fp32["artifact"] and base["p50_ms"] == fp32["latency"]["p50_ms"]
+    for row in made:
+        up = row["speedup"]
+        assert up["against_artifact"] == fp32["artifact"] and up["runtime"] == row["latency"]["runtime"]
+        assert up["ratio"] == pytest.approx(base["p50_ms"] / row["latency"]["p50_ms"])
+    assert fp32["speedup"]["ratio"] == 1.0
+    assert "fp32 file of the same format, on the same" in proc.stdout
+    assert max(map(len, proc.stdout.splitlines())) <= 120  # Issue 19 (12): a log gets 120 columns, not 200
 
 
 def test_training_on_random_labels_is_not_ok_and_train_rows_calibrate(tmp_path, adult_small, tiny_artifacts):

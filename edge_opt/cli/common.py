@@ -111,12 +111,16 @@ def writable_file_for(option: str):
 writable_file = writable_file_for("--json")
 
 
+#: Tables and text fit this many columns; long statuses become numbered footnotes below the summary.
+TABLE_WIDTH = 120
+
+
 def make_console(stderr: bool = False, file=None):
     from rich.console import Console
 
     stream = file or (sys.stderr if stderr else sys.stdout)
-    # Logs and CI get the full table instead of an 80-column squeeze.
-    width = None if stream.isatty() else 200
+    # Logs and CI get TABLE_WIDTH columns (a terminal: its own width), not an 80-column squeeze.
+    width = None if stream.isatty() else TABLE_WIDTH
     return Console(file=stream, highlight=False, width=width)
 
 
@@ -142,10 +146,6 @@ def emit(text: str, result: dict, json_out: Path | None) -> None:
     print(text)
     if json_out:
         write_json_atomic(json_out, result)
-
-
-#: The terminal summary fits this many columns; long statuses become numbered footnotes below it.
-TABLE_WIDTH = 120
 
 
 def print_table(console, results: dict) -> None:

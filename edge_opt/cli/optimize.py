@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.cli.common import app, handled, make_console, native_log, native_logs_to, trust_option, writable_dir
+from edge_opt.cli.common import (
+    app,
+    handled,
+    make_console,
+    native_log,
+    native_logs_to,
+    trust_option,
+    writable_dir,
+)
 from edge_opt.core.errors import EXIT_GATE_FAILED, BadInputError
 from edge_opt.core.units import fmt_bytes, fmt_ms
 
@@ -74,6 +82,11 @@ def _print_summary(summary: dict, out: Path) -> None:
     console = make_console()
     console.print(_summary_table(summary))
     console.print(f"Fidelity measured on: {summary['fidelity_rows']}")
+    if summary.get("input_latency"):
+        console.print(
+            f"vs fp32: the speed-up {summary['speedup_basis']} (1.00× is that file); "
+            "your model's p50 is Keras's own, a reference, not a basis"
+        )
     for row in summary["artifacts"]:
         if (row.get("fidelity") or {}).get("note"):
             console.print(f"  {row['label']}: {row['fidelity']['note']}")
@@ -82,23 +95,30 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 def _summary_table(summary: dict):
     """One row for your model, then one per pipeline: size, latency and speed-up, fidelity, status."""
+    from rich import box
     from rich.table import Table
 
     base = summary.get("input_latency") or {}
     labelled = summary.get("input_accuracy") is not None  # accuracy on labelled rows, beside agreement
-    table = Table(title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}")
-    columns = ("pipeline", "artifact", "precision", "size", "gzip", "p50", "speed-up", "agreement", "corr")
-    for col in (*columns, *(("accuracy",) if labelled else ()), "status"):
-        table.add_column(col)
+    table = Table(
+        title=f"edge-opt optimize · {summary['target']} · calibration: {summary['calibration']}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = ("pipeline", "artifact", "precision", "size", "gzip", "p50", "vs fp32", "agreement", "corr")
+    labels = [len(r.get("label") or "") for r in summary["artifacts"]]
+    for col in (*columns, *(("accuracy",) if labelled else ()), "status"):  # a label is never cut
+        table.add_column(col, min_width=max([13, *labels]) if col == "artifact" else None)
     size = summary["input_size_bytes"]
     mine = ("", "", f"{summary['input_accuracy']:.4f}") if labelled else ()
     table.add_row(
-        "(your model)", "input", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "1×", *mine
+        "(your model)", "input (Keras)", "fp32", fmt_bytes(size["raw"]), fmt_bytes(size["gzip"]), _p50(base), "–", *mine
     )
     for row in summary["artifacts"]:
         size, fid, lat = row.get("size_bytes") or {}, row.get("fidelity") or {}, row.get("latency") or {}
         agree, corr = row.get("agreement"), fid.get("correlation")
-        ratio = base["p50_ms"] / lat["p50_ms"] if lat.get("p50_ms") and base.get("p50_ms") else None
+        ratio = (row.get("speedup") or {}).get("ratio")
         table.add_row(
             row["pipeline"],
             row.get("label", "–"),
@@ -106,7 +126,7 @@ def _summary_table(summary: dict):
             fmt_bytes(size["raw"]) if size else "–",
             fmt_bytes(size["gzip"]) if size else "–",
             _p50(lat),
-            "–" if ratio is None else (f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2f}×"),
+            "–" if ratio is None else f"{ratio:.2f}×",
             "–" if agree is None else f"{agree:.4f}",
             "–" if corr is None else f"{corr:.4f}",
             *((_accuracy(row),) if labelled else ()),

@@ -26,10 +26,19 @@ from edge_opt.datasets import Dataset
 from edge_opt.measure.service import QUICK, measure_first
 from edge_opt.models import code_layers, keras_root, load_keras, predicted_labels
 from edge_opt.passes import PassContext
+from edge_opt.passes.base import Step
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
 from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+#: Your model as a plain fp32 file of each format: each artifact's speed-up is against the one of
+#: its own format, measured on the same runtime (Keras's own latency stays a reference column).
+FP32_BASELINES = {
+    "tflite": ({"pass": "tflite", "precision": "fp32"},),
+    "onnx": ({"pass": "onnx"},),
+    "openvino": ({"pass": "onnx"}, {"pass": "openvino"}),
+}
+SPEEDUP_BASIS = "against your model as an fp32 file of the same format, on the same runtime"
 
 
 def load_user_model(path: Path, trust: bool):
@@ -128,6 +137,8 @@ def optimize(
         fidelity = _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks, labels)
     measured = _latency(root, profile, trust_model) if latency else None
     rows = _run_pipelines(profile, root, artifacts_dir, ctx, fidelity, latency, trust_model, progress)
+    baselines = _baselines(rows, root, profile, artifacts_dir, ctx, trust_model, progress) if latency else {}
+    _speedups(rows, baselines)
     summary = {
         "model": str(model_path),
         "target": profile.name,
@@ -138,7 +149,9 @@ def optimize(
         "root": root.id,
         "input_size_bytes": root.manifest["size_bytes"],
         "input_accuracy": fidelity.base_accuracy if fidelity is not None else None,
-        "input_latency": measured,
+        "input_latency": measured,  # Keras's own, a reference: speed-ups are against fp32 files (SPEEDUP_BASIS)
+        "speedup_basis": SPEEDUP_BASIS,
+        "baselines": baselines,  # per format: the fp32 file's label, artifact and latency (or why none)
         "artifacts": rows,
     }
 
@@ -278,6 +291,39 @@ def _run_pipelines(
     return rows
 
 
+def _baselines(rows: list[dict], root: Artifact, profile, artifacts_dir: Path, ctx, trust_model: bool, progress):
+    """Per format of the measured rows: your model as an fp32 file of that format, and its latency
+    (a row's own when a pipeline made the same file; built and measured here otherwise)."""
+    out: dict[str, dict] = {}
+    for fmt in dict.fromkeys(r["format"] for r in rows if (r.get("latency") or {}).get("status") == "ok"):
+        if fmt not in FP32_BASELINES:
+            continue
+        progress(f"{profile.name}: your model as an fp32 {fmt} file")
+        done = run_pipeline(root, [Step.model_validate(s) for s in FP32_BASELINES[fmt]], artifacts_dir, ctx)
+        if done.status != "ok":
+            out[fmt] = {"status": "not measured", "reason": done.error}
+            continue
+        same = next((r for r in rows if r.get("artifact") == done.artifact.id and r.get("latency")), None)
+        lat = same["latency"] if same else _latency(done.artifact, profile, trust_model)
+        out[fmt] = {**lat, "label": done.artifact.manifest["label"], "artifact": done.artifact.id}
+    return out
+
+
+def _speedups(rows: list[dict], baselines: dict[str, dict]) -> None:
+    """Each measured row's ``speedup``: the fp32 file's p50 of its format over its own, on one runtime."""
+    for row in rows:
+        lat = row.get("latency") or {}
+        base = baselines.get(row.get("format"), {})
+        if lat.get("status") != "ok" or base.get("status") != "ok" or base.get("runtime") != lat.get("runtime"):
+            continue
+        row["speedup"] = {
+            "ratio": base["p50_ms"] / lat["p50_ms"],
+            "against": base["label"],
+            "against_artifact": base["artifact"],
+            "runtime": lat["runtime"],
+        }
+
+
 def _artifact_row(names, artifact: Artifact) -> dict:
     """A pipeline's row for the file it made, before fidelity and latency."""
     return {
@@ -294,6 +340,7 @@ def _artifact_row(names, artifact: Artifact) -> dict:
         "accuracy": None,  # on labelled fidelity rows (--eval with labels, or held out of --train)
         "accuracy_drop": None,  # your model's accuracy minus this file's, a fraction (as accuracy.drop)
         "fidelity": None,
+        "speedup": None,  # against your model as an fp32 file of the same format on the same runtime
     }
 
 

@@ -87,6 +87,7 @@ def test_run_ends_with_what_to_ship_and_the_folder_finds_it_by_label(quick_run):
     _, run_dir, proc = quick_run
     stdout = proc.stdout
     assert "What to ship" in stdout and stdout.index("What to ship") > stdout.index("tflite-int8")
+    assert max(map(len, stdout.splitlines())) <= 120
     report = json.loads((run_dir / "report.json").read_text())
     ship = {(v["task"], v["target"]): v for v in report["ship"]}
     assert set(ship) == {("adult-mlp", t) for t in ("cpu", "gpu", "edgetpu", "mobile")}
