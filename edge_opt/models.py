@@ -192,9 +192,15 @@ def dataset_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: 
     return ds.batch(batch_size).prefetch(tf_.data.AUTOTUNE)
 
 
-def label_array(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Labels as the loss wants them: float32 for one sigmoid unit (two classes), class indices otherwise."""
-    return y.astype("float32") if n_classes == 2 else y
+def one_unit(model) -> bool:
+    """Whether a classifier answers with one unit (a sigmoid: two classes) rather than a score per class."""
+    shape = model.output_shape
+    return (shape[0] if isinstance(shape, list) else shape)[-1] == 1
+
+
+def label_array(y: np.ndarray, sigmoid: bool) -> np.ndarray:
+    """Labels as the loss wants them: float32 for one sigmoid unit, class indices for a score per class."""
+    return y.astype("float32") if sigmoid else y
 
 
 def fit_classifier(
@@ -212,9 +218,9 @@ def fit_classifier(
     verbose: int = 0,
 ):
     """Compile and train a classifier, the one training loop of edge-opt's models and passes: Adam,
-    binary cross-entropy on one sigmoid unit for two classes, sparse categorical cross-entropy
-    otherwise, shuffled batches from ``dataset_pipeline``. Returns the model."""
-    binary = n_classes == 2
+    binary cross-entropy on one sigmoid unit, sparse categorical cross-entropy on a score per
+    class (a two-class softmax head too), shuffled batches from ``dataset_pipeline``. Returns the model."""
+    binary = n_classes == 2 and one_unit(model)
     model.compile(
         optimizer=keras().optimizers.Adam(learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
@@ -223,9 +229,9 @@ def fit_classifier(
     val = None
     if validation is not None:
         vx, vy = validation
-        val = dataset_pipeline(vx, label_array(vy, n_classes), batch_size, shuffle=False, seed=seed)
+        val = dataset_pipeline(vx, label_array(vy, binary), batch_size, shuffle=False, seed=seed)
     model.fit(
-        dataset_pipeline(x, label_array(y, n_classes), batch_size, shuffle=True, seed=seed),
+        dataset_pipeline(x, label_array(y, binary), batch_size, shuffle=True, seed=seed),
         validation_data=val,
         epochs=epochs,
         callbacks=list(callbacks),

@@ -160,6 +160,64 @@ def test_multiclass_cnn_prune_and_qat(tmp_path):
     assert _agreement(outputs, _keras_outputs(root, x), 10) >= AGREEMENT
 
 
+def test_a_two_unit_softmax_binary_head_prunes_clusters_and_quantizes(tmp_path, ctx, adult_small):
+    """Issue 19 (5): before, a binary model with a 2-unit softmax head (trained with binary
+    cross-entropy) failed pruning+QAT and clustering with "ValueError: in user code:"."""
+    from edge_opt.core.tfkeras import keras
+    from edge_opt.passes.base import Step
+    from edge_opt.passes.pipeline import run_pipeline
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    inputs = k.Input(shape=adult_small.input_shape)
+    model = k.Model(inputs, k.layers.Dense(2, activation="softmax")(k.layers.Dense(16, activation="relu")(inputs)))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    y = np.eye(2, dtype="float32")[adult_small.y_train]
+    model.fit(adult_small.x_train, y, epochs=1, verbose=0)
+    with ArtifactWriter(
+        tmp_path, parent=None, pass_name="test", config={}, target=None, fmt="keras", precision="fp32",
+        model_file="model.keras",
+    ) as w:  # fmt: skip
+        model.save(str(w.stage / "model.keras"))
+        root = w.publish()
+    pipelines = [
+        [{"pass": "prune", "epochs": 1, "target_sparsity": 0.5}, {"pass": "qat", "preserve": "sparsity"}],
+        [{"pass": "cluster", "epochs": 1, "number_of_clusters": 8}],
+    ]
+    x = adult_small.x_test[:ROWS]
+    for steps in pipelines:
+        done = run_pipeline(root, [Step.model_validate(s) for s in steps], tmp_path, ctx)
+        assert done.status == "ok", done.error
+        outputs = _litert_outputs(done.artifact, x) if done.artifact.format == "tflite" else None
+        outputs = _keras_outputs(done.artifact, x) if outputs is None else outputs
+        assert outputs.shape == (len(x), 2)
+        assert _agreement(outputs, model(x).numpy(), 2) >= AGREEMENT
+
+
+def test_a_failed_pipeline_keeps_the_whole_reason_and_with_debug_the_traceback(tmp_path, ctx, monkeypatch):
+    """Issue 19 (5): a TensorFlow error kept only "ValueError: in user code:"."""
+    from edge_opt.core.errors import error_message
+
+    def raise_in_user_code():
+        raise ValueError(
+            'in user code:\n\n    File "/x/training.py", line 1160, in train_function  *\n'
+            "        return step_function(self, iterator)\n\n"
+            "    ValueError: `logits` and `labels` must have the same shape, received ((None, 2) vs (None, 1)).\n"
+        )
+
+    try:
+        raise_in_user_code()
+    except ValueError as exc:
+        caught = exc
+    assert error_message(caught) == (
+        "ValueError: `logits` and `labels` must have the same shape, received ((None, 2) vs (None, 1))."
+    )
+    monkeypatch.setenv("EDGE_OPT_DEBUG", "1")
+    with_trace = error_message(caught)
+    assert with_trace.startswith("ValueError: `logits` and `labels` must have the same shape")
+    assert "Traceback (most recent call last)" in with_trace and "raise_in_user_code" in with_trace
+
+
 def test_unsupported_layer_names_it(tmp_path, ctx):
     from edge_opt.core.tfkeras import keras
 

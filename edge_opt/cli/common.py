@@ -187,11 +187,14 @@ def print_table(console, results: dict) -> None:
     console.print(table, width=width)
     for text, number in notes.items():
         lead = f"[{number}] "
+        head, _, trace = text.partition("\n")  # the traceback EDGE_OPT_DEBUG=1 adds keeps its lines
         console.print(
-            textwrap.fill(text, width=width, initial_indent=lead, subsequent_indent=" " * len(lead)),
+            textwrap.fill(head, width=width, initial_indent=lead, subsequent_indent=" " * len(lead)),
             markup=False,
             width=width,
         )
+        if trace:
+            console.print(trace, markup=False, width=width, soft_wrap=True)
 
 
 def print_ship(console, results: dict, run_dir: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import traceback
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -62,3 +64,27 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+def error_message(exc: BaseException) -> str:
+    """``Type: message`` with every line of the message, joined on one line, for a record.
+
+    A TensorFlow error raised "in user code:" lists the frames of the traced function before
+    its reason; the frames go (the reason stays). With ``EDGE_OPT_DEBUG=1`` the traceback
+    follows the message, for the record, the report and the terminal.
+    """
+    lines, skip = [], False
+    for raw in str(exc).splitlines():
+        line = raw.strip()
+        if skip or not line or line == "in user code:":
+            skip = False
+            continue
+        if line.startswith('File "'):
+            skip = True  # the frame's source line follows
+            continue
+        lines.append(line)
+    name, text = type(exc).__name__, ": ".join(lines)
+    text = text if text.startswith(f"{name}: ") else f"{name}: {text}" if text else name
+    if os.environ.get("EDGE_OPT_DEBUG"):
+        text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+    return text

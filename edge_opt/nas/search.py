@@ -31,7 +31,7 @@ from edge_opt.core.fileio import write_json_atomic
 from edge_opt.core.tfkeras import keras
 from edge_opt.datasets.base import subsample
 from edge_opt.measure.service import measure_first
-from edge_opt.models import fit_classifier, keras_root, label_array, predicted_labels
+from edge_opt.models import fit_classifier, keras_root, label_array, one_unit, predicted_labels
 from edge_opt.nas import pareto
 from edge_opt.nas.executors import LocalExecutor, WorkerLost, where
 from edge_opt.nas.predictor import LatencyPredictor, features, held_out_accuracy
@@ -383,7 +383,8 @@ class SearchContext:
                 epochs=epochs,
                 seed=self.seed,
             )
-            _, acc = model.evaluate(self.x_val, label_array(self.y_val, self.data.n_classes), verbose=0)
+            sigmoid = self.data.n_classes == 2 and one_unit(model)
+            _, acc = model.evaluate(self.x_val, label_array(self.y_val, sigmoid), verbose=0)
             notes.update(keras_accuracy=float(acc), **parameter_counts(model))
             return model
 

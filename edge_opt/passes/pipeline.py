@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_opt.core.artifacts import Artifact
-from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError, first_line
+from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError, error_message
 from edge_opt.passes import PassContext, get_pass, supports
 from edge_opt.passes.base import Step
 
@@ -42,5 +42,5 @@ def run_pipeline(root: Artifact, steps: list[Step], out_dir: Path, ctx: PassCont
     except EdgeOptError as exc:
         return PipelineResult(names, "failed", None, str(exc))
     except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the caller goes on
-        return PipelineResult(names, "failed", None, f"{type(exc).__name__}: {first_line(exc)}")
+        return PipelineResult(names, "failed", None, error_message(exc))
     return PipelineResult(names, "ok", artifact)

@@ -327,8 +327,8 @@ class FeatureSelectPass(FoldingPass):
 
 def _log_loss(model, x: np.ndarray, y: np.ndarray, data: Dataset) -> float:
     p = np.asarray(model(x.reshape(len(x), *data.input_shape), training=False), dtype=np.float64)
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    if data.n_classes == 2:
+    p = np.clip(p.reshape(len(p), -1), 1e-7, 1 - 1e-7)
+    if p.shape[1] == 1:  # one sigmoid unit; a two-class softmax head has a score per class
         p1 = p.reshape(len(p))
         return float(-np.mean(y * np.log(p1) + (1 - y) * np.log(1 - p1)))
     return float(-np.mean(np.log(p[np.arange(len(p)), y])))
