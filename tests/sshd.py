@@ -66,7 +66,8 @@ def available() -> str | None:
     return None
 
 
-def start_sshd(folder: Path) -> SSHServer:
+def start_sshd(folder: Path, sftp: bool = True) -> SSHServer:
+    """An sshd on a free port of 127.0.0.1 (``sftp=False``: one without the sftp subsystem)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
@@ -79,7 +80,7 @@ def start_sshd(folder: Path) -> SSHServer:
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
         "UsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nMaxSessions 50\nMaxStartups 50\n"
-        "Subsystem sftp internal-sftp\n"
+        + ("Subsystem sftp internal-sftp\n" if sftp else "")
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
     log = open(folder / "sshd.log", "w")  # noqa: SIM115 - lives as long as the server

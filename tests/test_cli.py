@@ -115,12 +115,20 @@ def test_wrong_shape_exits_2(tiny_artifacts, shape, fragment):
     assert_clean_error(run_cli("bench", str(tiny_artifacts["onnx"].model_path), *FAST, "--shape", shape), fragment)
 
 
-def test_dynamic_shape_without_shape_exits_2(tiny_artifacts, tmp_path):
-    """A file with no manifest beside it (nobody says its ? is a batch) needs --shape."""
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_dynamic_batch_runs_at_1_on_every_runtime_with_a_note(tiny_artifacts, tmp_path, runtime):
+    """Issue 19 (6): before, a file with no manifest beside it needed --shape for its ? batch on
+    ONNX Runtime and OpenVINO, while LiteRT ran it at 1."""
     import shutil
 
     alone = shutil.copy(tiny_artifacts["onnx"].model_path, tmp_path / "model.onnx")
-    assert_clean_error(run_cli("bench", str(alone), *FAST), "pass --shape input_0:1,108")
+    out = tmp_path / "r.json"
+    proc = run_cli("bench", str(alone), "-r", runtime, *FAST, "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert record["inputs"][0]["shape"] == [1, 108]
+    note = "input input_0 has a dynamic batch: measured at batch 1 (--shape input_0:1,108 with another batch"
+    assert note in proc.stderr and any(note in w for w in record["warnings"])
 
 
 def test_runtime_that_cannot_read_the_format_exits_2(tiny_artifacts):

@@ -102,7 +102,7 @@ def test_the_record_names_the_precision_that_executed(tiny_artifacts):
 
 
 def test_dynamic_shape_needs_a_shape(tiny_artifacts):
-    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", options=FAST)
+    res = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", default_batch=None, options=FAST)
     assert res.status == "failed" and res.exit_code == 2
     assert "dynamic dimensions" in res.error and "--shape input_0:1,108" in res.error
     ok = measure(tiny_artifacts["onnx"].model_path, "onnxruntime", shapes={"": (3, 108)}, options=FAST)

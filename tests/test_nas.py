@@ -133,6 +133,12 @@ def test_resume_after_a_kill_reruns_no_finished_trial(tmp_path):
     result = json.loads((out / "nas-tiny" / "nas.json").read_text())["tasks"]["tiny"]["mobile"]
     assert len(result["trials"]) == 3 and all(t["status"] == "ok" for t in result["trials"])
     assert result["front_latency"] and result["hypervolume"] > 0
+    # Issue 19 (13): the standalone search gets its report.html (its trials and fronts), and the
+    # table reads in the units of the run's (µs, KB), not "p50 ms 0.0011"
+    html = (out / "nas-tiny" / "report.html").read_text()
+    assert html.count('data-section="nas"') == 1 and 'class="section-error"' not in html
+    assert 'data-front="' in html and "<script" not in html
+    assert "Report: " in again.stdout and " µs" in again.stdout and " KB" in again.stdout
     # the same command with other settings is refused, not mixed into the old search
     changed = run_cli("nas", str(space), "--out", str(out), "--trials", "5")
     assert_clean_error(changed, "holds a search of another space or settings")

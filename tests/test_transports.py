@@ -174,6 +174,22 @@ def test_a_device_without_edge_opt_is_skipped_with_the_install_hint(ssh_server, 
     assert result.status == "skipped" and "not installed" in result.error and "pip install edge-opt" in result.error
 
 
+def test_a_server_without_sftp_says_so_and_how_to_enable_it(tiny_artifacts, tmp_path):
+    """Issue 19 (8): before, a server without the sftp subsystem gave "Session request failed"."""
+    reason = sshd.available()
+    if reason:
+        pytest.skip(reason)
+    server = sshd.start_sshd(tmp_path / "nosftp", sftp=False)
+    device = Device(server.device(workdir=tmp_path / "remote"))
+    try:
+        result = device.measure(tiny_artifacts["tflite"].model_path, "litert", default_batch=1)
+    finally:
+        device.close()
+        server.stop()
+    assert result.status == "skipped" and "refused an sftp session" in result.error, result.error
+    assert "Subsystem sftp internal-sftp" in result.error
+
+
 def test_hygiene_warnings_name_an_unpinned_or_changed_clock():
     pinned = {"0": {"governor": "performance", "freq_mhz": 2400}}
     assert hygiene_warnings(pinned, pinned) == []

@@ -363,8 +363,19 @@ def _run_lime(plan: _Planner, inputs: _Inputs, options: _Options) -> dict[str, A
     return {"row": lime_row} | plan.skipped.pop("lime")
 
 
+#: The probe's largest call: the batch sizes SHAP, permutation and PDP calls reach. A 64-row probe
+#: charged every row its small-batch cost and estimated SHAP at 28 s where it took 1 s.
+PROBE_ROWS = 1024
+
+
 class _Planner:
-    """Estimates of each method's time from one timed probe call per model, cuts to fit a budget."""
+    """Estimates of each method's time from timed probe calls per model, cuts to fit a budget.
+
+    Each model is timed (the faster of two calls) at 1, 64, half the largest and the largest
+    probe batch; a call of ``r`` rows costs the interpolation of those times, and beyond the
+    largest the cost of its last rows per row more (vectorized runtimes pay less per row in
+    large batches).
+    """
 
     def __init__(
         self,
@@ -373,25 +384,39 @@ class _Planner:
         budget_s: float | None,
         start: float,
         progress: Callable[[str], None],
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.budget_s, self.start, self.progress, self.n_models = budget_s, start, progress, len(models)
+        self.clock = clock
         self.skipped: dict[str, dict] = {}
-        # Seconds per call and per row, all models together: a 1-row and an n-row call each.
-        self.per_call = self.per_row = 0.0
-        probe = x[: min(len(x), 64)]
+        big = int(min(PROBE_ROWS, max(64, 2**26 // max(x[:1].nbytes, 1))))  # at most 64 MiB of images
+        probe = np.resize(x, (big, *x.shape[1:])) if len(x) else x
+        self.sizes = np.array(sorted({1, min(64, big), big // 2, big}), dtype=np.float64)
+        self.times = np.zeros(len(self.sizes))  # all models together
         for m in models.values():
             m(probe[:1])  # the first call of a runtime pays for its warm-up: not timed
-            t = time.perf_counter()
-            m(probe[:1])
-            one = time.perf_counter() - t
-            t = time.perf_counter()
-            m(probe)
-            many = time.perf_counter() - t
-            self.per_call += one
-            self.per_row += max(many - one, 0.0) / max(len(probe) - 1, 1)
+            self.times += [self._time(m, probe[: int(n)]) for n in self.sizes]
+        self.times = np.maximum.accumulate(self.times)  # noise must not make more rows cheaper
+        # Seconds per row beyond the largest probe: the slope of its last half.
+        self.per_row = max(self.times[-1] - self.times[-2], 0.0) / max(self.sizes[-1] - self.sizes[-2], 1.0)
+
+    def _time(self, model: FlatModel, rows: np.ndarray) -> float:
+        best = float("inf")
+        for _ in range(2):
+            t = self.clock()
+            model(rows)
+            best = min(best, self.clock() - t)
+        return best
+
+    def call(self, rows: float) -> float:
+        """Seconds of one call of ``rows`` rows, all models together."""
+        if rows <= self.sizes[-1]:
+            return float(np.interp(rows, self.sizes, self.times))
+        return float(self.times[-1] + (rows - self.sizes[-1]) * self.per_row)
 
     def estimate(self, rows: float, calls: float) -> float:
-        return rows * self.per_row + calls * self.per_call
+        """Seconds of ``calls`` calls that send ``rows`` rows in all (evenly spread)."""
+        return calls * self.call(rows / calls) if calls else 0.0
 
     def fit(self, method: str, n: int, least: int, rows: Callable[[int], float], calls: Callable[[int], float]) -> int:
         """How many rows ``method`` may use (``n`` when it fits), or 0 when it cannot fit."""
@@ -399,7 +424,7 @@ class _Planner:
         if self.budget_s is None:
             self.progress(f"explain: {method} on {self.n_models} model(s), {n} rows: about {_secs(need)}")
             return n
-        left = self.budget_s - (time.perf_counter() - self.start)
+        left = self.budget_s - (self.clock() - self.start)
         k = n
         while k > least and self.estimate(rows(k), calls(k)) > left:
             k = max(least, k // 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -72,9 +73,14 @@ def resolve_shapes(
             changed |= shape != spec.shape
         elif spec.dynamic:
             shape = list(spec.shape)
-            if default_batch and shape[0] < 0:
+            if default_batch and shape and shape[0] < 0:
                 shape[0] = default_batch
-            if any(d < 0 for d in shape):
+                if warnings is not None:
+                    warnings.append(
+                        f"input {spec.name} has a dynamic batch: measured at batch {default_batch} "
+                        f"(--shape {spec.name}:{_fmt(shape)} with another batch to choose)"
+                    )
+            if not spec.rank_known or any(d < 0 for d in shape):
                 missing.append(spec)
                 continue
             shape, changed = tuple(shape), True
@@ -97,17 +103,42 @@ def _named_shapes(specs, user_shapes: dict | None) -> dict:
                 "write --shape NAME:DIMS for each"
             )
         user_shapes[specs[0].name] = user_shapes.pop("")
-    unknown = set(user_shapes) - {s.name for s in specs}
-    if unknown:
-        names = ", ".join(s.name for s in specs)
-        raise BadInputError(f"--shape names unknown input {sorted(unknown)[0]!r}; the model's inputs: {names}")
-    return user_shapes
+    named = {}
+    for given, shape in user_shapes.items():
+        spec = _input_named(specs, given)
+        if spec is None:
+            names = ", ".join(s.name for s in specs)
+            raise BadInputError(f"--shape names unknown input {given!r}; the model's inputs: {names}")
+        named[spec.name] = shape
+    return named
+
+
+_DECORATION = re.compile(r"^serving_default_|:\d+$|_u?int8$")
+
+
+def _bare(name: str) -> str:
+    """An input name without what converters add: ``serving_default_``, ``:0``, ``_int8``."""
+    return _DECORATION.sub("", _DECORATION.sub("", name))
+
+
+def _input_named(specs, name: str):
+    """The input ``name`` means: by its name or another name of it in the file, else the one input
+    whose name is the same without the converters' decorations (``input_1`` for OpenVINO's
+    ``input_1_int8``, ``features`` for LiteRT's ``serving_default_features:0``)."""
+    for spec in specs:
+        if name == spec.name or name in spec.aliases:
+            return spec
+    bare = [s for s in specs if _bare(name) in {_bare(n) for n in (s.name, *s.aliases)}]
+    return bare[0] if len(bare) == 1 else None
 
 
 def _checked_user_shape(spec, shape, warnings: list[str] | None) -> tuple:
     """A ``--shape`` for one input as a tuple, refused unless it fits the model and the size limit."""
     shape = tuple(int(d) for d in shape)
-    if len(shape) != len(spec.shape) or any(m >= 0 and m != d for m, d in zip(spec.shape, shape, strict=False)):
+    fits = not spec.rank_known or (
+        len(shape) == len(spec.shape) and all(m < 0 or m == d for m, d in zip(spec.shape, shape, strict=True))
+    )
+    if not fits:
         raise BadInputError(
             f"--shape {spec.name}:{_fmt(shape)} does not fit the model's input shape {_fmt(spec.shape)}"
         )
@@ -119,7 +150,8 @@ def _checked_user_shape(spec, shape, warnings: list[str] | None) -> tuple:
             f"--shape {spec.name}:{_fmt(shape)} is {nbytes / 1024**3:.1f} GiB of input, "
             f"more than edge-opt allocates ({MAX_INPUT_BYTES / 1024**3:.0f} GiB)"
         )
-    ones = [i for i, (m, d) in enumerate(zip(spec.shape, shape, strict=True)) if i > 0 and m < 0 and d == 1]
+    model_dims = spec.shape if spec.rank_known else (-1,) * len(shape)
+    ones = [i for i, (m, d) in enumerate(zip(model_dims, shape, strict=True)) if i > 0 and m < 0 and d == 1]
     if ones and len(shape) >= 3 and warnings is not None:
         warnings.append(
             f"--shape {spec.name}:{_fmt(shape)} sets dynamic dimension(s) {', '.join(map(str, ones))} to 1: "
@@ -130,9 +162,11 @@ def _checked_user_shape(spec, shape, warnings: list[str] | None) -> tuple:
 
 def _still_dynamic(missing: list, resolved: dict) -> BadInputError:
     """The error naming every input still dynamic, with a whole ``--shape`` line to paste."""
-    told = ", ".join(f"'{s.name}' is {_fmt(s.shape)}" for s in missing)
+    told = ", ".join(f"'{s.name}' is {_fmt(s.shape) if s.rank_known else 'of unknown rank'}" for s in missing)
     line = " ".join(
         f"--shape {s.name}:{_fmt(tuple(resolved.get(s.name, ())) or tuple(1 if d < 0 else d for d in s.shape))}"
+        if s.rank_known
+        else f"--shape {s.name}:DIMS"
         for s in missing
     )
     return BadInputError(

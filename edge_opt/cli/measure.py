@@ -170,8 +170,9 @@ def _bench_measure(artifact: dict, runtime: str, target, setup: dict):
         result = (target.measure if target else measure)(
             model,
             runtime,
-            # An edge-opt artifact's only dynamic dimension is its batch: measured at 1, as ``run`` does.
-            default_batch=1 if artifact["pass"] is not None else None,
+            # A dynamic first dimension is the batch: measured at 1 on every runtime, with a warning
+            # that says so (--shape chooses another); other dynamic dimensions need --shape.
+            default_batch=1,
             file_precision=None if artifact["precision"] == "unknown" else artifact["precision"],
             **setup,
         )

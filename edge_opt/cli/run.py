@@ -214,6 +214,10 @@ def nas(
     from edge_opt.run.nas_task import nas_json
 
     write_json_atomic(folder / "nas.json", nas_json(searches))
+    from edge_opt.core.fileio import write_text_atomic
+    from edge_opt.report.html import render_search_html
+
+    write_text_atomic(folder / "report.html", render_search_html(folder, spec.name))
     _print_searches(searches, folder)
 
 
@@ -306,11 +310,11 @@ def _print_searches(searches: dict, folder: Path) -> None:
     for task, by_target in searches.items():
         for result in by_target.values():
             table = Table(title=f"edge-opt nas · {task} · {result.target} (* on the accuracy-latency front)")
-            for col in ("trial", "architecture", "status", "accuracy", "p50 ms", "p90 ms", "size B", "score", ""):
-                table.add_column(col, justify="right" if col in ("accuracy", "p50 ms", "p90 ms", "score") else "left")
+            for col in ("trial", "architecture", "status", "accuracy", "p50", "p90", "size", "score", ""):
+                table.add_column(col, justify="right" if col in ("accuracy", "p50", "p90", "size", "score") else "left")
             for cells in summary_rows(result):
                 table.add_row(*cells)
             console.print(table)
             for line in efficacy_lines(result):
                 console.print(line)
-    console.print(f"\nnas.json: {folder / 'nas.json'}")
+    console.print(f"\nnas.json: {folder / 'nas.json'}\nReport: {folder / 'report.html'}")

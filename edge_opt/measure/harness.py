@@ -39,7 +39,7 @@ def measure(
     precision: str | None = None,
     file_precision: str | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
-    default_batch: int | None = None,
+    default_batch: int | None = 1,
     data: np.ndarray | None = None,
     options: HarnessOptions = HarnessOptions(),
     trust_model: bool = False,
@@ -49,6 +49,8 @@ def measure(
 ) -> WorkerResult:
     """Measure one (model, runtime, threads) in a fresh process; never raises for a crash.
 
+    A dynamic first dimension is the batch: it runs at ``default_batch`` (the record warns so);
+    ``None``: it must be fixed by ``shapes`` like any other dynamic dimension.
     ``precision`` asks the runtime to execute at another precision than the file stores
     (``bf16`` on OpenVINO); ``file_precision`` (the artifact's) is what the record names as
     executed when the runtime has no precision of its own to report. ``feeds`` are the

@@ -236,6 +236,27 @@ nav{font-size:12px;columns:3}nav a{color:#0969da}
 """
 
 
+def _head(title: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+    )
+
+
+_FOOT = "<p><small>Written by edge-opt; a self-contained page, no script, no link outside it.</small></p></body></html>"
+
+
+def render_search_html(folder: Path, name: str) -> str:
+    """report.html of a standalone ``edge-opt nas`` folder: each task's searches, from its nas.json."""
+    view = RunView(folder, {"run_id": f"nas-{name}", "measurements": [], "targets": {}}, None, (), "")
+    page = Page(view, 0)
+    title = f"edge-opt nas · {name}"
+    blocks = [_search_block(page, task) for task in search.searched_tasks(page)]
+    body = "".join(blocks) or "<p>nas.json holds no search.</p>"
+    return _head(title) + f"<h1>{esc(title)}</h1>" + body + _FOOT
+
+
 def render_html(views: list[RunView]) -> str:
     """The page: one run, or several side by side (a comparison chart per task and target first)."""
     if not views:
@@ -243,12 +264,7 @@ def render_html(views: list[RunView]) -> str:
     pages = [Page(v, i) for i, v in enumerate(views)]
     bodies = [_render_run(p) for p in pages]
     title = "edge-opt · " + " vs ".join(v.results["run_id"] for v in views)
-    head = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-    )
-    parts = [head, f"<h1>{esc(title)}</h1>"]
+    parts = [_head(title), f"<h1>{esc(title)}</h1>"]
     if len(views) > 1:
         parts.append(_compare(pages))
     nav = "".join(
@@ -258,8 +274,7 @@ def render_html(views: list[RunView]) -> str:
     parts.append(f"<details><summary>All sections</summary><nav>{nav}</nav></details>")
     cols = f"grid-template-columns:repeat({len(views)},minmax(0,1fr))"
     parts.append(f'<div class="runs" style="{cols}">' + "".join(f"<div>{b}</div>" for b in bodies) + "</div>")
-    parts.append("<p><small>Written by edge-opt; a self-contained page, no script, no link outside it.</small></p>")
-    parts.append("</body></html>")
+    parts.append(_FOOT)
     return "".join(parts)
 
 

@@ -14,6 +14,7 @@ from edge_opt.core.artifacts import Artifact
 from edge_opt.core.config import read_yaml, validate
 from edge_opt.core.errors import ConfigError
 from edge_opt.core.tfkeras import keras
+from edge_opt.core.units import fmt_bytes, fmt_ms
 from edge_opt.models import fit_classifier, keras_root
 from edge_opt.nas.executors import TrialExecutor, make_executor
 from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
@@ -147,9 +148,9 @@ def summary_rows(result: SearchResult) -> list[list[str]]:
                 t.label,
                 t.status,
                 _fmt(m.get("accuracy"), ".4f"),
-                _fmt(m.get("latency_p50_ms"), ".4f"),
-                _fmt(m.get("latency_p90_ms"), ".4f"),
-                _fmt(m.get("size_raw"), ",d"),
+                fmt_ms(m.get("latency_p50_ms")),
+                fmt_ms(m.get("latency_p90_ms")),
+                fmt_bytes(m.get("size_raw")),
                 _fmt(t.score, ".4f"),
                 mark if t.status != "rejected" else f"{mark} {t.reason}".strip(),
             ]

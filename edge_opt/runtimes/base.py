@@ -17,12 +17,14 @@ from edge_opt.core.errors import BadInputError
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
-    shape: tuple[int, ...]  # -1 marks a dynamic dimension
+    shape: tuple[int, ...]  # -1 marks a dynamic dimension; () with rank_known False: any rank
     dtype: str  # numpy dtype name
+    aliases: tuple[str, ...] = ()  # the input's other names in the file (OpenVINO's tensor names)
+    rank_known: bool = True
 
     @property
     def dynamic(self) -> bool:
-        return any(d < 0 for d in self.shape)
+        return not self.rank_known or any(d < 0 for d in self.shape)
 
 
 class Backend:

@@ -46,6 +46,7 @@ class LiteRTBackend(Backend):
             raise ModelLoadError(f"{path}: LiteRT cannot load it: {first_line(exc)}") from None
         self._in = self._interp.get_input_details()
         self._out = self._interp.get_output_details()
+        self._fixed = bool(shapes)  # shapes given: the inputs are static from here on
         for detail in self._in:
             shape = (shapes or {}).get(detail["name"])
             if shape is not None:
@@ -62,8 +63,20 @@ class LiteRTBackend(Backend):
         self._static = [tuple(int(d) for d in detail["shape"]) for detail in self._in]
 
     def inputs(self) -> list[TensorSpec]:
-        # A TFLite file always carries a concrete default shape; use it.
-        return [TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._in]
+        # Until shapes are fixed, the shape signature marks a dynamic dimension (-1), as the other
+        # runtimes do; a file without one has only its concrete shape.
+        return [
+            TensorSpec(d["name"], tuple(int(s) for s in (d["shape"] if self._fixed else _signature(d))),
+                       np.dtype(d["dtype"]).name)
+            for d in self._in
+        ]  # fmt: skip
+
+    def reshaped_in_place(self, shapes: dict[str, tuple[int, ...]]) -> bool:
+        """True when the shapes are those already allocated (a dynamic batch at the file's own 1):
+        nothing to load again. Others are loaded anew with the shapes, in a fresh process."""
+        same = all(tuple(shapes.get(d["name"], st)) == st for d, st in zip(self._in, self._static, strict=True))
+        self._fixed |= same
+        return same
 
     def bind(self, feeds: list[np.ndarray]) -> None:
         for detail, feed in zip(self._in, feeds, strict=False):
@@ -102,3 +115,9 @@ class LiteRTBackend(Backend):
     def info(self) -> dict:
         delegate = "edgetpu" if self.device == "edgetpu" else "xnnpack"
         return {**super().info(), "delegate": delegate}
+
+
+def _signature(detail: dict):
+    """A tensor's shape with -1 where its signature says dynamic (its concrete shape otherwise)."""
+    signature = detail.get("shape_signature")
+    return signature if signature is not None and len(signature) == len(detail["shape"]) else detail["shape"]

@@ -59,27 +59,45 @@ class OpenVINOBackend(Backend):
         return None
 
     def load(self, path: str, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        """Read (or, for ONNX and TFLite with ``shapes``, convert with those input shapes, as
+        ``ov.convert_model(input=...)`` does: shapes fixed before shape inference) and compile.
+
+        A model whose inputs are dynamic and that the CPU plugin cannot compile so (an input of
+        unknown rank) is kept uncompiled: its inputs can be read, and the harness loads it again
+        with the shapes it resolves.
+        """
         import openvino as ov
 
         core = ov.Core()
+        self._compiled = self._request = self._model = None
+        self._why = ""
         try:
-            model = core.read_model(str(path))
-            if shapes:
-                model.reshape({name: ov.PartialShape(list(s)) for name, s in shapes.items()})
-            config = {
-                "PERFORMANCE_HINT": "LATENCY",
-                "NUM_STREAMS": "1",
-                "INFERENCE_PRECISION_HINT": _HINTS[self.precision or "fp32"][0],
-            }
-            if self.device == "cpu":
-                config["INFERENCE_NUM_THREADS"] = str(self.threads)
-            self._compiled = core.compile_model(model, _DEVICES[self.device], config)
+            self._model = _read(core, str(path), shapes)
+            # A TFLite file with integer I/O keeps its integers in OpenVINO: predict() quantizes the
+            # float features and dequantizes the outputs with the file's own parameters.
+            self._quant = _tflite_io_quantization(path) if str(path).lower().endswith(".tflite") else ([], [])
+            self._compiled = core.compile_model(self._model, _DEVICES[self.device], self._config())
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long text
+            dynamic = self._model is not None and any(p.get_partial_shape().is_dynamic for p in self._model.inputs)
+            if dynamic and not shapes:
+                self._why = runtime_message(exc)
+                return  # inputs() reads the model; the harness loads it again with static shapes
             raise ModelLoadError(f"{path}: OpenVINO cannot load it: {runtime_message(exc)}") from None
         self._request = self._compiled.create_infer_request()
-        # A TFLite file with integer I/O keeps its integers in OpenVINO: predict() quantizes the
-        # float features and dequantizes the outputs with the file's own parameters.
-        self._quant = _tflite_io_quantization(path) if str(path).lower().endswith(".tflite") else ([], [])
+
+    def _config(self) -> dict[str, str]:
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            "INFERENCE_PRECISION_HINT": _HINTS[self.precision or "fp32"][0],
+        }
+        if self.device == "cpu":
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return config
+
+    def _ready(self) -> None:
+        if self._request is None:
+            raise ModelLoadError(f"OpenVINO cannot compile this model with dynamic inputs ({self._why}): pass --shape")
 
     def executed_precision(self) -> str | None:
         hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -88,15 +106,19 @@ class OpenVINOBackend(Backend):
 
     def inputs(self) -> list[TensorSpec]:
         specs = []
-        for port in self._compiled.inputs:
+        for port in (self._compiled or self._model).inputs:
             pshape = port.get_partial_shape()
-            shape = tuple(d.get_length() if d.is_static else -1 for d in pshape)
-            specs.append(TensorSpec(port.get_any_name(), shape, port.get_element_type().to_dtype().name))
+            known = pshape.rank.is_static
+            shape = tuple(d.get_length() if d.is_static else -1 for d in pshape) if known else ()
+            names = sorted(port.get_names() - {port.get_any_name()})
+            dtype = port.get_element_type().to_dtype().name
+            specs.append(TensorSpec(port.get_any_name(), shape, dtype, tuple(names), rank_known=known))
         return specs
 
     def bind(self, feeds: list[np.ndarray]) -> None:
         import openvino as ov
 
+        self._ready()
         for i, feed in enumerate(feeds):
             self._request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(feed)))
         self._infer = self._request.infer
@@ -108,6 +130,7 @@ class OpenVINOBackend(Backend):
         return self._request.latency
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        self._ready()
         spec = self.inputs()[0]
         dtype = np.dtype(spec.dtype)
         in_q, out_q = self._quant
@@ -124,6 +147,20 @@ class OpenVINOBackend(Backend):
 
     def version(self) -> str:
         return metadata.version("openvino")
+
+
+def _read(core, path: str, shapes: dict[str, tuple[int, ...]] | None):
+    """The model of ``path``; with ``shapes``, an ONNX or TFLite file is converted with them as its
+    input shapes (a model whose ranks only those shapes make known converts where a reshape fails),
+    and an IR is reshaped."""
+    import openvino as ov
+
+    if shapes and not path.lower().endswith(".xml"):
+        return ov.convert_model(path, input={name: list(s) for name, s in shapes.items()})
+    model = core.read_model(path)
+    if shapes:
+        model.reshape({name: ov.PartialShape(list(s)) for name, s in shapes.items()})
+    return model
 
 
 def _tflite_io_quantization(path) -> tuple[list, list]:

@@ -65,10 +65,19 @@ class SSHTransport:
                 ),
                 d.connect_timeout_s,
             )
-            self._sftp = await self._conn.start_sftp_client()
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             self._conn = None
             raise TransportError(f"ssh {d.user + '@' if d.user else ''}{d.address}:{d.port}: {_why(exc)}") from None
+        try:
+            self._sftp = await self._conn.start_sftp_client()
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            self._drop()
+            raise TransportError(
+                f"ssh {d.user + '@' if d.user else ''}{d.address}:{d.port}: the server refused an sftp session "
+                f"({_why(exc)}); edge-opt copies models and results over sftp: enable its subsystem in the "
+                "device's /etc/ssh/sshd_config (`Subsystem sftp internal-sftp`, or the path of sftp-server) "
+                "and reload sshd"
+            ) from None
         return self._conn
 
     async def _run_cmd(self, cmd: str, stdin: str | None = None, timeout: float = 60.0):
