@@ -155,13 +155,19 @@ def test_spec_must_be_a_string():
 # --- evaluating one record --------------------------------------------------------------
 
 
+def test_a_drop_of_minus_zero_reads_zero():
+    # Issue 19 (11): a file as accurate as its float model read "accuracy.drop = -0% <= 1%".
+    result = Check.parse("accuracy.drop <= 1%").evaluate(_record(**{**GOOD, "accuracy_drop": -1e-18}))
+    assert result.message == "accuracy.drop = 0% <= 1%: pass"
+
+
 @pytest.mark.parametrize(
     "spec, passed, message",
     [
         ("latency.p90 <= 5ms", True, "latency.p90 = 0.012 ms <= 5 ms: pass"),
-        ("latency.p90 <= 10us", False, "latency.p90 = 12 us > 10 us: FAIL"),
-        ("latency.p90 < 12us", False, "latency.p90 = 12 us >= 12 us: FAIL"),  # boundary, despite unit noise
-        ("latency.p90 <= 12us", True, "latency.p90 = 12 us <= 12 us: pass"),
+        ("latency.p90 <= 10us", False, "latency.p90 = 12 µs > 10 µs: FAIL"),  # typed us, shown µs
+        ("latency.p90 < 12us", False, "latency.p90 = 12 µs >= 12 µs: FAIL"),  # boundary, despite unit noise
+        ("latency.p90 <= 12µs", True, "latency.p90 = 12 µs <= 12 µs: pass"),
         ("size.raw <= 1MB", True, "size.raw = 0.5 MB <= 1 MB: pass"),
         ("size.gzip <= 300KB", False, "size.gzip = 400 KB > 300 KB: FAIL"),
         ("memory.peak_rss <= 256MB", False, "memory.peak_rss = 300 MB > 256 MB: FAIL"),

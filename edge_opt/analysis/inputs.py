@@ -41,7 +41,7 @@ def float_model_for(model: Path, given: Path | None) -> Path | None:
             raise BadInputError(f"--float {given}: file not found")
         return given
 
-    folder = model.parent if model.is_file() else model
+    folder = (model.parent if model.is_file() else model).resolve()  # by-label/ links to artifacts/<id>
     if not (folder / MANIFEST).is_file():
         return None
     art = load_artifact(folder)
@@ -51,7 +51,7 @@ def float_model_for(model: Path, given: Path | None) -> Path | None:
             raise BadInputError(f"{folder}: the lineage loops (artifact {art.parent} is its own ancestor)")
         art = load_artifact(folder.parent / art.parent)
         seen.add(art.id)
-    return art.model_path if art.format == "keras" and art.model_path != model else None
+    return art.model_path if art.format == "keras" and art.model_path != model.resolve() else None
 
 
 def model_file(path: Path) -> Path:

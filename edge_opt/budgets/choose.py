@@ -210,10 +210,13 @@ def choose_each(
 
 
 def record_label(record: dict[str, Any]) -> str:
+    """``tflite-int8 · litert · 1 thread``; a pipeline that made no file: ``prune → qat (pipeline)``."""
     art, rt = record.get("artifact") or {}, record.get("runtime") or {}
-    runtime = runtime_label(rt)
+    label = art.get("label") or art.get("pass") or record.get("id") or "?"
+    if rt.get("name") in (None, "-"):  # no runtime ran: the pipeline failed or could not apply
+        return f"{label} (pipeline)"
     threads = rt.get("threads")
-    parts = [art.get("label") or art.get("pass") or record.get("id") or "?", runtime]
+    parts = [label, runtime_label(rt)]
     if threads is not None:
         parts.append(f"{threads} thread" + ("" if threads == 1 else "s"))
     return " · ".join(parts)

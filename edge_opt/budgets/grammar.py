@@ -92,6 +92,8 @@ _SPEC = re.compile(
 _FORM = "expected '<metric> <op> <value>[unit]' with op one of <=, <, >=, > (e.g. 'latency.p90 <= 5ms')"
 
 
+#: A unit as the terminal shows it (``us`` is how one types µs).
+_SHOWN_UNITS = {"us": "µs"}
 _FRACTION_FORMS = "1pt (percentage points), 1% (the same) or 0.01 (a fraction)"
 
 
@@ -153,12 +155,15 @@ class Check:
     def _show(self, x: float, other: float) -> str:
         """``x`` in the spec's unit, with enough digits to differ from ``other`` when it does."""
         scale = _UNITS[_metric(self.metric)[1]][self.unit]
+        x = 0.0 if abs(x) < 1e-12 else x  # float noise of a difference (1e-17) reads as the zero it is
         for digits in (4, 6, 10):
             text, other_text = f"{x / scale:.{digits}g}", f"{other / scale:.{digits}g}"
             if text != other_text or math.isclose(x, other, rel_tol=1e-9, abs_tol=1e-12):
                 break
+        if float(text) == 0:
+            text = text.lstrip("-")  # "-0%" reads as a loss that is not there
         sep = "" if self.unit in ("", "%", "pt") else " "
-        return f"{text}{sep}{self.unit}"
+        return f"{text}{sep}{_SHOWN_UNITS.get(self.unit, self.unit)}"
 
     def evaluate(self, record: dict[str, Any], reference: bool = True) -> CheckResult:
         """The check on one record; ``reference=False`` when the record's task has no float model,

@@ -121,7 +121,8 @@ def make_console(stderr: bool = False, file=None):
     stream = file or (sys.stderr if stderr else sys.stdout)
     # Logs and CI get TABLE_WIDTH columns (a terminal: its own width), not an 80-column squeeze.
     width = None if stream.isatty() else TABLE_WIDTH
-    return Console(file=stream, highlight=False, width=width)
+    # soft_wrap: a line of text is never folded (a path or a spec stays whole); tables fit the width.
+    return Console(file=stream, highlight=False, width=width, soft_wrap=True)
 
 
 def parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
@@ -164,18 +165,23 @@ def print_table(console, results: dict) -> None:
         padding=(0, 1),
         collapse_padding=True,
     )
-    columns = COLUMNS[1:]  # the target heads its group of rows instead of taking a column
+    columns = COLUMNS[1:]  # the target (with the task, when several) heads its group of rows
+    rows = [row(rec) for rec in results["measurements"]]
     for col in columns:
-        narrow = {"artifact": 22, "runtime": 17}.get(col)  # longer names fold onto a second line
-        table.add_column(col, overflow="fold", justify="right" if col in NUMERIC else "left", max_width=narrow)
+        i = COLUMNS.index(col)
+        longest = max((len(cells[i]) for cells in rows), default=0)
+        # a label or runtime is never cut mid-word (up to 40 characters); statuses fold
+        whole = min(longest, 40) if col in ("artifact", "runtime") else None
+        table.add_column(col, overflow="fold", justify="right" if col in NUMERIC else "left", min_width=whole)
+    several = len({rec.get("task") for rec in results["measurements"]}) > 1
     notes: dict[str, int] = {}  # footnote text -> number
     current = None
-    for rec in results["measurements"]:
-        cells = row(rec)
+    for rec, cells in zip(results["measurements"], rows, strict=True):
         target, status = cells[0], cells[-1]
-        if target != current:
-            current = target
-            table.add_row(f"[bold underline]{target}[/]", *[""] * (len(columns) - 1))
+        heading = f"{rec.get('task')} · {target}" if several else target
+        if heading != current:
+            current = heading
+            table.add_row(f"[bold underline]{heading}[/]", *[""] * (len(columns) - 1))
         short = {"skipped": "skip"}.get(rec["status"], rec["status"])
         if status != short:
             number = notes.setdefault(status, len(notes) + 1)
@@ -225,8 +231,8 @@ def print_ship(console, results: dict, run_dir: Path) -> None:
     console.print()
     console.print(table, width=min(console.width, TABLE_WIDTH))
     console.print(
-        f"Files are relative to the run folder, also as by-label/<task>/<target>/chosen; every check: "
-        f"edge-opt gate {run_dir}",
+        "Files are relative to the run folder, linked as by-label/<task>/<target>/chosen; "
+        "every check: edge-opt gate <run folder>",
         markup=False,
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from edge_opt.cli.common import app, handled, make_console, print_table, writable_file, writable_file_for
-from edge_opt.core.units import fmt_ms
+from edge_opt.core.units import fmt_bytes, fmt_ms
 
 
 @app.command()
@@ -61,7 +61,7 @@ def _print_verdicts(console, report, run_id: str) -> None:
 
     table = Table(title=f"gate · {run_id}")
     for col in ("task", "target", "measurement", "check", "verdict", "reason"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("check", "verdict"))  # a check reads whole; the reason folds
     style = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow", "N/A": "dim"}
     for r in report.rows:
         table.add_row(r.task or "–", r.target, r.record, r.check, f"[{style[r.verdict]}]{r.verdict}[/]", r.message)
@@ -164,7 +164,7 @@ def _compare_table(result: dict):
     from edge_opt.run.compare import fmt_p
 
     table = Table(title=f"{result['a']} ({result['machine_a']}) → {result['b']} ({result['machine_b']})")
-    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "file", "Δ accuracy", "Δ size B"):
+    for col in ("measurement", "p50 A", "p50 B", "change", "p-value", "verdict", "file", "Δ accuracy", "Δ size"):
         table.add_column(col)
     style = {"slower": "bold red", "faster": "green", "same": "dim", "no samples": "yellow", "other basis": "yellow"}
     for r in result["rows"]:
@@ -178,7 +178,7 @@ def _compare_table(result: dict):
             f"[{style[r['verdict']]}]{r['verdict']}[/]: {r['why']}",
             {True: "same", False: "[yellow]changed[/]", None: "?"}[r["same_file"]],
             acc,
-            f"{r['size_delta']:+d}",
+            ("+" if r["size_delta"] >= 0 else "-") + fmt_bytes(abs(r["size_delta"])),
         )
     return table
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import typer
 
 from edge_opt.cli.common import (
+    TABLE_WIDTH,
     app,
     handled,
     make_console,
@@ -83,10 +85,11 @@ def _print_summary(summary: dict, out: Path) -> None:
     console.print(_summary_table(summary))
     console.print(f"Fidelity measured on: {summary['fidelity_rows']}")
     if summary.get("input_latency"):
-        console.print(
+        note = (
             f"vs fp32: the speed-up {summary['speedup_basis']} (1.00× is that file); "
             "your model's p50 is Keras's own, a reference, not a basis"
         )
+        console.print(textwrap.fill(note, width=TABLE_WIDTH), markup=False)
     for row in summary["artifacts"]:
         if (row.get("fidelity") or {}).get("note"):
             console.print(f"  {row['label']}: {row['fidelity']['note']}")

@@ -42,7 +42,7 @@ def row(rec: dict[str, Any]) -> list[str]:
     rt, art = rec["runtime"], rec["artifact"]
     runtime = runtime_label(rt) if rt.get("name") else "-"
     return [
-        rec.get("target") or ("reference" if art.get("pass") == "train" else "–"),
+        rec.get("target") or "reference",  # a record of no target: the float model, the reference
         f"{art.get('label', art['pass'])}",
         runtime,
         str(rt.get("threads", "")) if rt.get("threads") else "–",

@@ -62,6 +62,21 @@ def test_a_suite_measures_the_users_keras_and_deployed_models(user_suite, tmp_pa
     assert converted["agreement"] is not None and converted["runtime"]["note"].startswith("host proxy")
     assert "fairness" in json.dumps(result.results["checks"]["keras-mlp"])  # the slices reached the checks
     assert result.results["checks"]["deployed"]["skipped"]
+    # Issue 19 (12): every host-proxy row says so (the deployed file's too); a multi-task table heads
+    # each group with its task (before: "–"); a pipeline that made no file is not "· - · 0 threads".
+    assert deployed[0]["runtime"]["note"].startswith("host proxy")
+    import io
+
+    from edge_opt.budgets.choose import record_label
+    from edge_opt.cli.common import make_console, print_table
+
+    buf = io.StringIO()
+    print_table(make_console(file=buf), result.results)
+    table = buf.getvalue()
+    assert "keras-mlp · tiny" in table and "deployed · tiny" in table and "keras-mlp · reference" in table
+    assert max(map(len, table.splitlines())) <= 120
+    failed = {"artifact": {"label": "prune → qat"}, "runtime": {"name": "-", "threads": 0}}
+    assert record_label(failed) == "prune → qat (pipeline)"
 
 
 def test_a_missing_model_file_is_one_line_before_any_work(user_suite, tmp_path):
