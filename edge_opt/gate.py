@@ -252,8 +252,13 @@ def ship_verdicts(results: dict[str, Any], report: GateReport | None = None) -> 
         rows = [r for r in report.rows if r.task == task and r.target == target] if report else []
         verdict = next((v for v in ("FAIL", "SKIP") if any(r.verdict == v for r in rows)), "PASS")
         if sel.chosen is None:
-            lead = "no candidate meets every budget" if verdict == "FAIL" else "nothing could be measured here"
-            reasons = [lead, *dict.fromkeys(why for _, why in sel.rejected)]
+            if verdict == "FAIL":
+                reasons = ["no candidate meets every budget", *dict.fromkeys(why for _, why in sel.rejected)]
+            else:  # every candidate was skipped: say why each could not run here
+                reasons = [
+                    "nothing could be measured here",
+                    *dict.fromkeys(str(r.get("error")) for r, _ in sel.rejected),
+                ]
             verdict = "FAIL" if verdict == "PASS" else verdict
         else:
             reasons = [f"{r.check}: {r.message}" for r in rows if r.verdict in ("FAIL", "SKIP")]

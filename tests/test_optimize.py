@@ -50,21 +50,12 @@ def test_optimize_for_mobile_with_calibration(user_files, tmp_path):
 
 def test_random_calibration_only_when_asked_and_recorded(user_files, tmp_path):
     folder, model = user_files
-    proc = run_cli("optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "none"))
+    proc = run_cli("optimize", str(model), "--target", "edgetpu", "--out", str(tmp_path / "none"), "--no-latency")
     assert_clean_error(proc, "no pipeline of target 'edgetpu' could run")
     assert "needs --calibration" in proc.stdout
-    proc = run_cli(
-        "optimize",
-        str(model),
-        "--target",
-        "edgetpu",
-        "--out",
-        str(tmp_path / "rand"),
-        "--random-calibration",
-        "--no-latency",
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "rand" / "summary.json").read_text())
+    from edge_opt.run.optimize import optimize
+
+    summary = optimize(model, "edgetpu", tmp_path / "rand", random_calibration=True, latency=False)
     art = load_artifact(tmp_path / "rand" / "artifacts" / summary["artifacts"][0]["artifact"])
     assert "random inputs" in art.manifest["notes"]["calibration"]["source"]
 
@@ -146,21 +137,11 @@ def test_a_reused_out_folder_never_returns_an_artifact_of_other_calibration_rows
     other rows returned the first run's artifact as if it were made from them."""
     folder, model = user_files
     np.save(folder / "other.npy", adult_small.x_train[100:200])
+    from edge_opt.run.optimize import optimize  # in this process: the ids are the point, not the CLI
+
     ids = {}
     for name in ("calib", "other", "calib"):
-        proc = run_cli(
-            "optimize",
-            str(model),
-            "--target",
-            "edgetpu",
-            "--out",
-            str(tmp_path),
-            "--calibration",
-            str(folder / f"{name}.npy"),
-            "--no-latency",
-        )
-        assert proc.returncode == 0, proc.stderr
-        summary = json.loads((tmp_path / "summary.json").read_text())
+        summary = optimize(model, "edgetpu", tmp_path, calibration=folder / f"{name}.npy", latency=False)
         int8 = next(a for a in summary["artifacts"] if a["status"] == "ok" and a["pipeline"] == "tflite")
         ids.setdefault(name, set()).add(int8["artifact"])
     assert len(ids["calib"]) == 1 and ids["calib"].isdisjoint(ids["other"])

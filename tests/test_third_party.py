@@ -207,9 +207,9 @@ def test_a_shape_names_an_input_as_the_file_does_on_every_runtime(tiny_artifacts
     assert resolve_shapes(specs, {"input_1": (2, 8)}, None) == {"input_1_int8": (2, 8)}
     two = [TensorSpec("a_int8", (-1, 8), "int8"), TensorSpec("a", (-1, 8), "float32")]
     assert resolve_shapes(two, {"a": (2, 8)}, 1)["a"] == (2, 8)  # the exact name first
-    tflite = str(tiny_artifacts["tflite_int8"].model_path)
+    from edge_opt.measure.harness import HarnessOptions, measure
+
+    tflite = tiny_artifacts["tflite_int8"].model_path
     for runtime in ("litert", "openvino"):
-        out = tmp_path / f"{runtime}.json"
-        proc = run_cli("bench", tflite, "-r", runtime, "--shape", "features:3,108", *QUICK, "--json", str(out))
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(out.read_text())["inputs"][0]["shape"] == [3, 108]
+        res = measure(tflite, runtime, shapes={"features": (3, 108)}, options=HarnessOptions(min_runs=5, min_time_s=0))
+        assert res.status == "ok" and res.raw["inputs"][0]["shape"] == [3, 108], res.error
