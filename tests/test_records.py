@@ -63,3 +63,15 @@ def test_history_keeps_the_record_id_and_precisions_and_upgrades_an_old_file(tmp
     with sqlite3.connect(db) as con:
         row = con.execute("select record_id, executed_precision, requested_precision from measurements").fetchone()
     assert row == (rec.id, "bf16", "bf16")
+
+
+def test_paths_under_a_relative_out_folder_become_relative_to_the_run(tmp_path, monkeypatch):
+    """Before: with `run --out out` (a relative folder) the records kept out/.partial-<id>/... paths,
+    which name the staging folder, gone once the run lands."""
+    from edge_opt.store import relative_paths
+
+    monkeypatch.chdir(tmp_path)
+    stage = "out/.partial-1"
+    obj = {"a": [f"{stage}/artifacts/x/model.tflite"], "b": str(tmp_path / stage / "samples.npz"), "c": "tflite-int8"}
+    assert relative_paths(obj, stage) == {"a": ["artifacts/x/model.tflite"], "b": "samples.npz", "c": "tflite-int8"}
+    assert relative_paths({"d": "out/other/model.onnx", "e": "a/b"}, stage) == {"d": "out/other/model.onnx", "e": "a/b"}

@@ -78,13 +78,17 @@ def load_schema(file_name: str) -> dict:
 
 def relative_paths(obj: Any, run_dir: str | Path) -> Any:
     """``obj`` (JSON-like) with every string that names a path inside ``run_dir`` made relative to
-    it, so that a run's files stay valid after its folder is renamed or moved."""
-    root = os.path.abspath(run_dir)
+    it, so that a run's files stay valid after its folder is renamed or moved. Paths may be
+    absolute or relative to the working folder (``--out out`` gives ``out/<run>/...``)."""
+    return _relative(obj, os.path.abspath(run_dir))
+
+
+def _relative(obj: Any, root: str) -> Any:
     if isinstance(obj, dict):
-        return {k: relative_paths(v, root) for k, v in obj.items()}
+        return {k: _relative(v, root) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [relative_paths(v, root) for v in obj]
-    if isinstance(obj, str) and (os.path.isabs(obj) or obj.startswith(str(run_dir))):
+        return [_relative(v, root) for v in obj]
+    if isinstance(obj, str) and (os.path.isabs(obj) or os.sep in obj):
         path = os.path.abspath(obj)
         if path.startswith(root + os.sep):
             return os.path.relpath(path, root)
