@@ -274,8 +274,8 @@ def test_a_killed_run_resumes_and_redoes_nothing_it_had_finished(tmp_path):
     assert not (run / ".journal").exists() and not (run / ".pid").exists()
 
 
-def test_an_interrupted_run_keeps_its_work_and_says_how_to_resume(tmp_path):
-    suite = _tiny_suite(tmp_path)
+def test_an_interrupted_run_keeps_its_work_and_says_how_to_resume(tmp_path, tiny_artifacts, adult_small):
+    suite = _file_suite(tmp_path, tiny_artifacts, adult_small)  # the run's mechanics: no training needed
     out = tmp_path / "out"
     cli = _start_run(suite, out)
     _wait_for(lambda: list(out.glob(".partial-*/.journal/*.json")), cli)

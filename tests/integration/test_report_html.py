@@ -149,7 +149,9 @@ def test_plotted_frontier_and_choice_match_results_json(page, quick_run):
 def test_report_compares_two_runs_side_by_side(quick_run, tmp_path):
     _, run_dir, _ = quick_run
     other = tmp_path / "other-run"
-    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("artifacts"))  # a run without its artifacts
+    shutil.copytree(
+        run_dir, other, ignore=shutil.ignore_patterns("artifacts", "by-label")
+    )  # a run without its artifacts
     results = json.loads((other / "results.json").read_text())
     results["run_id"] += "-b"
     (other / "results.json").write_text(json.dumps(results))

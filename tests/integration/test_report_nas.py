@@ -67,7 +67,7 @@ def test_run_report_draws_the_search_from_nas_json(nas_run):
 
 def test_trial_statuses_random_search_and_predictor_are_drawn(nas_run, tmp_path):
     run_dir = tmp_path / "run"
-    shutil.copytree(nas_run, run_dir, ignore=shutil.ignore_patterns("artifacts", "nas"))
+    shutil.copytree(nas_run, run_dir, ignore=shutil.ignore_patterns("artifacts", "nas", "by-label"))
     doc = json.loads((run_dir / "nas.json").read_text())
     search = doc["tasks"][TASK][TARGET]
     ok = search["trials"][0]
@@ -111,7 +111,7 @@ def test_trial_statuses_random_search_and_predictor_are_drawn(nas_run, tmp_path)
 @pytest.mark.parametrize("damage", ["removed", "corrupt"])
 def test_without_nas_json_the_summary_of_results_json_is_shown(nas_run, tmp_path, damage):
     run_dir = tmp_path / "run"
-    shutil.copytree(nas_run, run_dir, ignore=shutil.ignore_patterns("artifacts", "nas"))
+    shutil.copytree(nas_run, run_dir, ignore=shutil.ignore_patterns("artifacts", "nas", "by-label"))
     if damage == "removed":
         (run_dir / "nas.json").unlink()
     else:

@@ -265,7 +265,7 @@ def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path
     assert same.returncode == 0, same.stdout + same.stderr
     assert "slower" not in same.stdout and "same" in same.stdout
     slow = tmp_path / "slow"
-    shutil.copytree(run_dir, slow)
+    shutil.copytree(run_dir, slow, symlinks=True)
     with np.load(run_dir / "samples.npz") as npz:
         np.savez(slow / "samples.npz", **{k: npz[k] * 1.5 for k in npz.files})
     results = json.loads((slow / "results.json").read_text())
