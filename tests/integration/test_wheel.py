@@ -150,16 +150,22 @@ def test_run_works_from_the_packaged_suite_and_profiles(venv):
     task = suite["tasks"][0]
     if task["model"].get("kind") == "nas":  # its search is for mobile: cut to cpu, the baseline alone
         task["model"] = task["model"]["baseline"]
+    # The packaged cpu profile, cut to one thread and the float file of each format: every runtime
+    # of the package still loads and measures (the whole profile is the quick suite's, above).
+    cpu = yaml.safe_load((packaged.parent / "targets" / "cpu.yaml").read_text())
+    cpu.update(threads=[1], pipelines=[[{"pass": "tflite", "precision": "fp32"}], [{"pass": "onnx"}],
+                                       [{"pass": "onnx"}, {"pass": "openvino"}]])  # fmt: skip
+    (work / "cpu-cut.yaml").write_text(yaml.safe_dump(cpu, sort_keys=False))
     suite.update(
         name="quick-cpu",
-        targets=["cpu"],
+        targets=[str(work / "cpu-cut.yaml")],
         checks={"fairness": None, "robustness": None, "explain": None, "edgetpu": False},
     )
     (work / "quick-cpu.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     _ok(_run([edge_opt, "run", "quick-cpu.yaml", "--out", "out", "--quiet"], cwd=work, env=env, timeout=300))
     (run_dir,) = [p for p in (work / "out").iterdir() if (p / "results.json").is_file()]
     results = json.loads((run_dir / "results.json").read_text())
-    assert list(results["targets"]) == ["cpu"]
+    assert list(results["targets"]) == ["cpu"]  # the profile's own name
     recs = results["measurements"]
     assert not [r for r in recs if r["status"] == "failed"], [r["error"] for r in recs if r["status"] == "failed"]
     ok = {r["runtime"]["name"] for r in recs if r["status"] == "ok" and r["target"] == "cpu"}
