@@ -160,6 +160,7 @@ def test_a_bad_space_is_one_line_and_exit_2(tmp_path, space, fragment):
     proc = run_cli("nas", str(path), "--out", str(tmp_path / "out"))
     assert_clean_error(proc, fragment)
     assert not list((tmp_path / "out").rglob("*.keras"))  # nothing trained
+    assert not list((tmp_path / "out").glob("nas-*"))  # Issue 20 (6): before, nas-<name>/plan.json was left
 
 
 def test_holdout_adds_train_rows_to_validation_that_no_trial_trains_on(tmp_path):

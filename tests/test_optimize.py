@@ -1,6 +1,7 @@
 """`edge-opt optimize`: a target's pipelines on a user's own Keras model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,20 +24,12 @@ def user_files(tmp_path_factory, tiny_artifacts, adult_small):
 
 
 def test_optimize_for_mobile_with_calibration(user_files, tmp_path):
+    from edge_opt.run.optimize import optimize  # in this process (the CLI's own tests run it as a user would)
+
     folder, model = user_files
-    proc = run_cli(
-        "optimize",
-        str(model),
-        "--target",
-        "mobile",
-        "--out",
-        str(tmp_path),
-        "--calibration",
-        str(folder / "calib.npy"),
-        "--no-latency",  # fidelity is what this test reads; the autoencoder's test reads latency
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    # fidelity is what this test reads; the autoencoder's test reads latency
+    summary = optimize(model, "mobile", tmp_path, calibration=folder / "calib.npy", latency=False)
+    assert summary == json.loads((tmp_path / "summary.json").read_text())
     ok = [a for a in summary["artifacts"] if a["status"] == "ok"]
     assert {a["precision"] for a in ok} == {"int8", "fp32"}
     for a in ok:  # a 1-epoch model may predict one class on 25 rows: then agreement is not claimed
@@ -128,8 +121,11 @@ def test_lambda_code_needs_trust(tmp_path):
         str(tmp_path / "c.npy"),
         "--no-latency",  # the files are made and read; their latency is not what this test is about
     )
-    assert_clean_error(run_cli(*args), "--trust-model")
-    assert run_cli(*args, "--trust-model").returncode == 0
+    assert_clean_error(run_cli(*args), "--trust-model")  # refused before TensorFlow is even imported
+    from edge_opt.run.optimize import optimize
+
+    calib = tmp_path / "c.npy"
+    assert optimize(path, "mobile", tmp_path / "out", calibration=calib, latency=False, trust_model=True)["artifacts"]
 
 
 def test_a_reused_out_folder_never_returns_an_artifact_of_other_calibration_rows(user_files, tmp_path, adult_small):
@@ -168,15 +164,14 @@ def test_agreement_is_not_claimed_when_the_float_model_predicts_one_class(tmp_pa
         dense.set_weights([np.zeros((8, 3), np.float32), np.array([5.0, 0.0, 0.0], np.float32)])
         return model
 
+    from edge_opt.run.optimize import optimize
+
     model = _keras(tmp_path / "constant.keras", constant)
-    out = tmp_path / "out"
-    proc = run_cli("optimize", model, "--target", "mobile", "--out", str(out), "--random-calibration", "--no-latency")
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    summary = optimize(Path(model), "mobile", tmp_path / "out", random_calibration=True, latency=False)
     assert "random inputs" in summary["fidelity_rows"]
     for row in (r for r in summary["artifacts"] if r.get("artifact")):
         assert row["agreement"] is None and "predicts class 0 for all 256 rows" in row["fidelity"]["note"]
-    assert "top-1 agreement would be meaningless" in proc.stdout
+        assert "top-1 agreement would be meaningless" in row["fidelity"]["note"]  # what the terminal prints
 
 
 def test_an_autoencoder_gets_numeric_fidelity_and_latency_beside_the_input_model(tmp_path):

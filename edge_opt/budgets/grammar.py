@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_opt.core.config import read_yaml
-from edge_opt.core.errors import ConfigError
+from edge_opt.core.errors import ConfigError, quoted
 from edge_opt.core.units import TIME_UNITS_MS
 
 # Unit tables per kind: unit -> factor to the record's unit (bytes, ms, MiB, fraction).
@@ -121,30 +121,30 @@ class Check:
     @classmethod
     def parse(cls, spec: Any) -> Check:
         if not isinstance(spec, str):
-            raise ConfigError(f"bad check {spec!r}: must be a string; {_FORM}")
+            raise ConfigError(f"bad check {quoted(spec)}: must be a string; {_FORM}")
         m = _SPEC.match(spec)
         if not m:
-            raise ConfigError(f"bad check {spec!r}: {_FORM}")
+            raise ConfigError(f"bad check {quoted(spec)}: {_FORM}")
         metric, op, num, unit = m["metric"], m["op"], float(m["num"]), m["unit"] or ""
         if _metric(metric) is None:
             allowed = ", ".join([*METRICS, *(f"{k}.<summary key>" for k in CHECK_KINDS)])
-            raise ConfigError(f"bad check {spec!r}: unknown metric '{metric}'; allowed: {allowed}")
+            raise ConfigError(f"bad check {quoted(spec)}: unknown metric '{metric}'; allowed: {allowed}")
         kind = _metric(metric)[1]
         units = _UNITS[kind]
         unit = unit or next(iter(units))
         if unit not in units:
             allowed = ", ".join(u or "(none)" for u in units)
-            raise ConfigError(f"bad check {spec!r}: unit '{unit}' not allowed for {metric}; allowed: {allowed}")
+            raise ConfigError(f"bad check {quoted(spec)}: unit '{unit}' not allowed for {metric}; allowed: {allowed}")
         if kind == "fraction" and not m["unit"] and abs(num) >= 1:
             raise ConfigError(
-                f"bad check {spec!r}: a bare {num:g} is ambiguous for {metric} (a fraction or points?); "
+                f"bad check {quoted(spec)}: a bare {num:g} is ambiguous for {metric} (a fraction or points?); "
                 f"write {_FRACTION_FORMS}"
             )
         value = num / 100 if unit in ("%", "pt") else num * units[unit]
         low = {"accuracy.drop": -1.0}.get(metric, -math.inf if kind in ("number", "share") else 0.0)
         if not math.isfinite(value) or value < low or (kind == "fraction" and value > 1):
             bound = f"between {low:g} and 1 (or {low * 100:g}pt and 100pt)" if kind == "fraction" else ">= 0"
-            raise ConfigError(f"bad check {spec!r}: value for {metric} must be {bound}")
+            raise ConfigError(f"bad check {quoted(spec)}: value for {metric} must be {bound}")
         return cls(spec=spec.strip(), metric=metric, op=op, value=value, unit=unit)
 
     @property
@@ -219,6 +219,12 @@ def parse_checks(specs: Any, source: str | Path, where: str) -> list[Check]:
         except ConfigError as exc:
             raise ConfigError(f"{source}: field '{where}.{i}': {exc}") from None
     return checks
+
+
+def check_profile_budgets(profile) -> list[Check]:
+    """A target profile's ``budgets`` parsed, or a ConfigError naming the profile and the budget:
+    every command that loads a profile checks its budgets before any work."""
+    return parse_checks(list(profile.budgets), f"target profile '{profile.name}'", "budgets")
 
 
 def profile_budgets(results: dict[str, Any]) -> dict[str, list[Check]]:

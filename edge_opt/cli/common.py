@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.core.errors import EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
 
 app = typer.Typer(
     name="edge-opt",
@@ -262,10 +262,16 @@ def native_logs_to(path: Path):
     log = open(path, "ab")
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
-    failed = True
+    failed = refused = True
     try:
         yield terms[0], terms[1]
-        failed = False
+        failed = refused = False
+    except EdgeOptError as exc:
+        refused = exc.exit_code == EXIT_BAD_INPUT  # a refusal writes nothing, its log neither
+        raise
+    except BaseException:
+        refused = False
+        raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -275,9 +281,9 @@ def native_logs_to(path: Path):
             f.close()
         for fd in saved:
             os.close(fd)
-        # Leave nothing behind when nothing was logged, or when the command failed before
-        # writing anything but this log into a folder it created.
-        if path.exists() and (path.stat().st_size == 0 or (failed and created)):
+        # Leave nothing behind when nothing was logged, when the input was refused, or when the
+        # command failed before writing anything but this log into a folder it created.
+        if path.exists() and (path.stat().st_size == 0 or refused or (failed and created)):
             path.unlink()
         for folder in made:
             with contextlib.suppress(OSError):  # only when empty: another command may be writing there

@@ -199,13 +199,17 @@ def targets(name: str = typer.Argument(None, help="Show one profile in full (a n
     """List the target profiles, or validate and show one."""
     import yaml
 
+    from edge_opt.budgets.grammar import check_profile_budgets
     from edge_opt.targets import available_profiles, load_profile
 
     console = make_console()
     if name:
-        console.print(yaml.safe_dump(load_profile(name).to_dict(), sort_keys=False), end="")
+        profile = load_profile(name)
+        check_profile_budgets(profile)  # a budget that is not a check is refused here, not at the gate
+        console.print(yaml.safe_dump(profile.to_dict(), sort_keys=False), end="")
         return
     for profile_name in available_profiles():
         p = load_profile(profile_name)
+        check_profile_budgets(p)
         runtimes = ", ".join(f"{r.runtime}{'@' + r.precision if r.precision else ''}/{r.device}" for r in p.runtimes)
         console.print(f"{p.name:8} {p.precision:5} threads {p.threads}  runtimes {runtimes}  · {p.description}")

@@ -20,7 +20,7 @@ from edge_opt.cli.common import (
     trust_option,
     writable_dir,
 )
-from edge_opt.core.errors import BadInputError
+from edge_opt.core.errors import EXIT_BAD_INPUT, BadInputError, EdgeOptError
 
 
 @app.command()
@@ -83,7 +83,11 @@ def _load_run(suite: str | None, engine: str, address: str | None, device_names:
 
     _check_engine(engine, address)
     spec = load_suite(suite)
+    from edge_opt.budgets.grammar import check_profile_budgets
+
     profiles = [load_profile(name) for name in spec.targets]
+    for profile in profiles:
+        check_profile_budgets(profile)
     configs = [get_device(name, devices_dir) for name in (device_names or spec.devices)]
     if engine == "ray" and not configs and not any(getattr(t.model, "kind", None) == "nas" for t in spec.tasks):
         raise BadInputError(
@@ -202,14 +206,22 @@ def nas(
     after the last finished trial.
     """
     spec, profiles = _load_search(suite_or_space, target, trials, oracle, parallel, engine, address)
+    new = not (out / f"nas-{spec.name}").exists()
     folder = _search_folder(spec, out)
     total = sum(
         (2 + t.model.trials * (2 if t.model.compare_random else 1)) * len(spec.searched_profiles(t, profiles))
         for t in spec.tasks
     )
-    with native_logs_to(native_log(out)) as (term_out, _):
-        console = make_console(file=term_out)
-        searches = _nas_with_progress(spec, profiles, folder, total, quiet, console, engine, address)
+    try:
+        with native_logs_to(native_log(out)) as (term_out, _):
+            console = make_console(file=term_out)
+            searches = _nas_with_progress(spec, profiles, folder, total, quiet, console, engine, address)
+    except EdgeOptError as exc:
+        if new and exc.exit_code == EXIT_BAD_INPUT:  # refused (a space whose corner cannot build): no leftover
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     from edge_opt.core.fileio import write_json_atomic
     from edge_opt.run.nas_task import nas_json
 
@@ -231,9 +243,13 @@ def _load_search(suite_or_space: str, target, trials, oracle, parallel, engine: 
     from edge_opt.run.nas_task import load_search
 
     spec = load_search(suite_or_space, target=target, trials=trials, oracle=oracle, parallel=parallel)
+    from edge_opt.budgets.grammar import check_profile_budgets
     from edge_opt.targets import load_profile
 
-    return spec, [load_profile(name) for name in spec.targets]
+    profiles = [load_profile(name) for name in spec.targets]
+    for profile in profiles:
+        check_profile_budgets(profile)
+    return spec, profiles
 
 
 def _search_folder(spec, out: Path) -> Path:

@@ -13,12 +13,21 @@ from edge_opt.core.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+#: A configuration file larger than this is refused: a suite, profile or budgets file is a few KB.
+MAX_YAML_BYTES = 1_000_000
+#: The most nodes a configuration may hold once its aliases (``*name``) are expanded: a few
+#: aliases are handy, an anchor bomb expands nine aliases nine levels deep into billions.
+MAX_YAML_NODES = 100_000
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a configuration file is at most {MAX_YAML_BYTES:,}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _safe_load(path.read_text(encoding="utf-8"), path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -31,6 +40,41 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _safe_load(text: str, path: Path):
+    """``yaml.safe_load``, refusing a document whose aliases would expand beyond MAX_YAML_NODES
+    (the node graph is composed with aliases shared, and its expanded size counted before any
+    Python object is built)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        nodes = _expanded(node, {})
+        if nodes > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: its aliases (*name) expand to {nodes:,} nodes; a configuration may hold {MAX_YAML_NODES:,}"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded(node, memo: dict[int, int]) -> int:
+    """Nodes under ``node`` with every alias expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a node that contains itself (a recursive alias) counts once
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+    else:
+        total = 1
+    memo[key] = total
+    return total
 
 
 def validate(model: type[M], data: dict, source: str | Path) -> M:

@@ -88,3 +88,10 @@ def error_message(exc: BaseException) -> str:
     if os.environ.get("EDGE_OPT_DEBUG"):
         text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
     return text
+
+
+def quoted(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with the length said: an error names what it
+    refuses without echoing a whole input back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

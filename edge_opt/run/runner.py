@@ -28,6 +28,7 @@ import numpy as np
 from edge_opt import __version__
 from edge_opt.analysis.checks import attach, run_checks
 from edge_opt.analysis.roofline import artifact_macs, host_peak
+from edge_opt.budgets.grammar import check_profile_budgets
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import BadInputError, EdgeOptError
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
@@ -147,6 +148,8 @@ def run_suite(
     ``engine``: ``local`` (this process) or ``ray`` (each device's measurements on its Ray actor, at
     the cluster ``address``; None: a local Ray)."""
     profiles = [load_profile(name) for name in suite.targets]  # validate all before any work
+    for profile in profiles:
+        check_profile_budgets(profile)
     configs = devices if devices is not None else [get_device(name) for name in suite.devices]
     for task in suite.tasks:
         if task.file:

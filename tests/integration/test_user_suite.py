@@ -94,6 +94,13 @@ def test_data_that_does_not_fit_the_model_is_one_line_before_any_work(user_suite
     proc = run_cli("run", str(user_suite / "suite.yaml"), "--out", str(out), "--quiet")
     assert_clean_error(proc, "rows have shape (5,)")
     assert not out.exists()
+    # Issue 20 (6): into an --out that exists (reports/ holds earlier runs), the refused run left
+    # logs/native-<time>.log with TensorFlow's start-up chatter in it
+    out.mkdir()
+    (out / "logs").mkdir()
+    proc = run_cli("run", str(user_suite / "suite.yaml"), "--out", str(out), "--quiet")
+    assert_clean_error(proc, "rows have shape (5,)")
+    assert list(out.rglob("*")) == [out / "logs"]  # the folders the user had, nothing in them
 
 
 def test_a_run_measures_on_the_device_serving_the_target(user_suite, tmp_path):
