@@ -32,9 +32,7 @@ def load_xy(path: str | Path, *, labels: bool = True) -> tuple[np.ndarray, np.nd
             _check_size(path, mapped.nbytes)
             x, y, names = np.array(mapped), None, None
         elif suffix == ".npz":
-            with zipfile.ZipFile(path) as zf:  # the sizes the archive declares, before decompressing
-                for info in zf.infolist():
-                    _check_size(path, info.file_size, info.filename)
+            check_npz(path)
             with np.load(path, allow_pickle=False) as npz:
                 if "x" not in npz.files:
                     raise BadInputError(f"{path}: no array named 'x' (has: {', '.join(npz.files) or 'none'})")
@@ -86,6 +84,29 @@ def _class_labels(path: Path, y: np.ndarray) -> np.ndarray:
 MAX_DATA_BYTES = 4 * 1024**3
 
 
+def check_npz(path: Path) -> None:
+    """Every member of an ``.npz`` checked before anything is decompressed or allocated: the size
+    the archive declares, and the shape its ``.npy`` header declares, against the limit and
+    against the bytes the member holds (a header claiming 10^12 rows over a few bytes is refused)."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            _check_size(path, info.file_size, info.filename)
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(fh)
+                header = fh.tell()
+            declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            _check_size(path, declared, info.filename)
+            if not dtype.hasobject and declared > info.file_size - header:
+                raise BadInputError(
+                    f"{path} ({info.filename}): its header declares shape {tuple(shape)} "
+                    f"({declared:,} bytes), but the member holds {max(info.file_size - header, 0):,}"
+                )
+
+
 def _check_size(path: Path, nbytes: int, member: str | None = None) -> None:
     limit = MAX_DATA_BYTES
     try:
@@ -135,6 +156,7 @@ def load_slices(path: str | Path) -> dict[str, np.ndarray]:
     """The ``slice_*`` columns of a data file read by ``load_xy``, as strings, by group name."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
+        check_npz(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k.removeprefix(SLICE_PREFIX): npz[k].astype(str) for k in npz.files if k.startswith(SLICE_PREFIX)}
     if path.suffix.lower() != ".csv":
@@ -159,9 +181,7 @@ def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise BadInputError(f"--input {path}: " + ("file not found" if not path.exists() else "not a regular file"))
     try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                _check_size(path, info.file_size, info.filename)
+        check_npz(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
