@@ -3,20 +3,24 @@ of new data against a reference."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
-from edge_opt.cli.common import app, emit, handled, quiet_native, trust_option, writable_file
-from edge_opt.core.errors import BadInputError
+from edge_opt.cli.common import app, emit, finite, handled, quiet_native, trust_option, writable_file
+from edge_opt.core.errors import BadInputError, quoted
 
 
 def _floats(text: str, option: str) -> list[float]:
-    """A comma-separated option (--eps, --sigmas) as numbers."""
+    """A comma-separated option (--eps, --sigmas) as numbers: at least one, each finite and >= 0."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise BadInputError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0,0.05,0.1") from None
+        raise BadInputError(f"{option} {quoted(text)}: expected comma-separated numbers, e.g. 0,0.05,0.1") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise BadInputError(f"{option} {quoted(text)}: expected numbers >= 0, finite, e.g. 0,0.05,0.1")
+    return values
 
 
 def _model_file(artifact: Path) -> Path:
@@ -143,11 +147,13 @@ def explain(
     from edge_opt.analysis.explain import explain_check, render_explain
     from edge_opt.analysis.inputs import eval_data
 
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods is not None else None
+    if chosen == ():  # "--methods ,,," named none: not a silent fall-back to the defaults
+        raise BadInputError(f"--methods {methods!r} names no method; choose from shap, permutation, pdp, lime, ig")
     with quiet_native() as (_, terminal):
         path = _model_file(artifact)
         evaluation = eval_data(data)
         predictor, ref_path, reference = _check_inputs(path, float_model, runtime, trust_model=trust_model)
-        chosen = tuple(m.strip() for m in methods.split(",") if m.strip()) if methods is not None else None
         result = explain_check(
             predictor,
             evaluation,
@@ -169,8 +175,12 @@ def drift(
     reference: Path = typer.Argument(..., help="Reference data (.npz with x, .npy or .csv with a header)."),
     new: Path = typer.Argument(..., help="New data, same columns."),
     artifact: Path = typer.Option(None, "--artifact", help="Also measure prediction drift through this model."),
-    p_value: float = typer.Option(0.01, "--p-value", help="Drift needs a test p-value below this ..."),
-    psi: float = typer.Option(0.1, "--psi", help="... and a population stability index above this."),
+    p_value: float = typer.Option(
+        0.01, "--p-value", min=0, max=1, callback=finite, help="Drift needs a test p-value below this ..."
+    ),
+    psi: float = typer.Option(
+        0.1, "--psi", min=0, max=100, callback=finite, help="... and a population stability index above this."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=writable_file),
     trust_model: bool = trust_option(),
 ) -> None:

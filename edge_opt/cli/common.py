@@ -73,6 +73,15 @@ def devices_option():
     )
 
 
+def finite(value: float | None) -> float | None:
+    """An option's number, refused when NaN or infinite (a range alone lets NaN through)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def nearest_existing(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:

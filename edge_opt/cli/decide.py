@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from edge_opt.cli.common import app, handled, make_console, print_table, writable_file, writable_file_for
+from edge_opt.core.errors import BadInputError
 from edge_opt.core.units import fmt_bytes, fmt_ms
 
 
@@ -44,6 +45,8 @@ def gate(
     from edge_opt.store import load_run
 
     results = load_run(run_dir)
+    if not results["measurements"]:
+        raise BadInputError(f"{run_dir}: the run has no measurements to judge")
     checks = load_budgets(budgets) if budgets else None
     report = evaluate(results, checks, allow_skipped=allow_skipped, every=every, source=budgets, strict=strict)
     run_id = str(results.get("run_id", run_dir))

@@ -10,6 +10,7 @@ import typer
 from edge_opt.cli.common import (
     app,
     devices_option,
+    finite,
     handled,
     make_console,
     parse_shapes,
@@ -20,6 +21,11 @@ from edge_opt.cli.common import (
 from edge_opt.core.errors import BadInputError, EdgeOptError
 from edge_opt.core.units import fmt_mib, fmt_ms
 
+_RUNTIME_HELP = (
+    "litert | litert-compiled | onnxruntime | openvino | keras "
+    "(default: by format; openvino also reads .onnx and .tflite)."
+)
+
 
 @app.command()
 @handled
@@ -27,13 +33,7 @@ def bench(
     model: Path = typer.Argument(
         ..., help="A .tflite, .onnx or OpenVINO .xml file (any origin), a Keras file, or an artifact folder."
     ),
-    runtime: str = typer.Option(
-        None,
-        "--runtime",
-        "-r",
-        help="litert | litert-compiled | onnxruntime | openvino | keras (default: by format; "
-        "openvino also reads .onnx and .tflite).",
-    ),
+    runtime: str = typer.Option(None, "--runtime", "-r", help=_RUNTIME_HELP),
     threads: int = typer.Option(1, "--threads", "-t", min=1, help="Threads for the runtime."),
     shape: list[str] = typer.Option(
         None, "--shape", help="Input shape, NAME:1,3,224,224 or 1,3,224,224; repeat per input."
@@ -45,11 +45,16 @@ def bench(
         None, "--input-range", help="Random values of an input within LO..HI: NAME:LO,HI (or LO,HI); repeat."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu | gpu | edgetpu."),
-    runs: int = typer.Option(50, "--runs", min=1, help="Minimum timed runs."),
-    min_time: float = typer.Option(1.0, "--min-time", min=0, help="Minimum seconds of timed runs."),
-    warmup: int = typer.Option(10, "--warmup", min=0, help="Warm-up runs before timing."),
+    runs: int = typer.Option(50, "--runs", min=1, max=10_000_000, help="Minimum timed runs."),
+    min_time: float = typer.Option(1.0, "--min-time", min=0, max=3600, callback=finite, help="Minimum seconds timed."),
+    warmup: int = typer.Option(10, "--warmup", min=0, max=1_000_000, help="Warm-up runs before timing."),
     max_time: float = typer.Option(
-        60.0, "--max-time", min=0.001, help="Stop warm-up and timing after this many seconds each."
+        60.0,
+        "--max-time",
+        min=0.001,
+        max=86400,
+        callback=finite,
+        help="Stop warm-up and timing after this many seconds each.",
     ),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=writable_file),
     trust_model: bool = trust_option(),

@@ -38,4 +38,7 @@ def lineage_lines(manifests: dict[str, dict]) -> list[str]:
             walk(m["id"], depth + 1)
 
     walk(None, 0)
+    if len(lines) < len(manifests):  # artifacts no walk from a root reaches: their parents loop
+        lost = sorted(set(manifests) - {line.rsplit(" ", 1)[-1] for line in lines})
+        raise BadInputError(f"the lineage of artifact(s) {', '.join(lost[:5])} loops (a forged or corrupt manifest)")
     return lines

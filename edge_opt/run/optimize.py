@@ -211,6 +211,8 @@ def _load_user_inputs(
     labels = held_y if held is not None else (data.y_test if data is not None else None)
     if labels is not None:
         _check_labels(labels, model, "--eval" if held is not None else "--train")
+    if data is not None:  # the rows the passes train on, too (labels of 10^12 trained before)
+        _check_labels(data.y_train, model, "--train")
     return _UserInputs(model, calib, source, data, fidelity_rows, fidelity_source, labels)
 
 

@@ -73,10 +73,14 @@ class OpenVINOBackend(Backend):
         self._why = ""
         try:
             self._model = _read(core, str(path), shapes)
+            if not self._model.inputs or not self._model.outputs:  # an empty network "ran" in 1.7 µs
+                raise ModelLoadError(f"{path}: OpenVINO read no network in it (no inputs or no outputs)")
             # A TFLite file with integer I/O keeps its integers in OpenVINO: predict() quantizes the
             # float features and dequantizes the outputs with the file's own parameters.
             self._quant = _tflite_io_quantization(path) if str(path).lower().endswith(".tflite") else ([], [])
             self._compiled = core.compile_model(self._model, _DEVICES[self.device], self._config())
+        except ModelLoadError:
+            raise
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long text
             dynamic = self._model is not None and any(p.get_partial_shape().is_dynamic for p in self._model.inputs)
             if dynamic and not shapes:
