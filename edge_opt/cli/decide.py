@@ -45,9 +45,9 @@ def gate(
     from edge_opt.store import load_run
 
     results = load_run(run_dir)
+    checks = load_budgets(budgets) if budgets else None
     if not results["measurements"]:
         raise BadInputError(f"{run_dir}: the run has no measurements to judge")
-    checks = load_budgets(budgets) if budgets else None
     report = evaluate(results, checks, allow_skipped=allow_skipped, every=every, source=budgets, strict=strict)
     run_id = str(results.get("run_id", run_dir))
     console = make_console()

@@ -174,9 +174,11 @@ def test_threads_beyond_the_machine_and_an_unbounded_warm_up(tiny_artifacts):
     model = str(tiny_artifacts["tflite"].model_path)
     assert_clean_error(run_cli("bench", model, "--threads", "10000"), f"lets edge-opt use {usable_cpus()} CPUs")
     started = time.monotonic()
-    proc = run_cli("bench", model, "--warmup", "1000000000", "--runs", "1", "--min-time", "0", "--max-time", "1")
+    proc = run_cli("bench", model, "--warmup", "1000000", "--runs", "1", "--min-time", "0", "--max-time", "1")
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started < 60  # before: about 36 h of warm-up
+    assert time.monotonic() - started < 60  # the largest warm-up allowed, bounded by --max-time
+    proc = run_cli("bench", model, "--warmup", "1000000000")  # before: about 36 h of warm-up
+    assert proc.returncode == 2 and "--warmup" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_history_is_written_in_wal_mode_so_concurrent_runs_wait_not_fail(tmp_path):
