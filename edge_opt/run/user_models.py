@@ -88,6 +88,9 @@ def import_model(task: TaskConfig, out: Path, trust: bool) -> Artifact:
         return import_artifact(load_user_model(source, trust), source, out, trust)
     files = companions(source)
     digest = {f.name: sha256_file(f) for f in files}
+    # Inside the artifact the files are model.<suffix> (an OpenVINO .xml finds its .bin by the shared
+    # stem): a manifest names only safe file names, and the user's (any script, spaces) is the label.
+    inside = {f: f"model{f.suffix.lower()}" for f in files}
     with ArtifactWriter(
         out,
         parent=None,
@@ -96,11 +99,11 @@ def import_model(task: TaskConfig, out: Path, trust: bool) -> Artifact:
         target=None,
         fmt=fmt,
         precision="unknown",
-        model_file=source.name,
+        model_file=inside[source],
         label=source.name,
     ) as w:
         if w.existing:
             return w.existing
         for f in files:
-            shutil.copyfile(f, w.stage / f.name)
+            shutil.copyfile(f, w.stage / inside[f])
         return w.publish()

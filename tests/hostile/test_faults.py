@@ -298,3 +298,19 @@ def test_resume_refuses_a_run_of_a_changed_suite(tmp_path):
     proc = run_cli("run", _tiny_suite(tmp_path), "--out", str(out), "--quiet", "--resume")
     assert_clean_error(proc, "changed since that run was killed; run without --resume")
     assert stage.is_dir()  # kept: the user decides
+
+
+def test_a_model_file_with_a_name_in_any_script_runs(tmp_path, tiny_artifacts, adult_small):
+    """Issue 20 (8): before, `run` refused 模型 ünï.tflite part-way, blaming its own staging manifest
+    (the user's file name became the artifact's model_file, which a manifest keeps to safe names)."""
+    named = tmp_path / "模型 ünï.tflite"
+    shutil.copy(tiny_artifacts["tflite"].model_path, named)
+    suite = yaml.safe_load(open(_file_suite(tmp_path, tiny_artifacts, adult_small)))
+    suite["tasks"][0]["file"] = str(named)
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(tmp_path / "suite.yaml"), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = [p for p in out.iterdir() if (p / "results.json").is_file()]
+    rec = next(r for r in json.loads((run / "results.json").read_text())["measurements"] if r["status"] == "ok")
+    assert rec["artifact"]["label"] == "模型 ünï.tflite" and rec["artifact"]["path"].endswith("/model.tflite")
