@@ -278,6 +278,13 @@ def test_a_killed_run_resumes_and_redoes_nothing_it_had_finished(tmp_path):
 
 def test_an_interrupted_run_keeps_its_work_and_says_how_to_resume(tmp_path, tiny_artifacts, adult_small):
     suite = _file_suite(tmp_path, tiny_artifacts, adult_small)  # the run's mechanics: no training needed
+    # two measurements of 3 s each: the run is still going when its first journal entry appears
+    spec = yaml.safe_load(open(suite))
+    spec["harness"]["min_time_s"] = 3.0
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
+    profile = yaml.safe_load((tmp_path / "tiny-cpu.yaml").read_text())
+    profile["runtimes"] = [{"runtime": "litert"}, {"runtime": "litert-compiled"}]
+    (tmp_path / "tiny-cpu.yaml").write_text(yaml.safe_dump(profile))
     out = tmp_path / "out"
     cli = _start_run(suite, out)
     _wait_for(lambda: list(out.glob(".partial-*/.journal/*.json")), cli)
