@@ -9,24 +9,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge_opt.core.artifacts import Artifact, ArtifactWriter
+from edge_opt.core.config import Strict
 from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset
 
 
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ModelConfig(Strict):
     kind: Literal["mlp", "cnn"] = "mlp"
     # mlp: dense widths; cnn: conv filters (bounded: a model for an edge device, not a typo's 2e8)
     hidden: list[Annotated[int, Field(ge=1, le=16384)]] = Field(default_factory=lambda: [256, 128])
     dropout: float = Field(default=0.1, ge=0, lt=1)
-    epochs: int = Field(default=4, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=4, ge=1, le=10_000)
+    batch_size: int = Field(default=256, ge=1, le=1_048_576)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
 
 
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"

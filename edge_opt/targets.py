@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_opt.core.builtin import builtin_dir
-from edge_opt.core.config import load_model
+from edge_opt.core.config import Strict, load_model
 from edge_opt.core.errors import ConfigError
 from edge_opt.core.fileio import write_text_atomic
 from edge_opt.passes import pass_class, supports
@@ -20,11 +20,11 @@ from edge_opt.runtimes.formats import FORMATS
 Device = Literal["cpu", "gpu", "edgetpu"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: The most threads a profile may ask for: more than any edge device (or server) has cores.
+MAX_THREADS = 1024
 
 
-class RuntimeSpec(_Strict):
+class RuntimeSpec(Strict):
     """One way of running the target's artifacts: a runtime on a device."""
 
     runtime: str = Field(description="a registered runtime (edge-opt runtimes) or a plug-in as module:Class")
@@ -68,15 +68,15 @@ class RuntimeSpec(_Strict):
         return self
 
 
-class Peak(_Strict):
+class Peak(Strict):
     """The device's published peak figures, for estimates only (never shown as measured)."""
 
-    gops: float = Field(gt=0, description="peak ops/s in G for the profile's precision")
-    bandwidth_gbs: float = Field(gt=0)
-    on_chip_mb: float = Field(default=0, ge=0)
+    gops: float = Field(gt=0, description="peak ops/s in G for the profile's precision", le=1e9)
+    bandwidth_gbs: float = Field(gt=0, le=1e7)
+    on_chip_mb: float = Field(default=0, ge=0, le=1e7)
 
 
-class TargetProfile(_Strict):
+class TargetProfile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
     precision: Literal["fp32", "fp16", "int8"]
@@ -89,8 +89,8 @@ class TargetProfile(_Strict):
     @field_validator("threads")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
-        if any(t < 1 for t in v):
-            raise ValueError("thread counts must be >= 1")
+        if any(t < 1 or t > MAX_THREADS for t in v):
+            raise ValueError(f"thread counts must be from 1 to {MAX_THREADS}")
         return v
 
     @field_validator("pipelines")

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The example plug-ins of tests/plugins/ may be named in the profiles and suites the tests write
+# (edge-opt imports no other plug-in a file names: tests/hostile/test_plugins.py).
+os.environ["EDGE_OPT_PLUGINS"] = "tests.plugins"
 # Any Ray a test starts (and any CLI it runs) stays on 127.0.0.1 and sends no usage statistics.
 from edge_opt.measure.ray_engine import local_only  # noqa: E402
 
@@ -43,9 +46,12 @@ def tiny_artifacts(tmp_path_factory, adult_small):
     }
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``edge-opt`` as a user would, in a child process."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``edge-opt`` as a user would, in a child process (``env``: its environment, this one's by default)."""
+    env = dict(env if env is not None else os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*(p for p in sys.path if p), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "edge_opt.cli", *args],
         cwd=cwd or ROOT,
@@ -54,6 +60,29 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """Run ``edge-opt``'s entry point in this process (a few ms, not a second), with its output
+    captured: for corpora of commands. The result reads like :func:`run_cli`'s."""
+    import contextlib
+    import io
+    import signal
+
+    from edge_opt.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    argv, on_term = sys.argv, signal.getsignal(signal.SIGTERM)
+    sys.argv = ["edge-opt", *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, on_term)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, fragment: str) -> None:

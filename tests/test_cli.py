@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests import runs
 from tests.conftest import ROOT, assert_clean_error, run_cli
 
 FAST = ("--runs", "10", "--min-time", "0.05", "--warmup", "2")
@@ -159,7 +160,7 @@ def test_gate_on_a_folder_without_results_exits_2(tmp_path):
 
 
 def test_gate_with_malformed_budgets_exits_2(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"run_id": "r", "targets": {}, "measurements": []}))
+    runs.write(tmp_path, runs.results())
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("cpu:\n  - latency.p90 <= fast\n")
     assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "budgets.yaml")

@@ -614,12 +614,11 @@ def test_load_budgets_missing_file(tmp_path):
 
 
 def test_gate_command_config_errors_and_the_skipped_only_verdict(tmp_path):
+    from tests import runs
     from tests.conftest import assert_clean_error, run_cli
 
-    results = _results(_record(target="gpu", status="skipped", error="no GPU"), targets=("gpu",))
-    for rec in results["measurements"]:
-        rec["artifact"] |= {"format": "tflite", "precision": "fp32"}
-    (tmp_path / "results.json").write_text(json.dumps(results))
+    reference = runs.record("float", target=None, runtime={"name": "keras", "threads": None, "device": "cpu"})
+    runs.write(tmp_path, runs.results(reference, runs.record("gpu", target="gpu", status="skipped", error="no GPU")))
     budgets = tmp_path / "b.yaml"
     budgets.write_text("gpu:\n  - latency.p90 <= 2ms\n")
     proc = run_cli("gate", str(tmp_path), "--budgets", str(budgets))

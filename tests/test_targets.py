@@ -57,7 +57,10 @@ def test_profiles_name_every_registered_runtime_and_plugins(tmp_path):
     profile = load_profile(_write(tmp_path, json.dumps(cpu)))
     assert [rs.runtime for rs in profile.runtimes] == ["litert-compiled", "tests.plugins.crashy:CrashBackend"]
     cpu["runtimes"] = [{"runtime": "os:system"}]
-    with pytest.raises(ConfigError, match=r"runtimes\.0\.runtime.*(not an edge-opt Backend|cannot be imported)"):
+    with pytest.raises(ConfigError, match=r"runtimes\.0\.runtime.*is a plug-in, and edge-opt imports no module"):
+        load_profile(_write(tmp_path, json.dumps(cpu)))
+    cpu["runtimes"] = [{"runtime": "tests.plugins.crashy:NoSuchClass"}]
+    with pytest.raises(ConfigError, match=r"runtimes\.0\.runtime.*cannot be imported"):
         load_profile(_write(tmp_path, json.dumps(cpu)))
 
 

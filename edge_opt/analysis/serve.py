@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from edge_opt.core.errors import EdgeOptError, first_line
+from edge_opt.core.plugins import allow
 from edge_opt.core.procs import die_with_parent
 from edge_opt.runtimes import get_backend_class
 
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
 
     try:
+        allow(spec["runtime"])  # edge-opt wrote this spec, and checked its runtime against the allow-list then
         cls = get_backend_class(spec["runtime"])
         backend = cls(threads=spec["threads"], precision=spec["precision"], trust_model=spec["trust_model"])
         backend.load(spec["path"])

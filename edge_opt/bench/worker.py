@@ -20,6 +20,7 @@ import numpy as np
 
 from edge_opt.core.errors import BadInputError, EdgeOptError, first_line, runtime_message
 from edge_opt.core.fileio import write_json_atomic
+from edge_opt.core.plugins import allow
 from edge_opt.core.procs import die_with_parent
 from edge_opt.runtimes import get_backend_class
 from edge_opt.runtimes.base import random_inputs
@@ -209,6 +210,7 @@ def run(spec: dict) -> dict:
     if spec.get("cpus") and hasattr(os, "sched_setaffinity"):  # the device's core mask, before any runtime starts
         os.sched_setaffinity(0, spec["cpus"])
 
+    allow(spec["runtime"])  # edge-opt wrote this spec, and checked its runtime against the allow-list then
     cls = get_backend_class(spec["runtime"])
     device, precision = spec.get("device", "cpu"), spec.get("precision")
     reason = cls.cannot_run(device, precision)

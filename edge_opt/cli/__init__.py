@@ -19,7 +19,7 @@ import typer
 
 from edge_opt.cli import checks, decide, measure, optimize, run  # noqa: F401 - importing registers the commands
 from edge_opt.cli.common import app, on_sigterm
-from edge_opt.core.errors import EXIT_BAD_INPUT
+from edge_opt.core.errors import EXIT_BAD_INPUT, printable
 
 __all__ = ["app", "main"]
 
@@ -60,10 +60,10 @@ def main() -> None:
         code = app(standalone_mode=False)
     except UsageError as exc:  # one line, like every other bad input
         where = f"edge-opt {exc.ctx.info_name}" if exc.ctx and exc.ctx.info_name != "edge-opt" else "edge-opt"
-        print(f"edge-opt: error: {exc.format_message()} (see {where} --help)", file=sys.stderr)
+        print(f"edge-opt: error: {printable(exc.format_message())} (see {where} --help)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except ClickException as exc:
-        print(f"edge-opt: error: {exc.format_message()}", file=sys.stderr)
+        print(f"edge-opt: error: {printable(exc.format_message())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except Abort:
         print("edge-opt: interrupted", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.cli.common import app, emit, finite, handled, quiet_native, trust_option, writable_file
+from edge_opt.cli.common import app, emit, finite, handled, quiet_native, trust_option, typed_plugin, writable_file
 from edge_opt.core.errors import BadInputError, quoted
 
 
@@ -58,10 +58,14 @@ def fairness(
     data: str = typer.Option("adult", "--data", help=_DATA_HELP),
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP),
     slice_: list[str] = typer.Option(None, "--slice", help="Slice column, or an intersection as sex+race; repeat."),
-    rows: int = typer.Option(None, "--rows", min=10, help="Use the first N rows."),
-    min_size: int = typer.Option(30, "--min-size", min=1, help="Slices smaller than this are marked small."),
-    n_boot: int = typer.Option(200, "--boot", min=0, help="Bootstrap resamples for the CIs (0: none)."),
-    runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
+    rows: int = typer.Option(None, "--rows", min=10, max=10_000_000, help="Use the first N rows."),
+    min_size: int = typer.Option(
+        30, "--min-size", min=1, max=10_000_000, help="Slices smaller than this are marked small."
+    ),
+    n_boot: int = typer.Option(200, "--boot", min=0, max=100_000, help="Bootstrap resamples for the CIs (0: none)."),
+    runtime: str = typer.Option(
+        None, "--runtime", "-r", help="Runtime for the artifact (default: by format).", callback=typed_plugin
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=writable_file),
     trust_model: bool = trust_option(),
 ) -> None:
@@ -89,11 +93,15 @@ def robustness(
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP + " White-box attacks run on it."),
     eps: str = typer.Option("0,0.05,0.1,0.2", "--eps", help="L-inf budgets, in feature units."),
     sigmas: str = typer.Option("0,0.05,0.1,0.2", "--sigmas", help="Gaussian noise levels."),
-    rows: int = typer.Option(500, "--rows", min=10, help="Use the first N rows."),
-    queries: int = typer.Option(100, "--queries", min=2, help="Black-box query budget per row and epsilon."),
-    pgd_steps: int = typer.Option(10, "--pgd-steps", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
+    rows: int = typer.Option(500, "--rows", min=10, max=10_000_000, help="Use the first N rows."),
+    queries: int = typer.Option(
+        100, "--queries", min=2, max=1_000_000, help="Black-box query budget per row and epsilon."
+    ),
+    pgd_steps: int = typer.Option(10, "--pgd-steps", min=1, max=10_000),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
+    runtime: str = typer.Option(
+        None, "--runtime", "-r", help="Runtime for the artifact (default: by format).", callback=typed_plugin
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=writable_file),
     trust_model: bool = trust_option(),
 ) -> None:
@@ -132,12 +140,21 @@ def explain(
         "--methods",
         help="Any of shap,permutation,pdp,lime,ig (default: shap,permutation,pdp; images: shap,permutation,ig).",
     ),
-    rows: int = typer.Option(None, "--rows", min=10, help="Rows for permutation importance and PDP (400; images 100)."),
-    budget: float = typer.Option(
-        None, "--budget", min=0.001, help="Seconds the check may take: each method is cut or skipped to fit."
+    rows: int = typer.Option(
+        None, "--rows", min=10, max=10_000_000, help="Rows for permutation importance and PDP (400; images 100)."
     ),
-    seed: int = typer.Option(0, "--seed"),
-    runtime: str = typer.Option(None, "--runtime", "-r", help="Runtime for the artifact (default: by format)."),
+    budget: float = typer.Option(
+        None,
+        "--budget",
+        min=0.001,
+        max=86_400,
+        callback=finite,
+        help="Seconds the check may take: each method is cut or skipped to fit.",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
+    runtime: str = typer.Option(
+        None, "--runtime", "-r", help="Runtime for the artifact (default: by format).", callback=typed_plugin
+    ),
     json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON here.", callback=writable_file),
     trust_model: bool = trust_option(),
 ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from edge_opt.core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line
+from edge_opt.core.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, BadInputError, EdgeOptError, first_line, printable
 
 app = typer.Typer(
     name="edge-opt",
@@ -39,7 +39,7 @@ def handled(fn):
         try:
             return fn(*args, **kwargs)
         except EdgeOptError as exc:
-            print(f"edge-opt: error: {exc}", file=sys.stderr)
+            print(f"edge-opt: error: {printable(str(exc))}", file=sys.stderr)  # a file name may carry escapes
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -51,7 +51,7 @@ def handled(fn):
             if os.environ.get("EDGE_OPT_DEBUG"):
                 raise
             print(
-                f"edge-opt: internal error: {type(exc).__name__}: {first_line(exc)} "
+                f"edge-opt: internal error: {type(exc).__name__}: {printable(first_line(exc))} "
                 "(set EDGE_OPT_DEBUG=1 for the traceback)",
                 file=sys.stderr,
             )
@@ -73,6 +73,16 @@ def devices_option():
     )
 
 
+def typed_plugin(value: str | None) -> str | None:
+    """``--runtime module:Class`` typed on the command line: the user's own choice, so its module
+    may be imported (a plug-in named in a profile or suite needs ``EDGE_OPT_PLUGINS``)."""
+    if value and ":" in value:
+        from edge_opt.core.plugins import allow
+
+        allow(value)
+    return value
+
+
 def finite(value: float | None) -> float | None:
     """An option's number, refused when NaN or infinite (a range alone lets NaN through)."""
     import math
@@ -89,6 +99,20 @@ def nearest_existing(path: Path) -> Path:
     return path
 
 
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``, tried (and removed at once): permission bits say
+    yes to root on /proc or a read-only mount, where the write after the work would fail."""
+    import tempfile
+
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".edge-opt-probe-"):
+            return True
+    except OSError:
+        return False
+
+
 def writable_dir(value: Path | None) -> Path | None:
     """``--out``: a folder (or a path where one can be made) this user may write."""
     if value is None:
@@ -96,7 +120,7 @@ def writable_dir(value: Path | None) -> Path | None:
     if value.exists() and not value.is_dir():
         raise typer.BadParameter(f"{value} exists and is not a folder", param_hint="'--out'")
     base = nearest_existing(value)
-    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+    if not _can_create_in(base):
         raise typer.BadParameter(f"{base} is not writable, so {value} cannot hold results", param_hint="'--out'")
     return value
 
@@ -110,7 +134,7 @@ def writable_file_for(option: str):
         if value.is_dir():
             raise typer.BadParameter(f"{value} is a folder; give a file path", param_hint=f"'{option}'")
         base = nearest_existing(value.parent)
-        if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        if not _can_create_in(base):
             raise typer.BadParameter(f"{base} is not writable, so {value} cannot be written", param_hint=f"'{option}'")
         return value
 

@@ -113,7 +113,8 @@ def report(
         from edge_opt.report.html import write_html
         from edge_opt.store import load_view
 
-        write_html(html_out, [load_view(run_dir, results) for run_dir, results in loaded])
+        views = [load_view(run_dir, results) for run_dir, results in loaded]  # samples checked before writing
+        write_html(html_out, views)
         print(f"Report: {html_out}")
         return
     for _, results in loaded:

@@ -16,6 +16,7 @@ from edge_opt.cli.common import (
     parse_shapes,
     print_table,
     trust_option,
+    typed_plugin,
     writable_file,
 )
 from edge_opt.core.errors import BadInputError, EdgeOptError
@@ -33,8 +34,8 @@ def bench(
     model: Path = typer.Argument(
         ..., help="A .tflite, .onnx or OpenVINO .xml file (any origin), a Keras file, or an artifact folder."
     ),
-    runtime: str = typer.Option(None, "--runtime", "-r", help=_RUNTIME_HELP),
-    threads: int = typer.Option(1, "--threads", "-t", min=1, help="Threads for the runtime."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help=_RUNTIME_HELP, callback=typed_plugin),
+    threads: int = typer.Option(1, "--threads", "-t", min=1, max=1024, help="Threads for the runtime."),
     shape: list[str] = typer.Option(
         None, "--shape", help="Input shape, NAME:1,3,224,224 or 1,3,224,224; repeat per input."
     ),

@@ -176,7 +176,7 @@ def _print_run(result, suite_name: str, out: Path, resume: bool) -> None:
 def nas(
     suite_or_space: str = typer.Argument(..., help="A suite (its tasks whose model is {kind: nas}) or a space file."),
     target: str = typer.Option(None, "--target", help="Search for this target profile only."),
-    trials: int = typer.Option(None, "--trials", min=1, help="Trials per search (default: the nas block's)."),
+    trials: int = typer.Option(None, "--trials", min=1, max=1000, help="Trials per search (default: the nas block's)."),
     oracle: str = typer.Option(None, "--oracle", help="random, bayesian or hyperband (default: the nas block's)."),
     parallel: int = typer.Option(
         None,

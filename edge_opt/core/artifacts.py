@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.core.config import validate
-from edge_opt.core.errors import ModelLoadError
+from edge_opt.core.errors import ModelLoadError, printable_all
 from edge_opt.core.fileio import write_json_atomic
 
 MANIFEST = "manifest.json"
@@ -213,6 +213,12 @@ class ArtifactWriter:
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # a file name inside the folder: no '/', no '..'
 
 
+class _Size(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    raw: int = Field(ge=0)
+    gzip: int = Field(ge=0)
+
+
 class _Manifest(BaseModel):
     """What edge-opt reads from a manifest.json; other fields are kept as they are."""
 
@@ -224,7 +230,7 @@ class _Manifest(BaseModel):
     model_file: str = Field(pattern=_NAME)
     files: dict[Annotated[str, Field(pattern=_NAME)], str] = Field(default_factory=dict)
     notes: dict[str, Any] = Field(default_factory=dict)
-    size_bytes: dict[str, int] = Field(default_factory=dict)
+    size_bytes: _Size
 
 
 def load_artifact(folder: str | Path) -> Artifact:
@@ -237,11 +243,12 @@ def load_artifact(folder: str | Path) -> Artifact:
         raise ModelLoadError(f"{folder}: not an artifact (no {MANIFEST})") from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{path}: corrupt manifest: {exc.msg} at line {exc.lineno}") from None
-    except (UnicodeDecodeError, RecursionError, OSError) as exc:
+    except (ValueError, RecursionError, OSError) as exc:  # UnicodeDecodeError, an integer of 5,000 digits
         raise ModelLoadError(f"{path}: unreadable manifest: {type(exc).__name__}") from None
     if not isinstance(manifest, dict):
         raise ModelLoadError(f"{path}: corrupt manifest: expected an object, got {type(manifest).__name__}")
     validate(_Manifest, manifest, path)
+    manifest = printable_all(manifest)  # labels and notes reach the terminal as text
     manifest.setdefault("notes", {})
     manifest.setdefault("label", manifest.get("pass") or "artifact")
     manifest.setdefault("pass", "unknown")

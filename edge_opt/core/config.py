@@ -6,11 +6,19 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edge_opt.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """The base of every configuration model (suite, profile, device, search space, pass options):
+    an unknown field is an error, a model is frozen once read, and no number is NaN or infinite
+    (``gt=0`` alone lets ``.inf`` through; each field still bounds its own range)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 #: A configuration file larger than this is refused: a suite, profile or budgets file is a few KB.

@@ -95,3 +95,26 @@ def quoted(value, limit: int = 60) -> str:
     refuses without echoing a whole input back."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+#: C0 and C1 control characters but tab and newline, DEL, and the bidirectional overrides and
+#: isolates (U+202A-U+202E, U+2066-U+2069) that reorder what a terminal shows ("Trojan Source").
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` without the characters that would drive a terminal (escape sequences, carriage
+    returns, bells, bidirectional overrides): what a run folder, a manifest or a file name says
+    reaches the screen as text, never as a command to it."""
+    return _CONTROLS.sub("", text)
+
+
+def printable_all(obj):
+    """``obj`` (JSON-like) with every string in it, keys too, made :func:`printable`."""
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {printable_all(k): printable_all(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [printable_all(v) for v in obj]
+    return obj

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -37,7 +38,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+    """Strict JSON: a NaN or infinite figure is written as null (no figure), which every JSON reader
+    (and edge-opt's own, which refuses NaN) can read."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_default, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, str):  # numpy scalars and arrays
+        return _finite(obj.tolist())
+    return obj
 
 
 def _default(obj: Any) -> Any:

@@ -18,20 +18,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from edge_opt.bench import fingerprint as fp
 from edge_opt.bench.process import WorkerResult
 from edge_opt.core.builtin import builtin_dir
-from edge_opt.core.config import load_model
+from edge_opt.core.config import Strict, load_model
 from edge_opt.core.errors import ConfigError
 from edge_opt.measure.harness import measure
 from edge_opt.targets import available_profiles
 from edge_opt.transports import TransportError, open_transport
+from edge_opt.transports.local import parse_core_mask
+
+#: The highest CPU id a core mask may name (Linux's NR_CPUS is at most 8192).
+MAX_CPU_ID = 8191
 
 
-class DeviceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DeviceConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
     transport: Literal["local", "ssh", "adb"] = "local"
@@ -45,11 +48,22 @@ class DeviceConfig(BaseModel):
     python: str = "python3"  # ssh: the device's Python, a command line (e.g. "env PYTHONPATH=... /opt/venv/bin/python")
     core_mask: str | None = Field(default=None, pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")  # CPUs to pin to: "4-7"
     targets: list[str] = Field(default_factory=list)  # the target profiles this device serves
-    cooldown_s: float = Field(default=0.0, ge=0)  # idle seconds before each measurement
-    connect_timeout_s: float = Field(default=10.0, gt=0)
+    cooldown_s: float = Field(default=0.0, ge=0, le=3600)  # idle seconds before each measurement
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     benchmark_model: Path | None = None  # adb: LiteRT's benchmark_model binary for the phone's ABI
     # adb: the port of the adb server on 127.0.0.1; None: $ANDROID_ADB_SERVER_PORT, else 5037
     adb_server_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("core_mask")
+    @classmethod
+    def _core_ranges(cls, mask: str | None) -> str | None:
+        for part in mask.split(",") if mask else ():
+            lo, _, hi = part.partition("-")
+            if hi and int(hi) < int(lo):
+                raise ValueError(f"'{part}' counts down; write {hi}-{lo}")
+            if int(hi or lo) > MAX_CPU_ID:
+                raise ValueError(f"CPU {int(hi or lo)} is past the last CPU id Linux counts ({MAX_CPU_ID})")
+        return mask
 
     @model_validator(mode="after")
     def _transport_fields(self) -> DeviceConfig:
@@ -109,7 +123,26 @@ def get_device(name: str, folder: str | Path | None = None) -> DeviceConfig:
     if name not in inventory:
         known = ", ".join(inventory) or "none"
         raise ConfigError(f"unknown device '{name}'; known: {known} (devices/*.yaml)")
-    return inventory[name]
+    device = inventory[name]
+    if device.transport == "local" and device.core_mask:  # this machine: its CPUs are known now
+        have = fp.usable_cpus()
+        if missing := sorted(set(parse_core_mask(device.core_mask)) - set(have)):
+            raise ConfigError(
+                f"device '{name}': core_mask '{device.core_mask}' names CPU {missing[0]}, which this machine "
+                f"does not let edge-opt use (usable: {_ranges(have)})"
+            )
+    return device
+
+
+def _ranges(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] → "0-2,5"."""
+    parts, start = [], None
+    for i, cpu in enumerate(cpus):
+        start = cpu if start is None else start
+        if i + 1 == len(cpus) or cpus[i + 1] != cpu + 1:
+            parts.append(f"{start}-{cpu}" if cpu != start else str(cpu))
+            start = None
+    return ",".join(parts)
 
 
 def lease_dir() -> Path:

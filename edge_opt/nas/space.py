@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from edge_opt.core.config import Strict
 from edge_opt.core.errors import ConfigError, first_line
 from edge_opt.core.tfkeras import keras
 from edge_opt.models import ModelConfig
@@ -19,12 +20,8 @@ Activation = Literal["relu", "tanh", "sigmoid", "elu", "swish"]
 MAX_PARAMS = 50_000_000  # a model for an edge device; a corner past this is a typo, not a candidate
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class IntRange(_Strict):
-    min: int = Field(ge=1)
+class IntRange(Strict):
+    min: int = Field(ge=1, le=16)
     max: int = Field(ge=1, le=16)
 
     @model_validator(mode="after")
@@ -42,7 +39,7 @@ def _choices(item: Any, default: list) -> Any:
     return Annotated[list[item], Field(default_factory=lambda: list(default), min_length=1)]
 
 
-class MlpSpace(_Strict):
+class MlpSpace(Strict):
     """Tabular MLP: depth, width per layer, activation, dropout, optional PCA components in front."""
 
     kind: Literal["mlp"] = "mlp"
@@ -50,14 +47,14 @@ class MlpSpace(_Strict):
     width: _choices(Annotated[int, Field(ge=1, le=16384)], [16, 32, 64, 128, 256])  # per layer
     activation: _choices(Activation, ["relu"])
     dropout: _choices(Annotated[float, Field(ge=0, lt=1)], [0.0, 0.1])
-    pca: _choices(Annotated[int, Field(ge=0)], [0])  # 0: no PCA; k: k components folded in front (frozen)
+    pca: _choices(Annotated[int, Field(ge=0, le=100_000)], [0])  # 0: no PCA; k: k components folded in front (frozen)
 
     def grid_size(self) -> int:
         per_depth = sum(len(self.width) ** d for d in self.depth.values)
         return per_depth * len(self.activation) * len(self.dropout) * len(self.pca)
 
 
-class CnnSpace(_Strict):
+class CnnSpace(Strict):
     """Image CNN: blocks, filters, kernel size, standard vs depthwise-separable conv, stride/pooling, width."""
 
     kind: Literal["cnn"] = "cnn"
@@ -82,15 +79,15 @@ class CnnSpace(_Strict):
 Space = Annotated[MlpSpace | CnnSpace, Field(discriminator="kind")]
 
 
-class PredictorConfig(_Strict):
+class PredictorConfig(Strict):
     """The latency predictor: fitted after ``after`` measured trials; a candidate predicted over
     ``skip_factor`` x the latency budget is not trained (recorded as skipped, a prediction)."""
 
-    after: int = Field(default=5, ge=3)
-    skip_factor: float = Field(default=2.0, gt=1)
+    after: int = Field(default=5, ge=3, le=1000)
+    skip_factor: float = Field(default=2.0, gt=1, le=1000)
 
 
-class NasConfig(_Strict):
+class NasConfig(Strict):
     """``model: {kind: nas, ...}`` in a suite task, or the ``nas:`` block of a space file."""
 
     kind: Literal["nas"] = "nas"
@@ -99,24 +96,28 @@ class NasConfig(_Strict):
     trials: int = Field(default=8, ge=1, le=1000)
     oracle: Literal["random", "bayesian", "hyperband"] = "bayesian"
     objective: Literal["soft", "hard"] = "soft"  # MnasNet reward, or the profile's budgets as hard constraints
-    weight: float = Field(default=-0.07, le=0)  # w in ACC * (LAT / T) ** w
-    latency_target_ms: float | None = Field(default=None, gt=0)  # T; default: the profile's latency.p90 budget
+    weight: float = Field(default=-0.07, le=0, ge=-100)  # w in ACC * (LAT / T) ** w
+    latency_target_ms: float | None = Field(
+        default=None, gt=0, le=3_600_000
+    )  # T; default: the profile's latency.p90 budget
     epochs: int = Field(default=1, ge=1, le=100)  # brief training of each trial
-    train_rows: int | None = Field(default=2000, ge=100)  # rows each trial trains on (None: all)
-    val_rows: int = Field(default=1000, ge=10)  # rows the deployed file's accuracy is measured on
+    train_rows: int | None = Field(default=2000, ge=100, le=10_000_000)  # rows each trial trains on (None: all)
+    val_rows: int = Field(default=1000, ge=10, le=10_000_000)  # rows the deployed file's accuracy is measured on
     holdout: float = Field(default=0.0, ge=0, lt=0.9)  # share of train added to the val rows (not trained on)
-    batch_size: int = Field(default=128, ge=1)
-    learning_rate: float = Field(default=3e-3, gt=0)
-    final_epochs: int | None = Field(default=None, ge=1)  # the chosen model's training (None: the baseline's)
+    batch_size: int = Field(default=128, ge=1, le=1_048_576)
+    learning_rate: float = Field(default=3e-3, gt=0, le=10)
+    final_epochs: int | None = Field(
+        default=None, ge=1, le=10_000
+    )  # the chosen model's training (None: the baseline's)
     targets: list[str] | None = None  # profiles to search for (None: every target of the suite)
-    pipeline: int = Field(default=0, ge=0)  # which of the profile's pipelines deploys a trial
+    pipeline: int = Field(default=0, ge=0, le=1000)  # which of the profile's pipelines deploys a trial
     predictor: PredictorConfig | None = PredictorConfig()
     compare_random: bool = False  # the same search with RandomSearch at equal trials beside it
-    target_distance: float = Field(default=0.01, ge=0)  # trials-to-target: within this of the final best score
+    target_distance: float = Field(default=0.01, ge=0, le=1)  # trials-to-target: within this of the final best score
     parallel: int = Field(default=1, ge=1, le=64)  # trials trained at once (local processes, or Ray tasks)
 
 
-class Architecture(_Strict):
+class Architecture(Strict):
     """One point of a space: what a trial builds."""
 
     kind: Literal["mlp", "cnn"]
@@ -233,6 +234,29 @@ def fit_pca(x_train, components: int, seed: int = 0):
     return pca.mean_, pca.components_
 
 
+def count_params(arch: Architecture, input_shape: tuple[int, ...], n_classes: int) -> int:
+    """The parameters :func:`build` makes for ``arch``, counted without building it (a corner of
+    billions of parameters would run out of memory before Keras could count them)."""
+    import math
+
+    convs = 0
+    if arch.kind == "mlp":
+        widths = [math.prod(input_shape), *([arch.pca] if arch.pca else []), *arch.hidden]
+    else:
+        h, w, c = input_shape
+        for filters in arch.hidden:
+            k2 = arch.kernel * arch.kernel
+            convs += (k2 * c + c * filters if arch.conv == "separable" else k2 * c * filters) + filters
+            c = filters
+            if arch.downsample == "stride":  # "same" padding, stride 2
+                h, w = -(-h // 2), -(-w // 2)
+            if arch.downsample == "pool":  # MaxPooling2D(2), "valid"
+                h, w = h // 2, w // 2
+        widths = [h * w * c]
+    head = 1 if n_classes == 2 else n_classes
+    return convs + sum(a * b + b for a, b in zip(widths, [*widths[1:], head], strict=True))
+
+
 def check_space(space: MlpSpace | CnnSpace, input_shape: tuple[int, ...], n_classes: int, where: str) -> None:
     """Build every corner of the space before any training: one that cannot build is a ConfigError."""
     import numpy as np
@@ -244,6 +268,11 @@ def check_space(space: MlpSpace | CnnSpace, input_shape: tuple[int, ...], n_clas
             raise ConfigError(f"{where}: a cnn space needs image inputs (H, W, C); this data has shape {input_shape}")
         if arch.pca and arch.pca > features:
             raise ConfigError(f"{where}: the {name} corner asks for {arch.pca} PCA components of {features} features")
+        params = count_params(arch, input_shape, n_classes)  # before building: a huge corner would run out of memory
+        if params > MAX_PARAMS:
+            raise ConfigError(
+                f"{where}: the {name} corner ({arch.describe()}) has {params:,} parameters, over {MAX_PARAMS:,}"
+            )
         pca = (np.zeros(features), np.eye(arch.pca, features)) if arch.pca else None
         try:
             model = build(arch, input_shape, n_classes, pca)
@@ -251,11 +280,8 @@ def check_space(space: MlpSpace | CnnSpace, input_shape: tuple[int, ...], n_clas
             raise ConfigError(
                 f"{where}: the {name} corner ({arch.describe()}) cannot build: {first_line(exc)}"
             ) from None
-        params = model.count_params()
-        if params > MAX_PARAMS:
-            raise ConfigError(
-                f"{where}: the {name} corner ({arch.describe()}) has {params:,} parameters, over {MAX_PARAMS:,}"
-            )
+        if model.count_params() != params:  # the count below must follow build(); a change to one needs the other
+            raise AssertionError(f"count_params says {params:,}, Keras {model.count_params():,} for {arch.describe()}")
 
 
 def hypermodel(space: MlpSpace | CnnSpace, input_shape: tuple[int, ...], n_classes: int, pcas: dict | None = None):

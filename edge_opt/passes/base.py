@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.core.artifacts import Artifact, ArtifactWriter
-from edge_opt.core.config import validate
+from edge_opt.core.config import Strict, validate
 from edge_opt.core.errors import UnsupportedTargetError
 from edge_opt.datasets import Dataset
 
@@ -52,8 +52,8 @@ class PassContext:
         return self.calibration
 
 
-class PassConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PassConfig(Strict):
+    """A pass's options: strict, frozen, every number finite."""
 
 
 def array_digest(*arrays: np.ndarray) -> str:

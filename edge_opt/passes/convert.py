@@ -17,7 +17,7 @@ from edge_opt.passes.base import Pass, PassConfig, PassContext
 class TFLiteConfig(PassConfig):
     precision: Literal["fp32", "fp16", "dynamic", "int8"] = "fp32"
     io: Literal["float", "int8"] = "float"  # int8 I/O only with full-integer precision
-    calibration_samples: int = Field(default=256, ge=1)
+    calibration_samples: int = Field(default=256, ge=1, le=1_000_000)
     # Per-channel weight scales (TensorFlow's default) cost ~12 bytes per output channel
     # in the file; per-tensor scales make small models smaller, sometimes at some accuracy.
     per_channel: bool = True

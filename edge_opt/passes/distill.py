@@ -41,12 +41,12 @@ class StudentConfig(ModelConfig):
 
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32])
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    epochs: int = Field(default=8, ge=1)
+    epochs: int = Field(default=8, ge=1, le=10_000)
 
 
 class DistillConfig(PassConfig):
     student: StudentConfig = Field(default_factory=StudentConfig)
-    temperature: float = Field(default=4.0, gt=0)
+    temperature: float = Field(default=4.0, gt=0, le=1000)
     # Weight of the hard-label term (the literature uses 0.1-0.5). 0.5 did at least as well
     # as 0.1 on validation on both datasets of benchmarks/distillation.py.
     alpha: float = Field(default=0.5, ge=0, le=1)

@@ -70,7 +70,7 @@ class OrtQuantizeConfig(PassConfig):
     mode: Literal["static", "dynamic"] = "static"
     per_channel: bool = False
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"  # static only
-    calibration_samples: int = Field(default=256, ge=1)  # static only
+    calibration_samples: int = Field(default=256, ge=1, le=1_000_000)  # static only
 
 
 class OrtQuantizePass(Pass):
@@ -141,7 +141,7 @@ class OrtQuantizePass(Pass):
 
 class NNCFConfig(PassConfig):
     preset: Literal["performance", "mixed"] = "performance"  # symmetric / asymmetric activations
-    subset_size: int = Field(default=256, ge=1)  # calibration rows used
+    subset_size: int = Field(default=256, ge=1, le=1_000_000)  # calibration rows used
 
 
 class NNCFQuantizePass(Pass):

@@ -29,9 +29,9 @@ PREFIX = "reduce_"  # names of the layers a reduction adds; a parent holding one
 class HeadConfig(PassConfig):
     """How the head after the projection is retrained (defaults as in ``ModelConfig``)."""
 
-    epochs: int = Field(default=4, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=4, ge=1, le=10_000)
+    batch_size: int = Field(default=256, ge=1, le=1_048_576)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
 
 
 def _exactly_one(cfg: PassConfig, fields: tuple[str, ...]) -> None:
@@ -42,7 +42,7 @@ def _exactly_one(cfg: PassConfig, fields: tuple[str, ...]) -> None:
 
 class PCAConfig(HeadConfig):
     variance: float | None = Field(default=None, gt=0, lt=1)  # keep components explaining this fraction
-    components: int | None = Field(default=None, ge=1)
+    components: int | None = Field(default=None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _one(self):
@@ -51,13 +51,13 @@ class PCAConfig(HeadConfig):
 
 
 class ComponentsConfig(HeadConfig):
-    components: int = Field(ge=1)
-    max_iter: int = Field(default=500, ge=1)
+    components: int = Field(ge=1, le=100_000)
+    max_iter: int = Field(default=500, ge=1, le=1_000_000)
 
 
 class SelectConfig(HeadConfig):
     drop: list[str] | None = Field(default=None, min_length=1)  # feature names
-    least_important: int | None = Field(default=None, ge=1)  # drop the k least important
+    least_important: int | None = Field(default=None, ge=1, le=100_000)  # drop the k least important
     most_correlated: float | None = Field(default=None, gt=0, lt=1)  # drop one of each pair with |corr| above
 
     @model_validator(mode="after")

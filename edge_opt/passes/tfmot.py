@@ -26,13 +26,13 @@ from edge_opt.runtimes import get_backend_class
 
 
 class FineTuneConfig(PassConfig):
-    epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    epochs: int = Field(default=1, ge=1, le=10_000)
+    batch_size: int = Field(default=128, ge=1, le=1_048_576)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
 
 
 class PruneConfig(FineTuneConfig):
-    epochs: int = Field(default=2, ge=1)
+    epochs: int = Field(default=2, ge=1, le=10_000)
     initial_sparsity: float = Field(default=0.0, ge=0, lt=1)
     target_sparsity: float = Field(default=0.8, gt=0, lt=1)
     include_output: bool = False  # prune the output layer's kernel too

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_opt.core.artifacts import Artifact
-from edge_opt.core.config import read_yaml, validate
+from edge_opt.core.config import Strict, read_yaml, validate
 from edge_opt.core.errors import ConfigError
 from edge_opt.core.tfkeras import keras
 from edge_opt.core.units import fmt_bytes, fmt_ms
@@ -232,17 +232,16 @@ def _read_search(path: str):
 
 def _space_suite(p: Path):
     """A space file (``edge-opt nas SPACE.yaml``) as a Suite of its one task."""
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import Field
 
-    class SpaceFile(BaseModel):
+    class SpaceFile(Strict):
         """``edge-opt nas SPACE.yaml``: one dataset, the targets to search for, and the ``nas:`` block."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
         name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
         dataset: str
         seed: int = Field(default=0, ge=0, le=2**32 - 1)
-        train_rows: int | None = Field(default=None, ge=100)
-        calibration_rows: int = Field(default=256, ge=1)
+        train_rows: int | None = Field(default=None, ge=100, le=10_000_000)
+        calibration_rows: int = Field(default=256, ge=1, le=1_000_000)
         targets: list[str] = Field(default_factory=lambda: ["mobile"], min_length=1)
         harness: HarnessConfig = HarnessConfig()
         nas: NasConfig

@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from edge_opt.analysis.config import ChecksConfig
 from edge_opt.core.builtin import builtin_dir
-from edge_opt.core.config import load_model
+from edge_opt.core.config import Strict, load_model
 from edge_opt.core.errors import ConfigError
 from edge_opt.models import ModelConfig
 from edge_opt.nas.space import NasConfig
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _model_kind(value: Any) -> str:
@@ -30,7 +26,7 @@ TaskModel = Annotated[
 ]
 
 
-class TaskConfig(_Strict):
+class TaskConfig(Strict):
     """A shipped dataset to train on (``dataset``), or the user's own model file (``file``) with
     labelled ``data`` (.npz / .csv; optional ``slice_*`` columns) for accuracy and trust checks."""
 
@@ -40,9 +36,9 @@ class TaskConfig(_Strict):
     # one) or a deployed file (.tflite, .onnx, OpenVINO .xml: measured as it is). Relative to the suite file.
     file: str | None = None
     data: str | None = None  # labelled rows for ``file``: accuracy, calibration, trust checks
-    train_rows: int | None = Field(default=None, ge=100)  # subsample for quick suites
-    test_rows: int | None = Field(default=None, ge=10)
-    calibration_rows: int = Field(default=256, ge=1)
+    train_rows: int | None = Field(default=None, ge=100, le=10_000_000)  # subsample for quick suites
+    test_rows: int | None = Field(default=None, ge=10, le=10_000_000)
+    calibration_rows: int = Field(default=256, ge=1, le=1_000_000)
     model: TaskModel = ModelConfig()
 
     @model_validator(mode="after")
@@ -56,15 +52,15 @@ class TaskConfig(_Strict):
         return self
 
 
-class HarnessConfig(_Strict):
-    min_runs: int = Field(default=50, ge=1)
-    min_time_s: float = Field(default=1.0, ge=0)
-    warmup_runs: int = Field(default=10, ge=0)
-    max_time_s: float = Field(default=60.0, gt=0)
-    timeout_s: float = Field(default=600.0, gt=0)
+class HarnessConfig(Strict):
+    min_runs: int = Field(default=50, ge=1, le=10_000_000)
+    min_time_s: float = Field(default=1.0, ge=0, le=3600)
+    warmup_runs: int = Field(default=10, ge=0, le=1_000_000)
+    max_time_s: float = Field(default=60.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=600.0, gt=0, le=86_400)
 
 
-class Suite(_Strict):
+class Suite(Strict):
     # Part of the run folder's name: letters, digits, '-', '_' only, so no path leaves --out.
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     description: str = ""

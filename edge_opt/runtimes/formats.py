@@ -33,9 +33,21 @@ def detect_format(path: str | Path) -> str:
     problem = _check_magic(fmt, head)
     if problem:
         raise ModelLoadError(f"{path}: {problem}")
+    if fmt == "openvino" and _declares_dtd(path):
+        raise ModelLoadError(
+            f"{path}: declares a DTD (<!DOCTYPE or <!ENTITY), which an OpenVINO IR never has: refused unread"
+        )
     if fmt == "openvino" and not path.with_suffix(".bin").is_file():
         raise ModelLoadError(f"{path}: OpenVINO IR needs its weights file {path.with_suffix('.bin').name} beside it")
     return fmt
+
+
+def _declares_dtd(path: Path) -> bool:
+    """An XML prolog with a document type (entities that expand, the "billion laughs"): the
+    prolog is what comes before the root element, read at most 64 KB."""
+    with open(path, "rb") as fh:
+        prolog = fh.read(65536).split(b"<net", 1)[0]
+    return b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper()
 
 
 def _check_magic(fmt: str, head: bytes) -> str | None:

@@ -11,59 +11,23 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
+import zipfile
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from edge_opt.budgets.choose import choose_each
-from edge_opt.core.config import validate
-from edge_opt.core.errors import BadInputError, first_line
+from edge_opt.core.arrays import check_npz
+from edge_opt.core.errors import BadInputError, first_line, printable, printable_all, quoted
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
 
 RESULTS = "results.json"
 LABELS = "by-label"
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class _ArtifactRef(_Loose):
-    id: str
-    format: str
-    precision: str
-    label: str | None = None
-    path: str | None = None
-
-
-class _RuntimeRef(_Loose):
-    name: str | None = None
-    device: str | None = None
-    threads: int | None = None
-
-
-class _Record(_Loose):
-    id: str
-    status: Literal["ok", "failed", "skipped"]
-    target: str | None = None
-    task: str | None = None
-    artifact: _ArtifactRef
-    runtime: _RuntimeRef
-    error: str | None = None
-    latency_ms: dict[str, Any] | None = None
-    size_bytes: dict[str, Any] | None = None
-
-
-class _Results(_Loose):
-    run_id: str
-    measurements: list[_Record]
-    targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    checks: dict[str, Any] = Field(default_factory=dict)
 
 
 SAMPLES = "samples.npz"
@@ -140,27 +104,111 @@ def write_label_index(run_dir: Path, results: dict) -> None:
         os.symlink(os.path.relpath(folder, (root / link).parent), root / link, target_is_directory=True)
 
 
+#: The largest results.json read (a real suite's is a few MB).
+MAX_RESULTS_BYTES = 256 * 1024**2
+
+
 def load_run(run_dir: str | Path) -> dict:
-    """Read a run's results.json (a run folder or the file itself)."""
+    """Read a run's results.json (a run folder or the file itself), validated against the shipped
+    JSON Schema before any reader sees it, every string in it made printable."""
     path = Path(run_dir)
     if path.is_dir():
         path = path / RESULTS
     if not path.is_file():
         raise BadInputError(f"{run_dir}: no {RESULTS} here (is it a finished run folder?)")
+    if path.stat().st_size > MAX_RESULTS_BYTES:
+        raise BadInputError(f"{path}: {path.stat().st_size:,} bytes, more than a results file holds")
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        results = json.loads(
+            path.read_text(encoding="utf-8"), parse_constant=_no_constant, parse_float=_finite, parse_int=_bounded
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError among them
         raise BadInputError(f"{path}: corrupt results file: {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(results, dict) or "measurements" not in results:
         raise BadInputError(f"{path}: not an edge-opt results file (no 'measurements')")
-    validate(_Results, results, path)  # the fields every reader relies on, typed
-    return results
+    _check_schema(results, path)
+    return printable_all(results)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} overflows a float")
+    return value
+
+
+def _bounded(text: str) -> int:
+    if len(text.lstrip("-")) > 18:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _check_schema(results: dict, path: Path) -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(load_schema(RESULTS)).iter_errors(results))
+    if error is None:
+        return
+    where = [str(p) for p in error.absolute_path]
+    if error.validator == "required":  # name the missing field itself
+        where.append(next((str(k) for k in error.validator_value if k not in error.instance), "?"))
+        reason = "missing"
+    else:
+        reason = _reason(error)
+    field = printable(".".join(where) or "(the whole file)")
+    raise BadInputError(f"{path}: not a valid results file: field '{field}': {reason}")
+
+
+_RULES = {
+    "type": "is not of type {}",
+    "enum": "is not one of {}",
+    "const": "is not {}",
+    "pattern": "does not match {}",
+    "minimum": "is below the minimum {}",
+    "maximum": "is above the maximum {}",
+    "exclusiveMinimum": "must be above {}",
+}
+
+
+def _reason(error) -> str:
+    """What a schema error refuses, without echoing the (perhaps huge or hostile) value."""
+    rule = _RULES.get(error.validator, f"fails {error.validator}" + " {}")
+    return printable(f"{quoted(error.instance, 40)} {rule.format(quoted(error.validator_value, 60))}")
+
+
+def check_samples(run_dir: str | Path, results: dict) -> None:
+    """Every record's samples read once, so that a reader that draws them (report --html) refuses a
+    bad samples file before it writes anything."""
+    for rec in results["measurements"]:
+        load_samples(run_dir, rec)
 
 
 def load_samples(run_dir: str | Path, record: dict) -> np.ndarray | None:
+    """A record's raw latency samples (ms), from the run folder's own samples.npz only: a file
+    elsewhere (a path or a link out of the folder), a corrupt or pickled array, or values that are
+    not finite positive times are refused in one line."""
     ref = record.get("samples")
     if not ref:
         return None
     file, _, key = ref.partition("#")
-    with np.load(Path(run_dir) / file) as npz:
-        return npz[key]
+    which = f"record {record.get('id')!s:.40}"
+    root = Path(run_dir).resolve()
+    path = (root / file).resolve()
+    if file != SAMPLES or path.parent != root:
+        raise BadInputError(f"{run_dir}: {which}'s samples are not in the run folder's {SAMPLES}")
+    try:
+        check_npz(path)
+        with np.load(path, allow_pickle=False) as npz:
+            values = npz[key]
+    except BadInputError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise BadInputError(f"{path}: corrupt samples of {which}: {type(exc).__name__}") from None
+    if values.ndim != 1 or values.dtype.kind != "f" or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise BadInputError(f"{path}: the samples of {which} are not finite positive times")
+    return values

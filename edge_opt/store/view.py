@@ -9,7 +9,7 @@ from typing import Any
 from edge_opt.core.errors import EdgeOptError
 from edge_opt.core.lineage import lineage_lines, load_manifests
 from edge_opt.store.history import TrendPoint, read_history
-from edge_opt.store.run import load_run
+from edge_opt.store.run import check_samples, load_run
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ def load_view(run_dir: str | Path, results: dict[str, Any] | None = None) -> Run
     run_dir = Path(run_dir)
     if results is None:
         results = load_run(run_dir)
+    check_samples(run_dir, results)
     lineage = None
     if (run_dir / "artifacts").is_dir():
         try:

@@ -8,6 +8,7 @@ import yaml
 
 from edge_opt.core.config import MAX_YAML_NODES, read_yaml
 from edge_opt.core.errors import ConfigError
+from tests import runs
 from tests.conftest import ROOT, assert_clean_error, run_cli
 
 
@@ -48,7 +49,7 @@ def test_every_command_refuses_a_bomb_in_one_line(tmp_path, kind):
     bomb.write_text(_bomb())
     run = tmp_path / "run"  # a run folder the gate reads before its budgets
     run.mkdir()
-    (run / "results.json").write_text('{"run_id": "r1", "suite": {"name": "s"}, "targets": {}, "measurements": []}')
+    runs.write(run, runs.results())
     args = {
         "suite": ("run", str(bomb), "--out", str(tmp_path / "out")),
         "profile": ("targets", str(bomb)),

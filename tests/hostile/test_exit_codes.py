@@ -39,15 +39,6 @@ def test_a_corrupt_or_forged_manifest_is_one_line(tmp_path, tiny_artifacts, cont
     assert_clean_error(run_cli("fairness", str(folder), "--rows", "50"), says)
 
 
-def test_a_results_file_of_the_wrong_shape_is_one_line(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "results.json").write_text(json.dumps({"run_id": "r", "measurements": [{"id": "x", "status": 5}]}))
-    assert_clean_error(run_cli("gate", str(run)), "field 'measurements.0.")
-    (run / "results.json").write_bytes(b"\xff\xfe\x00")
-    assert_clean_error(run_cli("report", str(run)), "corrupt results file")
-
-
 @pytest.mark.parametrize(
     ("change", "says"),
     [
