@@ -59,6 +59,7 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
         if not (isinstance(t, float | int) and math.isfinite(t) and t >= 0):
             _fail(what, f"timer 'runtime' but last_latency_ms() gave {t!r}")
     _check_predict(backend, x, what)
+    _check_op_profile(backend, what)
     info = backend.info()
     missing = {"name", "version", "threads", "device", "timer", "precision"} - set(info)
     if missing:
@@ -66,6 +67,22 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
     if (info["name"], info["threads"], info["device"]) != (cls.name, 1, "cpu"):
         _fail(what, f"info() says {info['name']}/{info['threads']} thread(s)/{info['device']}, not what ran")
     json.dumps(info)  # it goes into results.json
+
+
+def _check_op_profile(backend, what: str) -> None:
+    """``profile_ops``: an OpProfile whose ops have finite non-negative times, or none with a
+    reason; never an exception for a model it ran."""
+    from edge_opt.runtimes.ops import OpProfile
+
+    profile = backend.profile_ops(5)
+    if not isinstance(profile, OpProfile):
+        _fail(what, f"profile_ops() gave {type(profile).__name__}, not an OpProfile")
+    if profile.method is None and not profile.reason:
+        _fail(what, "profile_ops() gave no profile and no reason why")
+    for op in profile.ops:
+        if not (math.isfinite(op.ms) and op.ms >= 0 and op.name and op.type and op.calls > 0):
+            _fail(what, f"profile_ops() gave an op that is not a time: {op!r}")
+    json.dumps(profile.to_dict())  # it goes into results.json
 
 
 def _check_backend_class(cls: type, what: str) -> None:

@@ -629,3 +629,16 @@ def test_gate_command_config_errors_and_the_skipped_only_verdict(tmp_path):
     assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "target 'cpux'")
     budgets.write_text("gpu:\n  - accuracy.drop <= 1\n")
     assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "1pt (percentage points), 1%")
+
+
+def test_an_ops_budget_judges_the_profiled_record_and_reads_n_a_on_the_others():
+    """ops.fallback counts the ops off the intended path; a record without a profile is N/A."""
+    profiled = _record(label="int8", **GOOD, ops_count=3, ops_fallback=1)
+    plain = _record(label="fp32", **GOOD)
+    check = Check.parse("ops.fallback <= 0")
+    assert check.evaluate(profiled).passed is False and "ops.fallback = 1 > 0: FAIL" in check.evaluate(profiled).message
+    na = check.evaluate(plain)
+    assert na.passed is None and not na.applies and "no per-op profile" in na.message
+    assert Check.parse("ops.count <= 3").evaluate(profiled).passed
+    report = evaluate(_results(profiled, plain, budgets=["ops.fallback <= 0"]))
+    assert report.selections[(None, "cpu")].chosen["artifact"]["label"] == "fp32"  # the fallback loses the choice

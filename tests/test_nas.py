@@ -15,7 +15,7 @@ import yaml
 
 from edge_opt.core.artifacts import sha256_file
 from edge_opt.measure.harness import HarnessOptions
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, cli, run_cli
 
 FAST = HarnessOptions(min_runs=10, min_time_s=0.02, warmup_runs=1)
 
@@ -157,7 +157,7 @@ def test_a_bad_space_is_one_line_and_exit_2(tmp_path, space, fragment):
     bad = {**SPACE, "dataset": "digits" if space["kind"] == "cnn" else "adult", "nas": {**SPACE["nas"], "space": space}}
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = run_cli("nas", str(path), "--out", str(tmp_path / "out"))
+    proc = cli("nas", path, "--out", tmp_path / "out")  # in-process: refused before any work
     assert_clean_error(proc, fragment)
     assert not list((tmp_path / "out").rglob("*.keras"))  # nothing trained
     assert not list((tmp_path / "out").glob("nas-*"))  # Issue 20 (6): before, nas-<name>/plan.json was left

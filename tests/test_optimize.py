@@ -10,7 +10,7 @@ import yaml
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.core.artifacts import load_artifact
 from edge_opt.models import predicted_labels
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, cli, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_a_failed_pipeline_is_exit_1_and_labelled_eval_rows_give_accuracy(user_f
 def test_bad_user_data_exits_2(user_files, tmp_path, args, fragment):
     folder, model = user_files
     out = tmp_path / "out"
-    proc = run_cli("optimize", str(model), "--target", "mobile", "--out", str(out), args[0], str(folder / args[1]))
+    proc = cli("optimize", model, "--target", "mobile", "--out", out, args[0], folder / args[1])  # in-process
     assert_clean_error(proc, fragment)
     assert not out.exists()
 

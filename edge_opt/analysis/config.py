@@ -35,6 +35,12 @@ class ExplainConfig(Strict):
     budget_s: float | None = Field(default=None, gt=0, le=86_400)
 
 
+class OpsConfig(Strict):
+    """The per-op profile of each target's chosen artifact: on its runtime, device and threads."""
+
+    runs: int = Field(default=100, ge=1, le=1_000_000)  # invokes the per-op times average
+
+
 class ChecksConfig(Strict):
     """Trust checks run on each target's chosen artifact (and the float model). ``null`` turns one off."""
 
@@ -42,3 +48,4 @@ class ChecksConfig(Strict):
     robustness: RobustnessConfig | None = RobustnessConfig()
     explain: ExplainConfig | None = ExplainConfig()
     edgetpu: bool = True  # compatibility analysis of tflite files for profiles with an EdgeTPU runtime
+    ops: OpsConfig | None = OpsConfig()  # the chosen artifacts' per-op profiles (record fields ops, ops_method...)

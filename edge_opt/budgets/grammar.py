@@ -56,6 +56,10 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     # optimize's summary), and the correlation of raw outputs (optimize, for any model).
     "fidelity.agreement": (("agreement",), "fraction"),
     "fidelity.correlation": (("fidelity", "correlation"), "number"),
+    # The per-op profile of a chosen artifact (checks.ops, bench --ops): how many ops, and how
+    # many ran off the intended delegate, provider or kernel class ("ops.fallback <= 0").
+    "ops.count": (("ops_count",), "number"),
+    "ops.fallback": (("ops_fallback",), "number"),
 }
 
 
@@ -100,6 +104,9 @@ _FRACTION_FORMS = "1pt (percentage points), 1% (the same) or 0.01 (a fraction)"
 #: Metrics that compare a record with its float model: they cannot apply to a task that has none
 #: (a deployed file measured as it is).
 REFERENCE_METRICS = frozenset({"accuracy.drop", "fidelity.agreement", "fidelity.correlation"})
+#: Metrics of a per-op profile: they apply to the records that have one (each target's chosen
+#: artifact in a run, a bench --ops record); the other candidates are not judged on them.
+PROFILE_METRICS = frozenset({"ops.count", "ops.fallback"})
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,8 @@ class Check:
             actual = actual.get(key) if isinstance(actual, dict) else None
         if actual is None and not reference and self.metric in REFERENCE_METRICS:
             return CheckResult(None, None, f"{self.spec}: N/A (no float model to compare with)", applies=False)
+        if actual is None and self.metric in PROFILE_METRICS:
+            return CheckResult(None, None, f"{self.spec}: N/A (no per-op profile of this record)", applies=False)
         if actual is None:
             return CheckResult(False, None, f"{self.spec}: FAIL ({self.metric} not measured for this record)")
         if isinstance(actual, bool) or not isinstance(actual, int | float) or math.isnan(actual):

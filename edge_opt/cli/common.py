@@ -182,6 +182,51 @@ def emit(text: str, result: dict, json_out: Path | None) -> None:
         write_json_atomic(json_out, result)
 
 
+#: The ops a terminal shows of a profile (the JSON holds them all).
+TOP_OPS = 15
+
+
+def print_ops(console, record: dict) -> None:
+    """A record's per-op profile: the top ops, then the time per op type, and how it was timed."""
+    from rich.table import Table
+
+    from edge_opt.core.units import fmt_ms
+
+    ops = record.get("ops") or []
+    if not ops:
+        console.print(f"per-op profile: none ({record.get('ops_note') or 'no ops reported'})")
+        return
+    table = Table(title=f"ops · {record['ops_method']}, mean of {record['ops_runs']} invokes", title_justify="left")
+    for column in ("op", "type", "time", "share", "calls", "ran on", "precision"):
+        table.add_column(column, justify="right" if column in ("time", "share", "calls") else "left")
+    for op in ops[:TOP_OPS]:
+        share = f"{op['share']:.0%}" if op.get("share") is not None else "–"
+        table.add_row(
+            op["name"],
+            op["type"],
+            fmt_ms(op["ms"]),
+            share,
+            f"{op['calls']:g}",
+            op.get("exec") or "–",
+            op.get("precision") or "–",
+        )
+    console.print(table)
+    if len(ops) > TOP_OPS:
+        console.print(f"... and {len(ops) - TOP_OPS} more op(s) (all in --json)")
+    by_type: dict[str, float] = {}
+    for op in ops:
+        by_type[op["type"]] = by_type.get(op["type"], 0.0) + op["ms"]
+    total, whole = record["ops_total_ms"], record.get("ops_whole_ms")
+    console.print(
+        "by type: "
+        + ", ".join(f"{t} {fmt_ms(ms)} ({ms / total:.0%})" for t, ms in sorted(by_type.items(), key=lambda kv: -kv[1]))
+    )
+    line = f"sum of ops {fmt_ms(total)}"
+    if whole:
+        line += f", {total / whole:.0%} of the whole model's {fmt_ms(whole)} while profiled"
+    console.print(line + (f"; {record['ops_note']}" if record.get("ops_note") else ""))
+
+
 def print_table(console, results: dict) -> None:
     """The summary table grouped by target, at most TABLE_WIDTH wide; statuses beyond "ok" as footnotes."""
     import textwrap

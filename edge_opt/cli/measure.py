@@ -14,6 +14,7 @@ from edge_opt.cli.common import (
     handled,
     make_console,
     parse_shapes,
+    print_ops,
     print_table,
     trust_option,
     typed_plugin,
@@ -57,6 +58,10 @@ def bench(
         callback=finite,
         help="Stop warm-up and timing after this many seconds each.",
     ),
+    ops: bool = typer.Option(
+        False, "--ops", help="Also time each op (the runtime's profiler, or each op alone on LiteRT); after the timing."
+    ),
+    ops_runs: int = typer.Option(100, "--ops-runs", min=1, max=1_000_000, help="Invokes the per-op times average."),
     json_out: Path = typer.Option(None, "--json", help="Write the measurement record here.", callback=writable_file),
     trust_model: bool = trust_option(),
     device_name: str = typer.Option(
@@ -73,7 +78,8 @@ def bench(
     artifact = _bench_subject(model)
     runtime = _bench_runtime(Path(artifact["path"]), runtime)
     feeds = _bench_inputs(shape, inputs, input_range)
-    options = HarnessOptions(min_runs=runs, min_time_s=min_time, warmup_runs=warmup, max_time_s=max_time)
+    timing = {"min_runs": runs, "min_time_s": min_time, "warmup_runs": warmup, "max_time_s": max_time}
+    options = HarnessOptions(**timing, ops_runs=ops_runs if ops else 0)
     target = _open_device(device_name, devices_dir) if device_name else None
     setup = {"threads": threads, "device": device, "options": options, "trust_model": trust_model, **feeds}
     result = _bench_measure(artifact, runtime, target, setup)
@@ -239,6 +245,8 @@ def _print_bench(record: dict, status: str) -> None:
                 f"{record['runtime']['name']}'s own timer: p50 {fmt_ms(own['p50'])} over the same calls "
                 f"(the p50 above is the wall clock around each call, the basis edge-opt compares every runtime on)"
             )
+    if status == "ok" and record.get("ops_runs"):
+        print_ops(console, record)
 
 
 @app.command()

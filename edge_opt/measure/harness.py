@@ -25,6 +25,7 @@ class HarnessOptions:
     max_runs: int = 1_000_000
     max_time_s: float = 60.0
     timeout_s: float = 600.0  # the whole child: load, timing, predictions
+    ops_runs: int = 0  # > 0: after the timing, a per-op profile over this many invokes (Backend.profile_ops)
 
     def to_dict(self) -> dict:
         return asdict(self)

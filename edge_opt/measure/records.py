@@ -41,6 +41,10 @@ def runtime_label(rt: dict[str, Any]) -> str:
     return label
 
 
+#: The record's fields of a per-op profile, as the worker reports them (OpProfile.to_dict).
+OPS_FIELDS = ("ops", "ops_method", "ops_total_ms", "ops_runs", "ops_whole_ms", "ops_note", "ops_count", "ops_fallback")
+
+
 @dataclass(frozen=True)
 class Measurement:
     id: str
@@ -71,6 +75,16 @@ class Measurement:
     latency_summary_ms: dict[str, Any] | None = None
     # What latency_ms measures, the same for every runtime so that records compare (LATENCY_BASIS).
     latency_basis: str = "wall"
+    # The per-op profile (``bench --ops``; edge_opt.runtimes.ops): the ops worst first, how they
+    # were timed, their sum, the invokes averaged, the whole model's time then, and a note.
+    ops: list[dict[str, Any]] | None = None
+    ops_method: str | None = None
+    ops_total_ms: float | None = None
+    ops_runs: int | None = None
+    ops_whole_ms: float | None = None
+    ops_note: str | None = None
+    ops_count: int | None = None  # budgets: ops.count
+    ops_fallback: int | None = None  # budgets: ops.fallback, the ops off the intended delegate/provider/kernels
 
     @property
     def key(self) -> tuple:
@@ -134,4 +148,5 @@ def build_record(
         warnings=raw.get("warnings") or None,
         device=where,
         latency_summary_ms=raw.get("latency_summary_ms") if status == "ok" else None,
+        **{name: raw.get(name) for name in OPS_FIELDS if status == "ok"},
     )

@@ -71,6 +71,7 @@ _PER_TARGET: dict[str, Callable[[Page, str, str], str]] = {
     "size": performance.size,
     "memory": performance.memory,
     "roofline": performance.roofline,
+    "ops": performance.ops,
 }
 _TRUST: dict[str, Callable[[Page, str], str]] = {
     "slices": trust.slices,

@@ -170,6 +170,43 @@ def _chosen_section(results: dict) -> list[str]:
     return [*lines, ""]
 
 
+#: The ops report.md names per profiled artifact (report.html and results.json hold them all).
+TOP_OPS = 3
+
+
+def ops_section(results: dict) -> list[str]:
+    """Per profiled record (each target's chosen artifact): where its time goes, op by op."""
+    profiled = [r for r in results["measurements"] if r.get("ops_runs")]
+    if not profiled:
+        return []
+    lines = [
+        "## Where the time goes",
+        "",
+        "Each target's chosen artifact, profiled op by op on the runtime it was chosen on "
+        "(method: the runtime's profiler, or each op timed alone). Every op: results.json `ops`.",
+        "",
+        "| task · target | artifact · runtime | method | top ops (share, ran on, precision) | sum of ops / whole |",
+        "|---|---|---|---|---|",
+    ]
+    for rec in profiled:
+        ops = rec.get("ops") or []
+        top = "; ".join(
+            f"{op['type']} {op['share']:.0%} ({op.get('exec') or '?'}, {op.get('precision') or '?'})"
+            for op in ops[:TOP_OPS]
+        )
+        total, whole = rec.get("ops_total_ms"), rec.get("ops_whole_ms")
+        ratio = f"{fmt_ms(total)} / {fmt_ms(whole)}" if total and whole else "–"
+        cells = [
+            f"{rec.get('task')} · {rec.get('target')}",
+            f"{rec['artifact'].get('label')} · {runtime_label(rec['runtime'])}",
+            rec.get("ops_method") or f"none: {rec.get('ops_note')}",
+            top or "–",
+            ratio,
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return [*lines, ""]
+
+
 def _not_measured(results: dict) -> list[str]:
     skipped = [r for r in results["measurements"] if r["status"] != "ok"]
     if not skipped:
@@ -196,6 +233,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
         lines.append("")
     lines += nas_section(results.get("nas"))
     lines += _chosen_section(results)
+    lines += ops_section(results)
     if results.get("checks"):
         lines += [
             "## Trust checks on the deployed files",

@@ -237,6 +237,51 @@ def size(page: Page, task: str, target: str) -> str:
     return section("size", sid, f"{target}: size raw and gzip", page.charts.svg(fig, f"{target}: artifact sizes"))
 
 
+#: Ops shown per profiled record in the HTML table (results.json holds them all).
+TOP_OPS = 10
+
+
+def ops(page: Page, task: str, target: str) -> str:
+    """The chosen artifact's per-op profile: the time per op type (a chart) and the top ops,
+    with what ran each op and its precision; the ops off the intended path are marked."""
+    profiled = [r for r in page.records(task, target) if r.get("ops")]
+    sid = page.sid("ops", task, target)
+    title = f"{target}: where the time goes"
+    if not profiled:
+        return section("ops", sid, title, "<p>No per-op profile for this target (checks.ops, bench --ops).</p>")
+    return section("ops", sid, title, "".join(_ops_block(page, target, rec) for rec in profiled))
+
+
+def _ops_block(page: Page, target: str, rec: dict[str, Any]) -> str:
+    by_type: dict[str, float] = {}
+    for op in rec["ops"]:
+        by_type[op["type"]] = by_type.get(op["type"], 0.0) + op["ms"]
+    ranked = sorted(by_type.items(), key=lambda kv: -kv[1])
+    fig, ax = page.charts.figure(7.0, 0.9 + 0.3 * len(ranked))
+    ax.barh(range(len(ranked)), [ms for _, ms in ranked], color=PALETTE[0])
+    ax.set_yticks(range(len(ranked)), [t for t, _ in ranked], fontsize=7)
+    ax.invert_yaxis()
+    value_axis(ax, fmt_ms)
+    ax.set_xlabel(f"time per invoke, by op type ({rec['ops_method']})")
+    ax.grid(alpha=0.3, axis="x")
+    total, whole = rec.get("ops_total_ms"), rec.get("ops_whole_ms")
+    summary = f"{esc(record_label(rec))}: {rec.get('ops_count')} ops, {rec.get('ops_fallback')} off the intended path"
+    if total and whole:
+        summary += f"; their sum {fmt_ms(total)} against the whole model's {fmt_ms(whole)} while profiled"
+    head = ["op", "type", "time", "share", "ran on", "precision"]
+    return (
+        f"<p>{summary}. {esc(rec.get('ops_note') or '')}</p>"
+        + page.charts.svg(fig, f"{target}: time per op type")
+        + table(head, [_op_row(op) for op in rec["ops"][:TOP_OPS]], {2, 3})
+    )
+
+
+def _op_row(op: dict[str, Any]) -> list[str]:
+    share = f"{op['share']:.0%}" if op.get("share") is not None else "–"
+    ran_on = esc(op.get("exec") or "–") + (" <b>(fallback)</b>" if op.get("fallback") else "")
+    return [esc(op["name"]), esc(op["type"]), fmt_ms(op["ms"]), share, ran_on, esc(op.get("precision") or "–")]
+
+
 def memory(page: Page, task: str, target: str) -> str:
     """The peak RSS and USS of the measuring process per candidate, against the memory budgets."""
     recs = [r for r in page.records(task, target) if r.get("status") == "ok" and r.get("memory_mb")]

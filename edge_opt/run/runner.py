@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_opt import __version__
-from edge_opt.analysis.checks import attach, run_checks
+from edge_opt.analysis.checks import attach, pick_artifacts, run_checks
 from edge_opt.analysis.roofline import artifact_macs, host_peak
 from edge_opt.budgets.grammar import check_profile_budgets
-from edge_opt.core.artifacts import Artifact
+from edge_opt.core.artifacts import Artifact, load_artifact
 from edge_opt.core.errors import BadInputError, EdgeOptError
 from edge_opt.core.fileio import write_bytes_atomic, write_json_atomic
 from edge_opt.core.provenance import provenance
@@ -37,7 +37,7 @@ from edge_opt.datasets import load_dataset
 from edge_opt.measure.devices import Device, get_device
 from edge_opt.measure.harness import HarnessOptions
 from edge_opt.measure.ray_engine import RayEngine
-from edge_opt.measure.records import Measurement, build_record, record_id
+from edge_opt.measure.records import OPS_FIELDS, Measurement, build_record, record_id
 from edge_opt.measure.service import KERAS_REFERENCE, measure_one, measure_places, places_for
 from edge_opt.models import predicted_labels, train_artifact
 from edge_opt.nas.executors import make_executor
@@ -379,6 +379,7 @@ class _TaskRun:
             return self._deployed(), {"float": None, "artifacts": {}, "robustness": None, "skipped": why}
         records = self._references()
         records += self._pipelines()
+        records = self._profile_chosen(records)
         self.run.progress(f"{self.task.name}: trust checks on the chosen artifacts")
         return self._checks(records)
 
@@ -540,6 +541,36 @@ class _TaskRun:
                     continue
                 seen.add(key)
                 records += self._measure_on(artifact, rs, profile.name, threads, ref_acc, ref_pred)
+        return records
+
+    def _profile_chosen(self, records: list[Measurement]) -> list[Measurement]:
+        """Each target's chosen artifact measured once more with its per-op profile (``checks.ops``),
+        on the runtime, device and threads it was chosen on; the profile joins its record."""
+        cfg, run = self.run.suite.checks.ops, self.run
+        if cfg is None:
+            return records
+        index = {rec.id: i for i, rec in enumerate(records)}
+        targets = {p.name: p.to_dict() for p in run.profiles}
+        for target, pick in pick_artifacts([r.to_json() for r in records], targets).items():
+            rec = records[index[pick["record"]["id"]]]
+            if rec.status != "ok" or rec.ops_runs is not None or pick["note"] != "chosen artifact":
+                continue  # nothing measured, profiled already (a resumed run), or no choice to explain
+            profile = next(p for p in run.profiles if p.name == target)
+            rt = rec.runtime
+            rs = next(
+                rs
+                for rs in profile.runtimes
+                if (rs.runtime, rs.device, rs.precision) == (rt["name"], rt["device"], rt.get("precision_requested"))
+            )
+            where = (rec.device or {}).get("name")
+            place = next((p for p in places_for(target, run.places or []) if p and p.name == where), None)
+            run.progress(f"{self.task.name}: {target}: per-op profile of {rec.artifact.get('label')} on {rs.runtime}")
+            harness = replace(run.harness, ops_runs=cfg.runs)  # the run's own timing: ops_whole_ms is a real p50
+            art = load_artifact(Path(rec.artifact["path"]).parent)
+            (measured,) = measure_places(art, rs, rt["threads"], [place], harness=harness, task=self.task.name)
+            profiled = replace(rec, **{name: getattr(measured.record, name) for name in OPS_FIELDS})
+            run.journal.save_measurement(profiled)
+            records[index[rec.id]] = profiled
         return records
 
     def _checks(self, records: list[Measurement]) -> tuple[list[Measurement], dict]:

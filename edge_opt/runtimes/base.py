@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_opt.core.errors import BadInputError
+from edge_opt.runtimes.ops import OpProfile, unsupported
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,12 @@ class Backend:
     def last_latency_ms(self) -> float:
         """The runtime's own measure of the last ``invoke`` (only when ``timer == "runtime"``)."""
         raise NotImplementedError
+
+    def profile_ops(self, runs: int) -> OpProfile:
+        """Per-op times over ``runs`` invokes on the bound inputs (after ``bind``), in the schema
+        of :mod:`edge_opt.runtimes.ops`; outside the timed runs, so profiling never slows the
+        whole-model figure. The default: no profile, with the reason (never an error)."""
+        return unsupported(f"{self.name} has no per-op profiler in edge-opt")
 
     def version(self) -> str:
         return "unknown"

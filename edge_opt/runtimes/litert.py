@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, dequantize, quantize
+from edge_opt.runtimes.ops import OpProfile, unsupported
 
 _EDGETPU_LIB = "libedgetpu.so.1"
 
@@ -38,6 +39,7 @@ class LiteRTBackend(Backend):
         from ai_edge_litert.interpreter import Interpreter, load_delegate
 
         delegates = [load_delegate(_EDGETPU_LIB)] if self.device == "edgetpu" else None
+        self._path = str(path)
         try:
             # The default op resolver applies XNNPACK on the CPU, as benchmark_model does.
             self._interp = Interpreter(model_path=str(path), num_threads=self.threads, experimental_delegates=delegates)
@@ -108,6 +110,14 @@ class LiteRTBackend(Backend):
             scale, zero = out["quantization"]
             y = dequantize(y, scale, zero)
         return np.asarray(y, dtype=np.float32)
+
+    def profile_ops(self, runs: int) -> OpProfile:
+        """LiteRT's Python API has no profiler: each op is cut from the file and timed alone."""
+        if self.device != "cpu":
+            return unsupported(f"per-op times on the {self.device} delegate need its own profiler")
+        from edge_opt.runtimes.litert_ops import isolated_profile
+
+        return isolated_profile(self._path, self.threads, runs)
 
     def version(self) -> str:
         return metadata.version("ai-edge-litert")

@@ -141,6 +141,8 @@ def test_a_search_space_too_large_is_refused_before_it_is_built(adult_small):
         ("nas", "benchmarks/quick.yaml", "--trials", "1000000000000"),
         ("nas", "benchmarks/quick.yaml", "--parallel", "1000"),
         ("bench", "M", "--threads", "1000000000"),
+        ("bench", "M", "--ops-runs", "0"),
+        ("bench", "M", "--ops-runs", "1e12"),
         ("fairness", "M", "--boot", "1000000000"),
         ("fairness", "M", "--rows", "99999999999"),
         ("robustness", "M", "--queries", "1e12"),

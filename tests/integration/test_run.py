@@ -367,3 +367,20 @@ def test_compare_refuses_two_suites_and_marks_pairs_of_other_files(quick_run, tm
     result = json.loads(out.read_text())
     assert len(result["other_files"]) == 1 and sum(r["same_file"] is False for r in result["rows"]) == 1
     assert "warning: 1 of" in proc.stdout and "compare different files" in proc.stdout
+
+
+def test_each_targets_chosen_artifact_says_where_its_time_goes(quick_run):
+    """checks.ops (on by default): the chosen record of each measured target carries its per-op profile."""
+    from edge_opt.budgets.choose import choose_each
+
+    _, run_dir, _ = quick_run
+    results = json.loads((run_dir / "results.json").read_text())
+    chosen = {key: sel.chosen for key, sel in choose_each(results).items() if sel.chosen is not None}
+    assert chosen and all(rec["ops_runs"] for rec in chosen.values())
+    for rec in chosen.values():
+        method = {"litert": "isolated", "onnxruntime": "onnxruntime-profiler", "openvino": "openvino-perf-counters"}
+        assert rec["ops_method"] == method.get(rec["runtime"]["name"]), rec["ops_note"]
+        assert rec["ops_count"] == len(rec["ops"] or []) and rec["ops_fallback"] is not None
+    profiled = [r for r in results["measurements"] if r.get("ops_runs")]
+    assert len(profiled) == len(chosen)  # the others are not profiled: only the choices are explained
+    assert "## Where the time goes" in (run_dir / "report.md").read_text()
