@@ -143,3 +143,14 @@ def test_overhead_benchmarks():
         "--benchmark-warmup=off",
     )
     assert_prints(out, "benchmark: 5 tests", "test_invoke[openvino]", "test_summarize_100k", "5 passed")
+
+
+def test_op_profiles():
+    out = run_script("benchmarks/op_profiles.py", "--smoke")
+    assert_prints(
+        out,
+        "| mlp 64x32 | tflite fp32 | litert | isolated |",
+        "| cnn 16x32 | onnx fp32 | onnxruntime | onnxruntime-profiler |",
+    )
+    assert_prints(out, "| cnn 16x32 | openvino fp32 | openvino | openvino-perf-counters |", "sum / p50 over 100%")
+    assert "failed" not in out, out
