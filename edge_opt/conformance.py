@@ -28,6 +28,7 @@ from edge_opt.passes import pass_class, pass_names
 from edge_opt.passes.base import MODEL_FILES, Pass, PassConfig
 from edge_opt.runtimes import FORMATS
 from edge_opt.runtimes.base import Backend, TensorSpec, random_inputs
+from edge_opt.runtimes.ops import OpProfile
 
 
 def _fail(what: str, why: str) -> None:
@@ -72,8 +73,6 @@ def check_backend(cls: type, model: str | Path | None, x: np.ndarray, shapes: di
 def _check_op_profile(backend, what: str) -> None:
     """``profile_ops``: an OpProfile whose ops have finite non-negative times, or none with a
     reason; never an exception for a model it ran."""
-    from edge_opt.runtimes.ops import OpProfile
-
     profile = backend.profile_ops(5)
     if not isinstance(profile, OpProfile):
         _fail(what, f"profile_ops() gave {type(profile).__name__}, not an OpProfile")

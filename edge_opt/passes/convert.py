@@ -52,24 +52,33 @@ class TFLitePass(Pass):
             ctx.need_calibration("full-integer int8")
 
     def build(self, parent: Artifact, cfg: TFLiteConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        tf_ = tf()
         model = load_keras(parent.model_path, trust=ctx.trust_model)
-        converter = tf_.lite.TFLiteConverter.from_keras_model(model)
-        if cfg.precision != "fp32":
-            converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-            # No public switch exists; TF's own tests use this converter attribute.
-            converter._experimental_disable_per_channel = not cfg.per_channel
-        if cfg.precision == "fp16":
-            converter.target_spec.supported_types = [tf_.float16]
+        calib = None
         if cfg.precision == "int8":
             calib = np.asarray(ctx.calibration[: cfg.calibration_samples], dtype=np.float32)
-            converter.representative_dataset = lambda: ([row[None, ...]] for row in calib)
-            converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
             notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
-            if cfg.io == "int8":
-                converter.inference_input_type = tf_.int8
-                converter.inference_output_type = tf_.int8
-        model_path.write_bytes(converter.convert())
+        model_path.write_bytes(tflite_bytes(model, cfg, calib))
+
+
+def tflite_bytes(model, cfg: TFLiteConfig = TFLiteConfig(), calibration: np.ndarray | None = None) -> bytes:
+    """A Keras model as a LiteRT flatbuffer, as the ``tflite`` pass converts it (``cfg``; int8 is
+    calibrated on ``calibration``). The one TFLite conversion: the pass and the debugger's float
+    reference use it."""
+    tf_ = tf()
+    converter = tf_.lite.TFLiteConverter.from_keras_model(model)
+    if cfg.precision != "fp32":
+        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+        # No public switch exists; TF's own tests use this converter attribute.
+        converter._experimental_disable_per_channel = not cfg.per_channel
+    if cfg.precision == "fp16":
+        converter.target_spec.supported_types = [tf_.float16]
+    if cfg.precision == "int8":
+        converter.representative_dataset = lambda: ([row[None, ...]] for row in calibration)
+        converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if cfg.io == "int8":
+            converter.inference_input_type = tf_.int8
+            converter.inference_output_type = tf_.int8
+    return converter.convert()
 
 
 class OnnxConfig(PassConfig):

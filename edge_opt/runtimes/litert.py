@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, first_line
 from edge_opt.runtimes.base import Backend, TensorSpec, dequantize, quantize
+from edge_opt.runtimes.litert_ops import isolated_profile
 from edge_opt.runtimes.ops import OpProfile, unsupported
 
 _EDGETPU_LIB = "libedgetpu.so.1"
@@ -115,8 +116,6 @@ class LiteRTBackend(Backend):
         """LiteRT's Python API has no profiler: each op is cut from the file and timed alone."""
         if self.device != "cpu":
             return unsupported(f"per-op times on the {self.device} delegate need its own profiler")
-        from edge_opt.runtimes.litert_ops import isolated_profile
-
         return isolated_profile(self._path, self.threads, runs)
 
     def version(self) -> str:

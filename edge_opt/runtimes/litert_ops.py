@@ -14,49 +14,74 @@ record gives the sum beside the whole file's p50.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edge_opt.runtimes.ops import PRECISIONS, OpProfile, OpTime, mean_call_ms
 
 
+class OneOpModels:
+    """The ops of a ``.tflite`` file's first subgraph, each as a model of its own: the same tensors
+    and weights, that op alone, its non-constant inputs the model's inputs (in the op's order)
+    and its outputs the model's outputs."""
+
+    def __init__(self, path: str | Path) -> None:
+        from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+        self._fbu = fbu
+        with open(path, "rb") as fh:
+            self.model = fbu.convert_bytearray_to_object(bytearray(fh.read()))
+        self.sub = self.model.subgraphs[0]
+        self.ops = list(self.sub.operators)
+
+    def describe(self, index: int) -> tuple[str, str]:
+        """(op type, name): the name is its first output tensor's."""
+        op = self.ops[index]
+        kind = self._fbu.opcode_to_name(self.model, op.opcodeIndex) or "?"
+        return kind, (_name(self.sub.tensors[op.outputs[0]]) if len(op.outputs) else kind)
+
+    def content(self, index: int) -> bytes:
+        """The flatbuffer of op ``index`` alone."""
+        op = self.ops[index]
+        inputs = [t for t in op.inputs if t >= 0 and not _constant(self.model, self.sub.tensors[t])]
+        return self._with([op], inputs, list(op.outputs))
+
+    def empty(self) -> bytes:
+        """A model of no op (one tensor, its input its output): what every one-op model pays besides its op."""
+        tensor = self.ops[0].outputs[0] if self.ops else self.sub.inputs[0]
+        return self._with([], [tensor], [tensor])
+
+    def _with(self, operators: list, inputs: list[int], outputs: list[int]) -> bytes:
+        model, sub = self.model, self.sub
+        kept = (sub.operators, sub.inputs, sub.outputs, model.signatureDefs)
+        try:
+            model.signatureDefs = []  # they name the whole model's inputs and outputs
+            sub.operators, sub.inputs, sub.outputs = operators, inputs, outputs
+            return bytes(self._fbu.convert_object_to_bytearray(model))
+        finally:
+            sub.operators, sub.inputs, sub.outputs, model.signatureDefs = kept
+
+
 def isolated_profile(path: str, threads: int, runs: int) -> OpProfile:
     """Each op of ``path``'s first subgraph timed as a model of its own, ``runs`` calls each."""
-    from ai_edge_litert.tools import flatbuffer_utils as fbu
-
-    with open(path, "rb") as fh:
-        model = fbu.convert_bytearray_to_object(bytearray(fh.read()))
-    sub = model.subgraphs[0]
-    kept = (sub.operators, sub.inputs, sub.outputs, model.signatureDefs)
+    cut = OneOpModels(path)
+    floor = _time_alone(cut.empty(), threads, runs)[0]
     ops, failed = [], []
-    model.signatureDefs = []  # they name the whole model's inputs and outputs
-    try:
-        floor = _floor(fbu, model, sub, threads, runs)
-        for op in kept[0]:
-            kind = fbu.opcode_to_name(model, op.opcodeIndex) or "?"
-            name = _name(sub.tensors[op.outputs[0]]) if len(op.outputs) else kind
-            sub.operators, sub.outputs = [op], list(op.outputs)
-            sub.inputs = [t for t in op.inputs if t >= 0 and not _constant(model, sub.tensors[t])]
-            try:
-                ms, delegated = _time_alone(bytes(fbu.convert_object_to_bytearray(model)), threads, runs)
-            except (ValueError, RuntimeError) as exc:  # an op that needs its neighbours (a dynamic shape)
-                failed.append(f"{name} ({kind}): {str(exc).splitlines()[0][:80]}")
-                continue
-            exec_ = "XNNPACK" if delegated else "builtin"  # builtin: XNNPACK did not take it
-            ops.append(OpTime(name, kind, max(ms - floor, 0.0), 1.0, exec_, _precision(model, sub, op), not delegated))
-    finally:
-        sub.operators, sub.inputs, sub.outputs, model.signatureDefs = kept
+    for i, op in enumerate(cut.ops):
+        kind, name = cut.describe(i)
+        try:
+            ms, delegated = _time_alone(cut.content(i), threads, runs)
+        except (ValueError, RuntimeError) as exc:  # an op that needs its neighbours (a dynamic shape)
+            failed.append(f"{name} ({kind}): {str(exc).splitlines()[0][:80]}")
+            continue
+        exec_ = "XNNPACK" if delegated else "builtin"  # builtin: XNNPACK did not take it
+        precision = _precision(cut.model, cut.sub, op)
+        ops.append(OpTime(name, kind, max(ms - floor, 0.0), 1.0, exec_, precision, not delegated))
     note = f"each op cut from the file and timed alone, less the interpreter's {floor * 1e3:.3g} µs per invoke"
     if failed:
         note += f"; {len(failed)} op(s) could not run alone: " + "; ".join(failed[:3])
     return OpProfile("isolated", tuple(ops), runs, note)
-
-
-def _floor(fbu, model, sub, threads: int, runs: int) -> float:
-    """The interpreter's own time per invoke (a model of no op, its input its output): what every
-    one-op model pays besides its op, taken off each op's time."""
-    tensor = sub.operators[0].outputs[0] if sub.operators else sub.inputs[0]
-    sub.operators, sub.inputs, sub.outputs = [], [tensor], [tensor]
-    return _time_alone(bytes(fbu.convert_object_to_bytearray(model)), threads, runs)[0]
 
 
 def _time_alone(content: bytes, threads: int, runs: int) -> tuple[float, bool]:

@@ -1,0 +1,234 @@
+"""Layer by layer, where a deployed ``.tflite`` file departs from its float model (``edge-opt debug``).
+
+The float model is converted by edge-opt's own TFLite conversion at fp32, so that each op of the
+deployed file has a float counterpart computed the same way (TF's ``QuantizationDebugger`` does
+the same). Both run on the same rows with every intermediate tensor kept and LiteRT's builtin
+kernels (no delegate, which would keep its intermediates to itself). Ops are matched by the
+layer names the converter keeps in tensor names (``mlp/dense/MatMul;mlp/dense/Relu``, a QAT
+``quant_`` prefix dropped), else by position in the graph: the float op of the same type that
+reads the float counterpart of the deployed op's input.
+
+Per op, on the rows:
+
+- ``total``: the RMSE of the deployed tensor (dequantized) against the float one: the error
+  accumulated up to this op;
+- ``added``: the RMSE of the op alone (cut from the file, the same weights and quantization)
+  fed the float model's values at its inputs: the error this op adds by itself;
+- ``relative``: ``total`` over the float tensor's standard deviation;
+- the output's ``scale`` and ``zero_point``, and the range its float values span.
+
+Layers come worst first by the error they add.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_opt.core.errors import BadInputError
+from edge_opt.runtimes.base import dequantize, quantize
+from edge_opt.runtimes.litert_ops import OneOpModels
+
+#: Ops that only change the representation: their output is their input's value.
+_CASTS = ("QUANTIZE", "DEQUANTIZE")
+
+
+@dataclass(frozen=True)
+class LayerError:
+    index: int
+    name: str
+    type: str
+    added: float | None  # the error the op adds alone, fed the float model's inputs
+    total: float  # the error accumulated up to its output
+    relative: float  # total / the float tensor's standard deviation
+    scale: float | None
+    zero_point: int | None
+    float_min: float
+    float_max: float
+
+
+@dataclass(frozen=True)
+class DebugResult:
+    model: str
+    float_model: str
+    rows: int
+    layers: tuple[LayerError, ...]  # worst first
+    unmatched: tuple[str, ...]  # deployed ops with no float counterpart
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "float_model": self.float_model,
+            "rows": self.rows,
+            "method": "litert-preserve-all-tensors",
+            "layers": [asdict(layer) for layer in self.layers],
+            "unmatched": list(self.unmatched),
+        }
+
+
+def debug_tflite(deployed: Path, float_model: Path, float_tflite: bytes, x: np.ndarray) -> DebugResult:
+    """Each op of ``deployed`` against ``float_tflite`` (the float model at fp32) on the rows ``x``."""
+    dep, flt = _Graph(model_path=str(deployed)), _Graph(model_content=float_tflite)
+    if dep.input_shape[1:] != flt.input_shape[1:]:
+        raise BadInputError(
+            f"{float_model} takes inputs of shape {flt.input_shape[1:]}, {deployed} of {dep.input_shape[1:]}: "
+            "it is not the float model of this file (pass --float with the one it came from)"
+        )
+    if tuple(x.shape[1:]) != dep.input_shape[1:]:
+        raise BadInputError(f"the rows have shape {tuple(x.shape[1:])}, {deployed} takes {dep.input_shape[1:]}")
+    dep_values, flt_values = dep.run(x), flt.run(x)
+    match = _match(dep, flt)
+    computing = [op for op in dep.ops if op["op_name"] not in _CASTS]
+    unmatched = tuple(dep.name(op["outputs"][0]) for op in computing if op["outputs"][0] not in match)
+    if len(unmatched) * 2 > len(computing):
+        raise BadInputError(
+            f"{float_model} does not match {deployed}: {len(unmatched)} of its {len(computing)} ops have no "
+            "counterpart in the float model (pass --float with the model it came from)"
+        )
+    alone = _added_errors(deployed, dep, match, flt_values)
+    layers = [
+        _layer(op, dep, dep_values[op["outputs"][0]], flt_values[match[op["outputs"][0]]], alone.get(op["index"]))
+        for op in computing
+        if op["outputs"][0] in match
+    ]
+    layers.sort(key=lambda e: (-(e.added if e.added is not None else -1.0), -e.total))
+    return DebugResult(str(deployed), str(float_model), len(x), tuple(layers), unmatched)
+
+
+class _Graph:
+    """A ``.tflite`` model run row by row with every tensor kept, on LiteRT's builtin kernels."""
+
+    def __init__(self, **source) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self.interp = Interpreter(
+            **source,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        self.interp.allocate_tensors()
+        inputs = self.interp.get_input_details()
+        if len(inputs) != 1:
+            raise BadInputError(f"debug takes a model of one input; this one has {len(inputs)}")
+        self.input = inputs[0]
+        self.input_shape = tuple(int(d) for d in self.input["shape"])
+        self.tensors = {t["index"]: t for t in self.interp.get_tensor_details()}
+        self.ops = self.interp._get_ops_details()  # noqa: SLF001 - the op list LiteRT exposes
+        self.produced = {self.input["index"]} | {t for op in self.ops for t in op["outputs"]}
+
+    def name(self, tensor: int) -> str:
+        return self.tensors[tensor]["name"]
+
+    def dynamic_inputs(self, op: dict) -> list[int]:
+        return [t for t in op["inputs"] if t in self.produced]
+
+    def run(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """The float value of the input and of every op output, per row (rows stacked)."""
+        interp, index = self.interp, self.input["index"]
+        interp.resize_tensor_input(index, [1, *self.input_shape[1:]], strict=False)
+        interp.allocate_tensors()
+        wanted = [index, *(t for op in self.ops for t in op["outputs"])]
+        values: dict[int, list[np.ndarray]] = {t: [] for t in wanted}
+        for row in x:
+            interp.set_tensor(index, to_tensor(row[None].astype(np.float32), self.tensors[index]))
+            interp.invoke()
+            for t in wanted:
+                values[t].append(to_float(interp.get_tensor(t), self.tensors[t]))
+        return {t: np.concatenate(v) for t, v in values.items()}
+
+
+def to_tensor(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Float values in a tensor's own type (quantized with its scale and zero point)."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero = detail["quantization"]
+    if dtype.kind in "iu" and scale:
+        return quantize(values, dtype.name, scale, zero)
+    return values.astype(dtype)
+
+
+def to_float(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if np.dtype(detail["dtype"]).kind in "iu" and scale:
+        return dequantize(values, scale, zero).astype(np.float64)
+    return values.astype(np.float64)
+
+
+def _key(name: str) -> frozenset[str]:
+    """A tensor name as the layers and ops it fuses, a QAT wrapper's ``quant_`` dropped."""
+    return frozenset(re.sub(r"(^|/)quant_", r"\1", part) for part in name.split(";"))
+
+
+def _match(dep: _Graph, flt: _Graph) -> dict[int, int]:
+    """Deployed tensor -> its float counterpart, for the input and each op output."""
+    match = {dep.input["index"]: flt.input["index"]}
+    by_key = {_key(flt.name(op["outputs"][0])): op["outputs"][0] for op in flt.ops}
+    by_input = {}
+    for op in flt.ops:
+        first = flt.dynamic_inputs(op)[:1]
+        by_input.setdefault((op["op_name"], *first), op["outputs"][0])
+    for op in dep.ops:
+        out, first = op["outputs"][0], dep.dynamic_inputs(op)[:1]
+        if op["op_name"] in _CASTS:
+            if first and first[0] in match:
+                match[out] = match[first[0]]
+            continue
+        found = by_key.get(_key(dep.name(out)))
+        if found is None and first and first[0] in match:
+            found = by_input.get((op["op_name"], match[first[0]]))
+        if found is not None:
+            match[out] = found
+    return match
+
+
+def _added_errors(
+    deployed: Path, dep: _Graph, match: dict[int, int], flt_values: dict[int, np.ndarray]
+) -> dict[int, float]:
+    """Per op index: the RMSE of the op alone fed the float model's values at its inputs."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    cut, out = OneOpModels(deployed), {}
+    for op in dep.ops:
+        inputs, target = dep.dynamic_inputs(op), op["outputs"][0]
+        if op["op_name"] in _CASTS or target not in match or not all(t in match for t in inputs):
+            continue
+        interp = Interpreter(
+            model_content=cut.content(op["index"]),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        interp.allocate_tensors()
+        got = []
+        for row in range(len(flt_values[match[target]])):
+            for t in inputs:
+                value = flt_values[match[t]][row : row + 1].reshape(dep.tensors[t]["shape"])
+                interp.set_tensor(t, to_tensor(value, dep.tensors[t]))
+            interp.invoke()
+            got.append(to_float(interp.get_tensor(target), dep.tensors[target]))
+        out[op["index"]] = _rmse(np.concatenate(got), flt_values[match[target]])
+    return out
+
+
+def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(math.sqrt(np.mean((a.reshape(b.shape) - b) ** 2)))
+
+
+def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: float | None) -> LayerError:
+    detail = dep.tensors[op["outputs"][0]]
+    scale, zero = detail["quantization"]
+    total = _rmse(got, want)
+    return LayerError(
+        index=op["index"],
+        name=detail["name"],
+        type=op["op_name"],
+        added=added,
+        total=total,
+        relative=total / (float(np.std(want)) or 1.0),
+        scale=float(scale) if scale else None,
+        zero_point=int(zero) if scale else None,
+        float_min=float(want.min()),
+        float_max=float(want.max()),
+    )

@@ -1,0 +1,73 @@
+"""edge-opt debug (issue 21, 4): the layer a model's int8 file breaks is the layer it names first.
+
+The broken model is built here: the tiny MLP of the shared fixture with one unit of its hidden
+layer scaled up 300x (and the next layer's weights from it scaled down 300x, so the float model
+computes the same function). That unit's activations dwarf the others', so the int8 file's
+per-tensor scale of that layer leaves the other units a few levels: the hidden layer adds the
+error, and the debugger must rank it first.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_opt.analysis.debug import debug_tflite
+from edge_opt.models import load_keras
+from edge_opt.passes.convert import TFLiteConfig, tflite_bytes
+from tests.conftest import assert_clean_error, cli
+
+
+@pytest.fixture(scope="module")
+def outlier(tmp_path_factory, tiny_artifacts, adult_small):
+    """(float .keras with one outlier unit, its int8 .tflite, rows)."""
+    model = load_keras(tiny_artifacts["keras"].model_path)
+    hidden, head = (layer for layer in model.layers if layer.weights)
+    (w1, b1), (w2, b2) = hidden.get_weights(), head.get_weights()
+    unit = int(np.argmax(np.abs(w2[:, 0])))
+    w1[:, unit] *= 300.0
+    b1[unit] *= 300.0
+    w2[unit, :] /= 300.0  # relu(300 z) = 300 relu(z): the float function is unchanged
+    hidden.set_weights([w1, b1])
+    head.set_weights([w2, b2])
+    folder = tmp_path_factory.mktemp("outlier")
+    model.save(folder / "float.keras")
+    calib = adult_small.calibration(128)
+    (folder / "int8.tflite").write_bytes(tflite_bytes(model, TFLiteConfig(precision="int8"), calib))
+    return folder / "float.keras", folder / "int8.tflite", adult_small.x_test[:40], hidden.name
+
+
+def test_debug_names_the_layer_with_the_outlier_unit_first(outlier):
+    float_path, int8_path, x, hidden = outlier
+    result = debug_tflite(int8_path, float_path, tflite_bytes(load_keras(float_path)), x)
+    worst = result.layers[0]
+    assert f"/{hidden}/" in worst.name and f"/{hidden}_" not in worst.name, [layer.name for layer in result.layers]
+    assert worst.float_max > 100 and worst.scale > 0.5  # the outlier's range, and the scale it forces on all
+    assert worst.added > result.layers[-1].added
+    assert not result.unmatched and result.rows == 40
+
+
+def test_debug_command_finds_the_float_model_through_lineage_and_writes_json(tmp_path, tiny_artifacts):
+    out = tmp_path / "d.json"
+    proc = cli("debug", tiny_artifacts["tflite_int8"].folder, "--rows", "20", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "worst layers first" in proc.stdout and "FULLY_CONNECTED" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["rows"] == 20 and len(result["layers"]) >= 2 and not result["unmatched"]
+    assert all(layer["total"] >= 0 and layer["added"] is not None for layer in result["layers"])
+    # an fp32 file departs from its own float model by rounding only
+    fp32 = cli("debug", tiny_artifacts["tflite"].folder, "--rows", "5", "--json", out)
+    assert fp32.returncode == 0 and max(layer["total"] for layer in json.loads(out.read_text())["layers"]) < 1e-4
+
+
+def test_debug_refuses_what_it_cannot_compare_in_one_line(tmp_path, tiny_artifacts, outlier):
+    assert_clean_error(cli("debug", tiny_artifacts["onnx"].folder), "debug reads .tflite files")
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes(tiny_artifacts["tflite"].model_path.read_bytes())
+    assert_clean_error(cli("debug", lone), "pass --float FLOAT.keras")
+    digits = tmp_path / "d.npz"
+    np.savez(digits, x=np.ones((5, 64), np.float32), y=np.zeros(5, np.int64))
+    assert_clean_error(cli("debug", lone, "--float", outlier[0], "--data", digits), "the rows have shape (64,)")
+    assert_clean_error(cli("debug", lone, "--rows", "0"), "--rows")
