@@ -57,13 +57,14 @@ def test_debug_command_finds_the_float_model_through_lineage_and_writes_json(tmp
     result = json.loads(out.read_text())
     assert result["rows"] == 20 and len(result["layers"]) >= 2 and not result["unmatched"]
     assert all(layer["total"] >= 0 and layer["added"] is not None for layer in result["layers"])
-    # an fp32 file departs from its own float model by rounding only
-    fp32 = cli("debug", tiny_artifacts["tflite"].folder, "--rows", "5", "--json", out)
-    assert fp32.returncode == 0 and max(layer["total"] for layer in json.loads(out.read_text())["layers"]) < 1e-4
+    # an fp32 file departs from its own float model by rounding only, as .tflite or .onnx
+    for fp32 in (tiny_artifacts["tflite"], tiny_artifacts["onnx"]):
+        assert cli("debug", fp32.folder, "--rows", "5", "--json", out).returncode == 0
+        assert max(layer["total"] for layer in json.loads(out.read_text())["layers"]) < 1e-4
 
 
 def test_debug_refuses_what_it_cannot_compare_in_one_line(tmp_path, tiny_artifacts, outlier):
-    assert_clean_error(cli("debug", tiny_artifacts["onnx"].folder), "debug reads .tflite files")
+    assert_clean_error(cli("debug", tiny_artifacts["openvino"].folder), "OpenVINO IR is not supported yet")
     lone = tmp_path / "lone.tflite"
     lone.write_bytes(tiny_artifacts["tflite"].model_path.read_bytes())
     assert_clean_error(cli("debug", lone), "pass --float FLOAT.keras")
@@ -71,3 +72,24 @@ def test_debug_refuses_what_it_cannot_compare_in_one_line(tmp_path, tiny_artifac
     np.savez(digits, x=np.ones((5, 64), np.float32), y=np.zeros(5, np.int64))
     assert_clean_error(cli("debug", lone, "--float", outlier[0], "--data", digits), "the rows have shape (64,)")
     assert_clean_error(cli("debug", lone, "--rows", "0"), "--rows")
+
+
+def test_debug_of_an_onnx_file_names_the_broken_layer_first(outlier, tiny_artifacts, tmp_path):
+    """ONNX Runtime's dynamic int8 quantizes weights per tensor: the 300x column of the hidden layer's
+    kernel leaves its other columns a few levels, so that layer's MatMul adds the error."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    from edge_opt.analysis.debug_onnx import debug_onnx
+    from edge_opt.passes.convert import onnx_bytes
+
+    float_path, _, x, hidden = outlier
+    errors = {}
+    for name, keras_path in (("broken", float_path), ("clean", tiny_artifacts["keras"].model_path)):
+        f32 = tmp_path / f"{name}.onnx"
+        f32.write_bytes(onnx_bytes(load_keras(keras_path)))
+        quantize_dynamic(f32, tmp_path / f"{name}8.onnx")
+        errors[name] = debug_onnx(tmp_path / f"{name}8.onnx", keras_path, f32.read_bytes(), x)
+    worst = errors["broken"].layers[0]
+    assert errors["broken"].method == "onnxruntime-all-outputs" and f"/{hidden}/" in worst.name, worst
+    clean = {layer.name: layer.added for layer in errors["clean"].layers}
+    assert worst.added > 5 * clean[worst.name]  # the outlier made it so

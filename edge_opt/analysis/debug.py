@@ -59,13 +59,14 @@ class DebugResult:
     rows: int
     layers: tuple[LayerError, ...]  # worst first
     unmatched: tuple[str, ...]  # deployed ops with no float counterpart
+    method: str = "litert-preserve-all-tensors"  # or onnxruntime-all-outputs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "float_model": self.float_model,
             "rows": self.rows,
-            "method": "litert-preserve-all-tensors",
+            "method": self.method,
             "layers": [asdict(layer) for layer in self.layers],
             "unmatched": list(self.unmatched),
         }
@@ -96,8 +97,12 @@ def debug_tflite(deployed: Path, float_model: Path, float_tflite: bytes, x: np.n
         for op in computing
         if op["outputs"][0] in match
     ]
-    layers.sort(key=lambda e: (-(e.added if e.added is not None else -1.0), -e.total))
-    return DebugResult(str(deployed), str(float_model), len(x), tuple(layers), unmatched)
+    return DebugResult(str(deployed), str(float_model), len(x), worst_first(layers), unmatched)
+
+
+def worst_first(layers: list[LayerError]) -> tuple[LayerError, ...]:
+    """By the error each adds (those without that figure last), then by the error so far."""
+    return tuple(sorted(layers, key=lambda e: (-(e.added if e.added is not None else -1.0), -e.total)))
 
 
 class _Graph:
@@ -208,18 +213,18 @@ def _added_errors(
                 interp.set_tensor(t, to_tensor(value, dep.tensors[t]))
             interp.invoke()
             got.append(to_float(interp.get_tensor(target), dep.tensors[target]))
-        out[op["index"]] = _rmse(np.concatenate(got), flt_values[match[target]])
+        out[op["index"]] = rmse(np.concatenate(got), flt_values[match[target]])
     return out
 
 
-def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(math.sqrt(np.mean((a.reshape(b.shape) - b) ** 2)))
 
 
 def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: float | None) -> LayerError:
     detail = dep.tensors[op["outputs"][0]]
     scale, zero = detail["quantization"]
-    total = _rmse(got, want)
+    total = rmse(got, want)
     return LayerError(
         index=op["index"],
         name=detail["name"],

@@ -238,7 +238,7 @@ def drift(
 @app.command()
 @handled
 def debug(
-    artifact: Path = typer.Argument(..., help="A deployed .tflite file or its artifact folder."),
+    artifact: Path = typer.Argument(..., help="A deployed .tflite or .onnx file, or its artifact folder."),
     data: str = typer.Option("adult", "--data", help=_DATA_HELP),
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP),
     rows: int = typer.Option(100, "--rows", min=1, max=100_000, help="Rows both models run (the first N)."),
@@ -250,21 +250,27 @@ def debug(
     """Layer by layer, where the deployed file departs from its float model: the error each op adds
     on its own (fed the float model's values) and the error accumulated up to it, worst first."""
     from edge_opt.analysis.debug import debug_tflite
+    from edge_opt.analysis.debug_onnx import debug_onnx
     from edge_opt.analysis.inputs import eval_data, float_model_for
     from edge_opt.models import load_keras
-    from edge_opt.passes.convert import tflite_bytes
+    from edge_opt.passes.convert import onnx_bytes, tflite_bytes
     from edge_opt.runtimes import detect_format
 
     with quiet_native():
         path = _model_file(artifact)
-        if detect_format(path) != "tflite":
-            raise BadInputError(f"{path}: debug reads .tflite files (ONNX and OpenVINO IR are not supported yet)")
+        fmt = detect_format(path)
+        if fmt not in ("tflite", "onnx"):
+            raise BadInputError(f"{path}: debug reads .tflite and .onnx files (OpenVINO IR is not supported yet)")
         evaluation = eval_data(data, rows)
         reference = float_model_for(path, float_model)
         if reference is None:
             raise BadInputError(f"{path}: pass --float FLOAT.keras (the float model it came from)")
-        float_tflite = tflite_bytes(load_keras(reference, trust=trust_model))
-        result = debug_tflite(path, reference, float_tflite, evaluation.x[:rows]).to_dict()
+        keras_model = load_keras(reference, trust=trust_model)
+        if fmt == "tflite":
+            result = debug_tflite(path, reference, tflite_bytes(keras_model), evaluation.x[:rows])
+        else:
+            result = debug_onnx(path, reference, onnx_bytes(keras_model), evaluation.x[:rows])
+        result = result.to_dict()
     emit(render_debug(result), result, json_out)
 
 

@@ -96,13 +96,18 @@ class OnnxPass(Pass):
         return "onnx-fp32"
 
     def build(self, parent: Artifact, cfg: OnnxConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
-        import tf2onnx
-
         model = load_keras(parent.model_path, trust=ctx.trust_model)
-        spec = tuple(
-            tf().TensorSpec((None, *t.shape[1:]), t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs)
-        )
-        tf2onnx.convert.from_keras(model, input_signature=spec, opset=cfg.opset, output_path=str(model_path))
+        model_path.write_bytes(onnx_bytes(model, cfg))
+
+
+def onnx_bytes(model, cfg: OnnxConfig = OnnxConfig()) -> bytes:
+    """A Keras model as ONNX, as the ``onnx`` pass converts it (tf2onnx; inputs ``input_<i>`` with a
+    dynamic batch). The one ONNX conversion: the pass and the debugger's float reference use it."""
+    import tf2onnx
+
+    spec = tuple(tf().TensorSpec((None, *t.shape[1:]), t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs))
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=cfg.opset)
+    return proto.SerializeToString()
 
 
 class OpenVINOConfig(PassConfig):
