@@ -13,7 +13,7 @@ import pytest
 
 from edge_opt.measure.devices import Device, DeviceConfig
 from edge_opt.measure.records import build_record
-from edge_opt.transports.adb import NO_SAMPLES, hex_mask, parse_benchmark_output
+from edge_opt.transports.adb import NO_SAMPLES, hex_mask, parse_benchmark_output, parse_op_profile
 from tests import sshd
 from tests.conftest import run_cli
 
@@ -53,6 +53,58 @@ def test_the_newer_output_gives_its_percentiles_and_peak_memory():
     assert summary["n"] == 1000 and summary["p50"] == pytest.approx(51.891) and summary["p95"] == pytest.approx(68.628)
     assert out["warmup_runs"] == 9 and out["min_runs_asked"] == 1000
     assert out["memory_mb"] == {"footprint_init": 55.4961, "footprint_overall": 55.4961, "footprint_peak": 61.25}
+
+
+# --enable_op_profiling=true: TFLite's table (with [start]), the initialization's table first, as
+# the tool prints them (columns tab-separated), and LiteRT's newer one with XNNPACK's own rows.
+def _row(*cells: str) -> str:
+    return "\t" + "\t".join(cells) + "\n"
+
+
+RUN_ORDER = "============================== Run Order ==============================\n"
+OLD_HEAD = _row(
+    "[node type]", "[start]", "[first]", "[avg ms]", "[%]", "[cdf%]", "[mem KB]", "[times called]", "[Name]"
+)
+OPS_TFLITE = (
+    "Profiling Info for Benchmark Initialization:\n"
+    + RUN_ORDER
+    + OLD_HEAD
+    + _row("AllocateTensors", "0.000", "1.356", "1.356", "100.000%", "100.000%", "0.000", "1", "AllocateTensors/0")
+    + "\nOperator-wise Profiling Info for Regular Benchmark Runs:\n"
+    + RUN_ORDER
+    + OLD_HEAD
+    + _row("CONV_2D", "0.000", "4.269", "4.180", "60.0%", "60.0%", "0.000", "1", "[MobilenetV1/Conv2d_0/Relu6]")
+    + _row(
+        "DEPTHWISE_CONV_2D", "4.270", "2.150", "2.100", "30.0%", "90.0%", "0.000", "1", "[MobilenetV1/Conv2d_1/Relu6]"
+    )
+    + _row("SOFTMAX", "6.421", "0.700", "0.700", "10.0%", "100.0%", "0.000", "0", "[MobilenetV1/Predictions/Softmax]")
+    + "\n============================== Top by Computation Time ==============================\n"
+)
+OPS_LITERT = (
+    RUN_ORDER
+    + _row("[node type]", "[first]", "[avg ms]", "[%]", "[cdf%]", "[mem KB]", "[times called]", "[Name]")
+    + _row("LiteRT::Run[buffer registration]", "0.020", "0.014", "3.3%", "3.3%", "0.000", "1", "LiteRT::Run[buffer]/0")
+    + _row("Static Reshape (NC)", "0.085", "0.003", "0.7%", "4.0%", "0.000", "1", "Delegate/Static Reshape (NC):0")
+    + _row("Fully Connected (NC, PF32) GEMM", "0.538", "0.382", "93%", "97%", "0.000", "1", "Delegate/FC GEMM:1")
+    + _row("LOGISTIC", "0.013", "0.012", "2.9%", "100.0%", "0.000", "1", "StatefulPartitionedCall:0")
+    + "\n"
+)
+
+
+def test_benchmark_models_op_tables_become_the_records_op_profile():
+    old = parse_op_profile(OPS_TFLITE).to_dict()  # the timed runs' table, not the initialization's
+    assert old["ops_method"] == "benchmark_model" and [op["type"] for op in old["ops"]] == [
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "SOFTMAX",
+    ]
+    assert old["ops"][0]["name"] == "MobilenetV1/Conv2d_0/Relu6" and old["ops"][0]["ms"] == 4.18
+    assert old["ops_total_ms"] == pytest.approx(6.98) and old["ops_fallback"] == 0 and old["ops"][2]["calls"] == 1
+    new = parse_op_profile(OPS_LITERT).to_dict()  # LiteRT: no [start]; XNNPACK's rows; its bookkeeping left out
+    assert [op["type"] for op in new["ops"]] == ["Fully Connected (NC, PF32) GEMM", "LOGISTIC", "Static Reshape (NC)"]
+    assert {op["exec"] for op in new["ops"]} == {"delegate", "builtin"} and new["ops_fallback"] == 1
+    none = parse_op_profile("Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 3, Inference (avg): 4")
+    assert none.method is None and "no 'Run Order' table" in none.reason
 
 
 def test_output_without_the_summary_is_an_error():

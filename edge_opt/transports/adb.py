@@ -21,10 +21,12 @@ import shlex
 import socket
 import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from edge_opt.bench.process import WorkerResult, tail
 from edge_opt.core.artifacts import sha256_file
+from edge_opt.runtimes.ops import OpProfile, OpTime, unsupported
 from edge_opt.transports.base import TransportError
 from edge_opt.transports.local import parse_core_mask
 
@@ -324,6 +326,11 @@ class ADBTransport:
             "serial": self.serial,
             "command": " ".join(args[1:]),
         }
+        if spec.get("ops_runs"):
+            profile = parse_op_profile(output).to_dict()
+            profile["ops_whole_ms"] = parsed["latency_summary_ms"]["mean"]
+            profile["ops_runs"] = parsed["latency_summary_ms"].get("n") or 0
+            parsed.update(profile)
         parsed["warnings"] = [
             *(spec.get("warnings") or []),
             "benchmark_model printed no per-run timings: latency is its own summary (latency_summary_ms), "
@@ -339,7 +346,8 @@ class ADBTransport:
 
 
 def _benchmark_args(binary: str, spec: dict, threads: int) -> list[str]:
-    """``benchmark_model``'s command line for ``spec``: the binary, then its flags."""
+    """``benchmark_model``'s command line for ``spec``: the binary, then its flags (its op profiling
+    when the spec asks for a per-op profile)."""
     return [
         binary,
         f"--graph={spec['model']}",
@@ -348,7 +356,43 @@ def _benchmark_args(binary: str, spec: dict, threads: int) -> list[str]:
         f"--warmup_runs={int(spec.get('warmup_runs', 1))}",
         f"--min_secs={float(spec.get('min_time_s', 1.0))}",
         f"--max_secs={float(spec.get('max_time_s', 60.0))}",
+        *(["--enable_op_profiling=true"] if spec.get("ops_runs") else []),
     ]
+
+
+#: Rows of benchmark_model's op tables that are the tool's own bookkeeping, not ops of the model.
+_NOT_OPS = ("AllocateTensors", "LiteRT::Run")
+
+
+def parse_op_profile(text: str) -> OpProfile:
+    """The "Run Order" table of ``benchmark_model --enable_op_profiling=true`` for the timed runs
+    (not the initialization's): each op's type, average ms, times called and name. Rows a delegate
+    profiled inside itself (``Delegate/...``) ran on it; a delegate's whole partition
+    (``TfLiteXNNPackDelegate``) is one row. Columns are read by their header, which differs
+    between TFLite's and LiteRT's builds."""
+    marker = text.rfind("Profiling Info for Regular Benchmark Runs")
+    table = text.find("== Run Order ==", marker if marker >= 0 else 0)
+    if table < 0:
+        return unsupported("benchmark_model printed no op profile (no 'Run Order' table)")
+    lines = text[table:].splitlines()[1:]
+    head = [c.strip().strip("[]").lower() for c in lines[0].split("\t") if c.strip()] if lines else []
+    if not {"node type", "avg ms", "name"} <= set(head):
+        return unsupported(f"benchmark_model's op table has columns {head}, not node type, avg ms and name")
+    ops = []
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.split("\t") if c.strip()]
+        if len(cells) != len(head):
+            break  # the table ends at its blank line
+        row = dict(zip(head, cells, strict=True))
+        kind, name = row["node type"], row["name"].strip("[]")
+        if kind.startswith(_NOT_OPS):
+            continue
+        delegated = name.startswith("Delegate/") or "Delegate" in kind
+        calls = max(float(row.get("times called") or 1), 1.0)
+        ops.append(OpTime(name, kind, float(row["avg ms"]), calls, "delegate" if delegated else "builtin"))
+    if any(op.exec == "delegate" for op in ops):  # a delegate ran: the ops it did not take fell back
+        ops = [replace(op, fallback=op.exec == "builtin") for op in ops]
+    return OpProfile("benchmark_model", tuple(ops), 0, "benchmark_model --enable_op_profiling: its Run Order table")
 
 
 def _drain(conn, chunks: list[bytes], error: list[BaseException]) -> None:
