@@ -93,3 +93,24 @@ def test_debug_of_an_onnx_file_names_the_broken_layer_first(outlier, tiny_artifa
     assert errors["broken"].method == "onnxruntime-all-outputs" and f"/{hidden}/" in worst.name, worst
     clean = {layer.name: layer.added for layer in errors["clean"].layers}
     assert worst.added > 5 * clean[worst.name]  # the outlier made it so
+
+
+def test_a_run_debugs_the_chosen_file_whose_accuracy_dropped(tiny_artifacts, adult_small):
+    """checks.debug: the picked file's worst layers join its trust-check entry and checks.md."""
+    from edge_opt.analysis.checks import checks_markdown, run_checks
+    from edge_opt.analysis.config import ChecksConfig, DebugConfig
+    from edge_opt.targets import load_profile
+    from tests import runs
+
+    art = tiny_artifacts["tflite_int8"]
+    rec = runs.record("int8", target="cpu", artifact=art.summary(), accuracy_drop=0.02)
+    off = {"fairness": None, "robustness": None, "explain": None, "edgetpu": False}
+    cfg = ChecksConfig(**off, debug=DebugConfig(min_drop=0.01, rows=20, layers=2))
+    out = run_checks(adult_small, tiny_artifacts["keras"], [rec], [load_profile("cpu")], cfg)
+    found = out["artifacts"][art.id]["debug"]
+    assert found["accuracy_drop"] == 0.02 and found["rows"] == 20 and len(found["layers"]) == 2
+    assert "### debug" in checks_markdown({"adult": out}) and "worst layers first" in checks_markdown({"adult": out})
+    quiet = run_checks(
+        adult_small, tiny_artifacts["keras"], [{**rec, "accuracy_drop": 0.001}], [load_profile("cpu")], cfg
+    )
+    assert "debug" not in quiet["artifacts"][art.id]  # under min_drop: nothing to explain

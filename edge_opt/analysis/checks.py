@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from edge_opt.analysis.config import ChecksConfig
 from edge_opt.analysis.data import EvalData
+from edge_opt.analysis.debug import render_debug
+from edge_opt.analysis.debugger import FORMATS, debug_file
 from edge_opt.analysis.edgetpu import analyze, render_edgetpu
 from edge_opt.analysis.fairness import render_fairness
 from edge_opt.analysis.predictor import Predictor
@@ -80,6 +83,8 @@ def run_checks(
             continue
         progress(f"{name}: {', '.join(s.label for s in subjects)}")
         _run_check(out, name, check, subjects, inputs, check_cfg)
+    if cfg.debug is not None:
+        _debug(out, picked, root, eval_data.x, cfg.debug, progress)
     if cfg.edgetpu:
         _edgetpu(out, records, profiles)
     for entry in out["artifacts"].values():
@@ -144,6 +149,26 @@ def _folder(rec: dict):
     from pathlib import Path
 
     return Path(rec["artifact"]["path"]).parent
+
+
+def _debug(out: dict, picked: dict[str, dict], root: Artifact, x, cfg, progress) -> None:
+    """Each picked .tflite or .onnx file whose accuracy dropped by ``cfg.min_drop`` or more, layer by
+    layer against the float model: its worst ``cfg.layers`` layers join its entry (``debug``)."""
+    for pick in picked.values():
+        rec = pick["record"]
+        entry = out["artifacts"].get(rec["artifact"]["id"])
+        drop = rec.get("accuracy_drop")
+        if entry is None or "debug" in entry or drop is None or drop < cfg.min_drop:
+            continue
+        if rec["artifact"].get("format") not in FORMATS:
+            continue
+        progress(f"debug: {entry['label']} lost {drop:.2%} accuracy: layer by layer")
+        try:
+            result = debug_file(Path(rec["artifact"]["path"]), root.model_path, x[: cfg.rows]).to_dict()
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the entry says what broke
+            entry["debug"] = {"error": f"{type(exc).__name__}: {first_line(exc)}"[:300]}
+            continue
+        entry["debug"] = {**result, "layers": result["layers"][: cfg.layers], "accuracy_drop": drop}
 
 
 def _edgetpu(out: dict, records: list[dict], profiles: list) -> None:
@@ -259,6 +284,7 @@ def checks_markdown(checks_by_task: dict[str, dict]) -> str:
                 ("fairness", render_fairness),
                 ("explain", render_explain),
                 ("edgetpu", render_edgetpu),
+                ("debug", render_debug),
             ):
                 res = entry.get(kind)
                 if isinstance(res, dict):

@@ -41,6 +41,14 @@ class OpsConfig(Strict):
     runs: int = Field(default=100, ge=1, le=1_000_000)  # invokes the per-op times average
 
 
+class DebugConfig(Strict):
+    """The layer-by-layer debugger on a target's chosen .tflite or .onnx file whose accuracy dropped."""
+
+    min_drop: float = Field(default=0.005, ge=0, le=1)  # run it when the accuracy drop is at least this
+    rows: int = Field(default=100, ge=1, le=100_000)  # rows both models run
+    layers: int = Field(default=5, ge=1, le=1000)  # the worst layers kept in checks.md and results.json
+
+
 class ChecksConfig(Strict):
     """Trust checks run on each target's chosen artifact (and the float model). ``null`` turns one off."""
 
@@ -49,3 +57,4 @@ class ChecksConfig(Strict):
     explain: ExplainConfig | None = ExplainConfig()
     edgetpu: bool = True  # compatibility analysis of tflite files for profiles with an EdgeTPU runtime
     ops: OpsConfig | None = OpsConfig()  # the chosen artifacts' per-op profiles (record fields ops, ops_method...)
+    debug: DebugConfig | None = DebugConfig()  # the worst layers of a chosen file whose accuracy dropped

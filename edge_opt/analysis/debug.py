@@ -237,3 +237,25 @@ def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: floa
         float_min=float(want.min()),
         float_max=float(want.max()),
     )
+
+
+#: Layers the terminal shows (--json holds them all).
+TOP_LAYERS = 15
+
+
+def render_debug(result: dict, top: int = 0) -> str:
+    """The worst layers first: the error each adds, the error so far, and its output's quantization."""
+    lines = [f"{result['model']} against {result['float_model']} on {result['rows']} rows; worst layers first:", ""]
+    head = f"{'op':<44} {'type':<16} {'added':>9} {'total':>9} {'rel':>6} {'scale':>9} {'zp':>5}  float range"
+    lines.append(head)
+    for layer in result["layers"][: top or TOP_LAYERS]:
+        scale = f"{layer['scale']:.3g}" if layer["scale"] is not None else "float"
+        zp = str(layer["zero_point"]) if layer["zero_point"] is not None else "–"
+        added = f"{layer['added']:.3g}" if layer["added"] is not None else "–"
+        lines.append(
+            f"{layer['name'][:44]:<44} {layer['type'][:16]:<16} {added:>9} {layer['total']:>9.3g} "
+            f"{layer['relative']:>6.1%} {scale:>9} {zp:>5}  [{layer['float_min']:.3g}, {layer['float_max']:.3g}]"
+        )
+    if result["unmatched"]:
+        lines.append(f"\nno float counterpart: {', '.join(result['unmatched'][:5])}")
+    return "\n".join(lines)

@@ -249,48 +249,18 @@ def debug(
 ) -> None:
     """Layer by layer, where the deployed file departs from its float model: the error each op adds
     on its own (fed the float model's values) and the error accumulated up to it, worst first."""
-    from edge_opt.analysis.debug import debug_tflite
-    from edge_opt.analysis.debug_onnx import debug_onnx
+    from edge_opt.analysis.debug import render_debug
+    from edge_opt.analysis.debugger import FORMATS, debug_file
     from edge_opt.analysis.inputs import eval_data, float_model_for
-    from edge_opt.models import load_keras
-    from edge_opt.passes.convert import onnx_bytes, tflite_bytes
     from edge_opt.runtimes import detect_format
 
     with quiet_native():
         path = _model_file(artifact)
-        fmt = detect_format(path)
-        if fmt not in ("tflite", "onnx"):
+        if detect_format(path) not in FORMATS:
             raise BadInputError(f"{path}: debug reads .tflite and .onnx files (OpenVINO IR is not supported yet)")
         evaluation = eval_data(data, rows)
         reference = float_model_for(path, float_model)
         if reference is None:
             raise BadInputError(f"{path}: pass --float FLOAT.keras (the float model it came from)")
-        keras_model = load_keras(reference, trust=trust_model)
-        if fmt == "tflite":
-            result = debug_tflite(path, reference, tflite_bytes(keras_model), evaluation.x[:rows])
-        else:
-            result = debug_onnx(path, reference, onnx_bytes(keras_model), evaluation.x[:rows])
-        result = result.to_dict()
+        result = debug_file(path, reference, evaluation.x[:rows], trust_model).to_dict()
     emit(render_debug(result), result, json_out)
-
-
-#: Layers the terminal shows (--json holds them all).
-TOP_LAYERS = 15
-
-
-def render_debug(result: dict) -> str:
-    """The worst layers first: the error each adds, the error so far, and its output's quantization."""
-    lines = [f"{result['model']} against {result['float_model']} on {result['rows']} rows; worst layers first:", ""]
-    head = f"{'op':<44} {'type':<16} {'added':>9} {'total':>9} {'rel':>6} {'scale':>9} {'zp':>5}  float range"
-    lines.append(head)
-    for layer in result["layers"][:TOP_LAYERS]:
-        scale = f"{layer['scale']:.3g}" if layer["scale"] is not None else "float"
-        zp = str(layer["zero_point"]) if layer["zero_point"] is not None else "–"
-        added = f"{layer['added']:.3g}" if layer["added"] is not None else "–"
-        lines.append(
-            f"{layer['name'][:44]:<44} {layer['type'][:16]:<16} {added:>9} {layer['total']:>9.3g} "
-            f"{layer['relative']:>6.1%} {scale:>9} {zp:>5}  [{layer['float_min']:.3g}, {layer['float_max']:.3g}]"
-        )
-    if result["unmatched"]:
-        lines.append(f"\nno float counterpart: {', '.join(result['unmatched'][:5])}")
-    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""``edge-opt debug``'s entry point: a deployed file and the float model it came from, by format.
+
+The float model is converted by the same conversion as the pass that made the file (``tflite``
+or ``onnx``, at fp32), so each op of the file has a float counterpart computed the same way:
+:mod:`.debug` compares a ``.tflite``, :mod:`.debug_onnx` an ``.onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.analysis.debug import DebugResult, debug_tflite
+from edge_opt.analysis.debug_onnx import debug_onnx
+from edge_opt.core.errors import BadInputError
+from edge_opt.models import load_keras
+from edge_opt.passes.convert import onnx_bytes, tflite_bytes
+from edge_opt.runtimes import detect_format
+
+#: The formats the debugger reads.
+FORMATS = ("tflite", "onnx")
+
+
+def debug_file(path: Path, float_model: Path, x: np.ndarray, trust_model: bool = False) -> DebugResult:
+    """``path`` against ``float_model`` (a Keras model) on the rows ``x``, layer by layer."""
+    fmt = detect_format(path)
+    if fmt not in FORMATS:
+        raise BadInputError(f"{path}: debug reads .tflite and .onnx files (OpenVINO IR is not supported yet)")
+    model = load_keras(float_model, trust=trust_model)
+    if fmt == "tflite":
+        return debug_tflite(path, float_model, tflite_bytes(model), x)
+    return debug_onnx(path, float_model, onnx_bytes(model), x)
