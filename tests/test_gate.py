@@ -641,4 +641,8 @@ def test_an_ops_budget_judges_the_profiled_record_and_reads_n_a_on_the_others():
     assert na.passed is None and not na.applies and "no per-op profile" in na.message
     assert Check.parse("ops.count <= 3").evaluate(profiled).passed
     report = evaluate(_results(profiled, plain, budgets=["ops.fallback <= 0"]))
-    assert report.selections[(None, "cpu")].chosen["artifact"]["label"] == "fp32"  # the fallback loses the choice
+    assert report.selections[(None, "cpu")].chosen is None and not report.passed  # no unprofiled stand-in
+    before = evaluate(_results(plain, budgets=["ops.fallback <= 0"]))  # the run's choice, before profiling
+    assert before.selections[(None, "cpu")].chosen["artifact"]["label"] == "fp32"
+    clean = _record(label="int8", **GOOD, ops_count=3, ops_fallback=0)
+    assert evaluate(_results(clean, plain, budgets=["ops.fallback <= 0"])).passed

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_opt.budgets.grammar import Check, profile_budgets
+from edge_opt.budgets.grammar import PROFILE_METRICS, Check, profile_budgets
 from edge_opt.core.units import fmt_ms
 from edge_opt.measure.records import runtime_label
 
@@ -74,14 +74,22 @@ def _fits(
     records: list[dict[str, Any]], checks: list[Check], reference: bool, strict: bool
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
     """The measured records that pass every check, and the others with why. A check that cannot
-    apply (no float model to compare with) does not reject, unless ``strict``."""
+    apply (no float model to compare with) does not reject, unless ``strict``. A per-op budget
+    (``ops.*``) reads N/A on records without a profile; once a record of the target has one (its
+    chosen file, profiled after the choice), it judges only profiled records, so the gate cannot
+    pass a file nobody profiled in place of one that failed."""
     fits, rejected = [], []
+    profiled = any(rec.get("ops_count") is not None for rec in records)
     for rec in records:
         if rec.get("status") != "ok" or not rec.get("latency_ms"):
             rejected.append((rec, f"not measured: {rec.get('status')}: {rec.get('error') or 'no latency'}"))
             continue
-        results = [c.evaluate(rec, reference) for c in checks]
-        failed = [r.message for r in results if r.passed is False or (strict and not r.applies)]
+        results = [(c.metric in PROFILE_METRICS, c.evaluate(rec, reference)) for c in checks]
+        failed = [
+            r.message
+            for per_op, r in results
+            if r.passed is False or (not r.applies and (strict or (per_op and profiled)))
+        ]
         if failed:
             rejected.append((rec, "; ".join(failed)))
         else:
