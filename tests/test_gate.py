@@ -646,3 +646,12 @@ def test_an_ops_budget_judges_the_profiled_record_and_reads_n_a_on_the_others():
     assert before.selections[(None, "cpu")].chosen["artifact"]["label"] == "fp32"
     clean = _record(label="int8", **GOOD, ops_count=3, ops_fallback=0)
     assert evaluate(_results(clean, plain, budgets=["ops.fallback <= 0"])).passed
+
+
+def test_ops_unsupported_reads_the_edgetpu_map_of_the_chosen_file():
+    """ops.unsupported: the ops the EdgeTPU compiler would leave on the CPU, a trust figure of the chosen file."""
+    check = Check.parse("ops.unsupported <= 0")
+    assert check.trust
+    mapped = _record(label="int8", **GOOD, checks={"edgetpu": {"unsupported": 2, "fraction_ops": 0.6}})
+    assert check.evaluate(mapped).passed is False and "ops.unsupported = 2 > 0" in check.evaluate(mapped).message
+    assert Check.parse("ops.unsupported <= 2").evaluate(mapped).passed

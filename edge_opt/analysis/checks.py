@@ -205,6 +205,7 @@ def _summaries(entry: dict) -> dict[str, dict]:
     if isinstance(tpu, dict) and "fraction_ops" in tpu:
         summary["edgetpu"] = {
             "fraction_ops": tpu["fraction_ops"],
+            "unsupported": tpu["n_ops"] - tpu["n_mapped"],  # ops the EdgeTPU compiler leaves on the CPU
             "fraction_macs": tpu["fraction_macs"],
             "fits_on_chip": float(tpu["parameters"]["fits_on_chip"]),
             "estimated_latency_ms": tpu["estimate"]["latency_ms"],
