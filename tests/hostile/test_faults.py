@@ -98,7 +98,7 @@ def _tiny_suite(tmp_path, name="tiny") -> str:
         "tasks": [{"name": "adult", "dataset": "adult", "train_rows": 300, "test_rows": 100, "model": {"epochs": 1}}],
         "targets": [str(tmp_path / "tiny-cpu.yaml")],
         "harness": {"min_runs": 5, "min_time_s": 0.01, "warmup_runs": 1},
-        "checks": {"fairness": None, "robustness": None, "explain": None, "edgetpu": False},
+        "checks": {"fairness": None, "robustness": None, "explain": None, "edgetpu": False, "ops": None, "debug": None},
     }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))

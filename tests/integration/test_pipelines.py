@@ -36,7 +36,14 @@ def _suite(path) -> Suite:
             ],
             "targets": [str(path)],
             "harness": {"min_runs": 5, "min_time_s": 0.01, "warmup_runs": 1},
-            "checks": {"fairness": None, "robustness": None, "explain": None, "edgetpu": False},
+            "checks": {
+                "fairness": None,
+                "robustness": None,
+                "explain": None,
+                "edgetpu": False,
+                "ops": None,
+                "debug": None,
+            },
         }
     )
 

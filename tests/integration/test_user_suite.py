@@ -12,7 +12,7 @@ import yaml
 from edge_opt.run.runner import run_suite
 from edge_opt.run.suite import load_suite
 from tests import sshd
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 PROFILE = {
     "name": "tiny",
@@ -22,7 +22,14 @@ PROFILE = {
     "pipelines": [[{"pass": "tflite", "precision": "fp32"}]],
     "peak": {"gops": 1, "bandwidth_gbs": 1},
 }
-CHECKS = {"fairness": {"n_boot": 5, "min_size": 5}, "robustness": None, "explain": None, "edgetpu": False}
+CHECKS = {
+    "fairness": {"n_boot": 5, "min_size": 5},
+    "robustness": None,
+    "explain": None,
+    "edgetpu": False,
+    "ops": None,
+    "debug": None,
+}
 
 
 @pytest.fixture()
@@ -91,7 +98,7 @@ def test_a_missing_model_file_is_one_line_before_any_work(user_suite, tmp_path):
 def test_data_that_does_not_fit_the_model_is_one_line_before_any_work(user_suite, tmp_path, adult_small):
     np.savez(user_suite / "data" / "test.npz", x=adult_small.x_test[:20, :5], y=adult_small.y_test[:20])
     out = tmp_path / "out"
-    proc = run_cli("run", str(user_suite / "suite.yaml"), "--out", str(out), "--quiet")
+    proc = cli("run", user_suite / "suite.yaml", "--out", out, "--quiet")  # in-process: refused at the door
     assert_clean_error(proc, "rows have shape (5,)")
     assert not out.exists()
     # Issue 20 (6): into an --out that exists (reports/ holds earlier runs), the refused run left

@@ -159,7 +159,7 @@ def test_run_works_from_the_packaged_suite_and_profiles(venv):
     suite.update(
         name="quick-cpu",
         targets=[str(work / "cpu-cut.yaml")],
-        checks={"fairness": None, "robustness": None, "explain": None, "edgetpu": False},
+        checks={"fairness": None, "robustness": None, "explain": None, "edgetpu": False, "ops": None, "debug": None},
     )
     (work / "quick-cpu.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     _ok(_run([edge_opt, "run", "quick-cpu.yaml", "--out", "out", "--quiet"], cwd=work, env=env, timeout=300))
