@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests import runs
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, cli, run_cli
 
 FAST = ("--runs", "10", "--min-time", "0.05", "--warmup", "2")
 
@@ -136,7 +136,7 @@ def test_a_dynamic_batch_runs_at_1_on_every_runtime_with_a_note(tiny_artifacts, 
 
 
 def test_runtime_that_cannot_read_the_format_exits_2(tiny_artifacts):
-    proc = run_cli("bench", str(tiny_artifacts["onnx"].model_path), "-r", "litert")
+    proc = cli("bench", str(tiny_artifacts["onnx"].model_path), "-r", "litert")
     assert_clean_error(proc, "does not read onnx")
     assert "runtimes that do: onnxruntime, openvino" in proc.stderr
 
@@ -145,31 +145,31 @@ def test_malformed_suite_yaml_exits_2(tmp_path):
     bad = tmp_path / "suite.yaml"
     bad.write_text("name: broken\ntasks: [\n")
     out = tmp_path / "out"
-    assert_clean_error(run_cli("run", str(bad), "--out", str(out)), "malformed YAML")
+    assert_clean_error(cli("run", str(bad), "--out", str(out)), "malformed YAML")
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_suite_with_unknown_target_exits_2(tmp_path):
     bad = tmp_path / "suite.yaml"
     bad.write_text("name: x\ntasks: [{name: a, dataset: adult}]\ntargets: [cpu, tpu]\n")
-    assert_clean_error(run_cli("run", str(bad), "--out", str(tmp_path / "out")), "unknown target profile 'tpu'")
+    assert_clean_error(cli("run", str(bad), "--out", str(tmp_path / "out")), "unknown target profile 'tpu'")
 
 
 def test_gate_on_a_folder_without_results_exits_2(tmp_path):
-    assert_clean_error(run_cli("gate", str(tmp_path)), "no results.json")
+    assert_clean_error(cli("gate", str(tmp_path)), "no results.json")
 
 
 def test_gate_with_malformed_budgets_exits_2(tmp_path):
     runs.write(tmp_path, runs.results())
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("cpu:\n  - latency.p90 <= fast\n")
-    assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "budgets.yaml")
+    assert_clean_error(cli("gate", str(tmp_path), "--budgets", str(budgets)), "budgets.yaml")
 
 
 def test_targets_command_lists_and_shows():
-    proc = run_cli("targets")
+    proc = cli("targets")
     assert proc.returncode == 0 and all(n in proc.stdout for n in ("cpu", "gpu", "edgetpu", "mobile"))
-    proc = run_cli("targets", "edgetpu")
+    proc = cli("targets", "edgetpu")
     assert proc.returncode == 0 and "io: int8" in proc.stdout
 
 

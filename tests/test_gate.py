@@ -615,20 +615,20 @@ def test_load_budgets_missing_file(tmp_path):
 
 def test_gate_command_config_errors_and_the_skipped_only_verdict(tmp_path):
     from tests import runs
-    from tests.conftest import assert_clean_error, run_cli
+    from tests.conftest import assert_clean_error, cli
 
     reference = runs.record("float", target=None, runtime={"name": "keras", "threads": None, "device": "cpu"})
     runs.write(tmp_path, runs.results(reference, runs.record("gpu", target="gpu", status="skipped", error="no GPU")))
     budgets = tmp_path / "b.yaml"
     budgets.write_text("gpu:\n  - latency.p90 <= 2ms\n")
-    proc = run_cli("gate", str(tmp_path), "--budgets", str(budgets))
+    proc = cli("gate", str(tmp_path), "--budgets", str(budgets))
     assert proc.returncode == 1 and "pass --allow-skipped" in proc.stdout, proc.stdout + proc.stderr
-    assert run_cli("gate", str(tmp_path), "--budgets", str(budgets), "--allow-skipped").returncode == 0
+    assert cli("gate", str(tmp_path), "--budgets", str(budgets), "--allow-skipped").returncode == 0
 
     budgets.write_text("gpu:\n  - latency.p90 <= 2ms\ncpux:\n  - size.raw <= 1MB\n")
-    assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "target 'cpux'")
+    assert_clean_error(cli("gate", str(tmp_path), "--budgets", str(budgets)), "target 'cpux'")
     budgets.write_text("gpu:\n  - accuracy.drop <= 1\n")
-    assert_clean_error(run_cli("gate", str(tmp_path), "--budgets", str(budgets)), "1pt (percentage points), 1%")
+    assert_clean_error(cli("gate", str(tmp_path), "--budgets", str(budgets)), "1pt (percentage points), 1%")
 
 
 def test_an_ops_budget_judges_the_profiled_record_and_reads_n_a_on_the_others():

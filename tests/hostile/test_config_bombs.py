@@ -9,7 +9,7 @@ import yaml
 from edge_opt.core.config import MAX_YAML_NODES, read_yaml
 from edge_opt.core.errors import ConfigError
 from tests import runs
-from tests.conftest import ROOT, assert_clean_error, run_cli
+from tests.conftest import ROOT, assert_clean_error, cli
 
 
 def _bomb(levels: int = 9, width: int = 9) -> str:
@@ -55,7 +55,7 @@ def test_every_command_refuses_a_bomb_in_one_line(tmp_path, kind):
         "profile": ("targets", str(bomb)),
         "budgets": ("gate", str(run), "--budgets", str(bomb)),
     }[kind]
-    proc = run_cli(*args)
+    proc = cli(*args)
     assert proc.returncode == 2 and len(proc.stderr) < 300, proc.stderr[:500]
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -71,15 +71,15 @@ def _profile(tmp_path, budgets: list) -> str:
 
 def test_a_budget_that_is_not_a_check_is_refused_by_targets_and_run(tmp_path):
     path = _profile(tmp_path, ["size.raw <= 1MB", "latency is fine, trust me"])
-    assert_clean_error(run_cli("targets", path), "field 'budgets.1': bad check 'latency is fine, trust me'")
+    assert_clean_error(cli("targets", path), "field 'budgets.1': bad check 'latency is fine, trust me'")
     suite = tmp_path / "s.yaml"
     suite.write_text(yaml.safe_dump({"name": "s", "tasks": [{"name": "a", "dataset": "adult"}], "targets": [path]}))
-    proc = run_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    proc = cli("run", str(suite), "--out", str(tmp_path / "out"))
     assert_clean_error(proc, "bad check 'latency is fine, trust me'")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_a_long_bad_check_is_named_not_echoed(tmp_path):
     path = _profile(tmp_path, ["latency.p90 <= " + "9" * 5000 + " parsecs"])
-    proc = run_cli("targets", path)
+    proc = cli("targets", path)
     assert proc.returncode == 2 and len(proc.stderr) < 400 and "characters)" in proc.stderr, proc.stderr[:500]

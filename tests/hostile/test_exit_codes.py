@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 
 def _artifact_copy(tmp_path, art):
@@ -54,13 +54,13 @@ def test_absurd_suite_numbers_are_config_errors(tmp_path, change, says):
     change(suite)
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
-    assert_clean_error(run_cli("run", str(path), "--out", str(tmp_path / "out")), says)
+    assert_clean_error(cli("run", str(path), "--out", str(tmp_path / "out")), says)
 
 
 def test_a_suite_nested_thousands_of_levels_deep(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("name: deep\ntasks: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert_clean_error(run_cli("run", str(path), "--out", str(tmp_path / "out")), "deep.yaml")
+    assert_clean_error(cli("run", str(path), "--out", str(tmp_path / "out")), "deep.yaml")
 
 
 def test_an_input_shape_too_large_for_memory(tiny_artifacts):
@@ -80,7 +80,7 @@ def test_an_input_shape_too_large_for_memory(tiny_artifacts):
     ],
 )
 def test_usage_errors_are_one_line(args, says):
-    assert_clean_error(run_cli(*args), says)
+    assert_clean_error(cli(*args), says)
 
 
 def test_a_runtime_error_keeps_its_meaning_not_only_a_source_location(tmp_path):
