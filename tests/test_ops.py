@@ -100,3 +100,19 @@ def test_bench_ops_prints_the_top_ops_and_writes_them(tmp_path, matmul_onnx):
     assert record["ops"][0]["name"] == "big" and record["ops_method"] == "onnxruntime-profiler"
     plain = cli("bench", matmul_onnx, "--min-time", "0", "--runs", "5", "--json", out)
     assert plain.returncode == 0 and "ops ·" not in plain.stdout and json.loads(out.read_text())["ops"] is None
+
+
+def test_the_runtime_entry_of_a_chosen_record_is_found_even_when_its_tool_names_itself():
+    """A phone's record says benchmark_model ran it; the mobile profile's litert entry did."""
+    from types import SimpleNamespace
+
+    from edge_opt.run.runner import _runtime_spec
+    from edge_opt.targets import load_profile
+
+    mobile = load_profile("mobile")
+    art = {"format": "tflite"}
+    local = SimpleNamespace(runtime={"name": "litert", "device": "cpu", "precision_requested": None}, artifact=art)
+    phone = SimpleNamespace(runtime={"name": "benchmark_model", "device": "cpu"}, artifact=art)
+    assert _runtime_spec(mobile, local).runtime == "litert" and _runtime_spec(mobile, phone).runtime == "litert"
+    gpu = SimpleNamespace(runtime={"name": "litert", "device": "gpu"}, artifact=art)
+    assert _runtime_spec(mobile, gpu) is None  # no entry of the profile ran it: not profiled, no crash

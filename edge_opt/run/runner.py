@@ -557,11 +557,9 @@ class _TaskRun:
                 continue  # nothing measured, profiled already (a resumed run), or no choice to explain
             profile = next(p for p in run.profiles if p.name == target)
             rt = rec.runtime
-            rs = next(
-                rs
-                for rs in profile.runtimes
-                if (rs.runtime, rs.device, rs.precision) == (rt["name"], rt["device"], rt.get("precision_requested"))
-            )
+            rs = _runtime_spec(profile, rec)
+            if rs is None:  # no entry of the profile says how it ran: nothing to profile it with
+                continue
             where = (rec.device or {}).get("name")
             place = next((p for p in places_for(target, run.places or []) if p and p.name == where), None)
             run.progress(f"{self.task.name}: {target}: per-op profile of {rec.artifact.get('label')} on {rs.runtime}")
@@ -606,6 +604,21 @@ class _TaskRun:
                     }
             run.journal.save_checks(task.name, checks)
         return attach(records, checks), checks
+
+
+def _runtime_spec(profile: TargetProfile, rec: Measurement):
+    """The profile's runtime entry a record was measured by: its runtime, device and requested
+    precision; on a device whose tool names itself (a phone's benchmark_model), the one entry of
+    that device and precision that reads the file."""
+    rt = rec.runtime
+    same = [
+        rs
+        for rs in profile.runtimes
+        if (rs.device, rs.precision) == (rt.get("device"), rt.get("precision_requested"))
+        and rs.reads(rec.artifact.get("format", ""))
+    ]
+    named = [rs for rs in same if rs.runtime == rt.get("name")]
+    return named[0] if named else (same[0] if len(same) == 1 else None)
 
 
 def _labels(outputs: np.ndarray | None, n_classes: int) -> np.ndarray | None:
