@@ -22,11 +22,17 @@ from edge_opt.runtimes import detect_format
 FORMATS = ("tflite", "onnx")
 
 
-def debug_file(path: Path, float_model: Path, x: np.ndarray, trust_model: bool = False) -> DebugResult:
-    """``path`` against ``float_model`` (a Keras model) on the rows ``x``, layer by layer."""
+def debuggable(path: Path) -> str:
+    """``path``'s format, or one line (exit 2) when the debugger cannot read it."""
     fmt = detect_format(path)
     if fmt not in FORMATS:
         raise BadInputError(f"{path}: debug reads .tflite and .onnx files (OpenVINO IR is not supported yet)")
+    return fmt
+
+
+def debug_file(path: Path, float_model: Path, x: np.ndarray, trust_model: bool = False) -> DebugResult:
+    """``path`` against ``float_model`` (a Keras model) on the rows ``x``, layer by layer."""
+    fmt = debuggable(path)
     model = load_keras(float_model, trust=trust_model)
     if fmt == "tflite":
         return debug_tflite(path, float_model, tflite_bytes(model), x)

@@ -250,14 +250,12 @@ def debug(
     """Layer by layer, where the deployed file departs from its float model: the error each op adds
     on its own (fed the float model's values) and the error accumulated up to it, worst first."""
     from edge_opt.analysis.debug import render_debug
-    from edge_opt.analysis.debugger import FORMATS, debug_file
+    from edge_opt.analysis.debugger import debug_file, debuggable
     from edge_opt.analysis.inputs import eval_data, float_model_for
-    from edge_opt.runtimes import detect_format
 
     with quiet_native():
         path = _model_file(artifact)
-        if detect_format(path) not in FORMATS:
-            raise BadInputError(f"{path}: debug reads .tflite and .onnx files (OpenVINO IR is not supported yet)")
+        debuggable(path)  # before any data is read
         evaluation = eval_data(data, rows)
         reference = float_model_for(path, float_model)
         if reference is None:
