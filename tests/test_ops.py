@@ -116,3 +116,21 @@ def test_the_runtime_entry_of_a_chosen_record_is_found_even_when_its_tool_names_
     assert _runtime_spec(mobile, local).runtime == "litert" and _runtime_spec(mobile, phone).runtime == "litert"
     gpu = SimpleNamespace(runtime={"name": "litert", "device": "gpu"}, artifact=art)
     assert _runtime_spec(mobile, gpu) is None  # no entry of the profile ran it: not profiled, no crash
+
+
+@pytest.mark.parametrize("exclude", [[], ["big"]])
+def test_a_layer_left_in_float_in_an_int8_file_is_a_fallback(tmp_path, matmul_onnx, exclude):
+    """ONNX Runtime's dynamic int8 with the MatMul excluded: the file asks int8, the MatMul ran fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8 = tmp_path / "int8.onnx"
+    quantize_dynamic(matmul_onnx, int8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+    raw = _profile(int8, "onnxruntime", file_precision="int8")
+    fallbacks = [op["name"] for op in raw["ops"] if op["fallback"]]
+    assert raw["ops_fallback"] == len(fallbacks)
+    if exclude:
+        assert fallbacks == ["big"] and "another precision than int8" in raw["ops_note"]
+    else:
+        assert fallbacks == [] and any(op["precision"] == "int8" for op in raw["ops"]), raw["ops"]
+    as_fp32 = _profile(int8, "onnxruntime", file_precision="fp32")  # an int8 MatMul where fp32 was asked
+    assert as_fp32["ops_fallback"] == (0 if exclude else 1), as_fp32["ops"]

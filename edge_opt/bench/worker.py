@@ -24,7 +24,7 @@ from edge_opt.core.plugins import allow
 from edge_opt.core.procs import die_with_parent
 from edge_opt.runtimes import get_backend_class
 from edge_opt.runtimes.base import random_inputs
-from edge_opt.runtimes.ops import unsupported
+from edge_opt.runtimes.ops import mark_precision, unsupported
 
 
 def _mb(n_bytes: float) -> float:
@@ -245,20 +245,22 @@ def run(spec: dict) -> dict:
     samples, runtime_samples = _timed_runs(backend, spec)
     result = _ok_result(backend, spec, specs, given, warnings, load_ms, cold_ms, samples, runtime_samples, baseline)
     if spec.get("ops_runs"):
-        result.update(_op_profile(backend, spec["ops_runs"], samples))
+        asked = spec.get("precision") or spec.get("file_precision")
+        result.update(_op_profile(backend, spec["ops_runs"], samples, asked))
     if spec.get("data"):
         _predict(backend, spec, result)
     return result
 
 
-def _op_profile(backend, runs: int, samples: list[int]) -> dict:
-    """The backend's per-op profile, after the timed runs (so it never slows them); a runtime
-    that cannot profile, or fails to, gives a profile that says why."""
+def _op_profile(backend, runs: int, samples: list[int], asked: str | None) -> dict:
+    """The backend's per-op profile, after the timed runs (so it never slows them), with compute
+    ops run in another precision than ``asked`` marked; a runtime that cannot profile, or fails
+    to, gives a profile that says why."""
     try:
         profile = backend.profile_ops(runs)
     except Exception as exc:  # noqa: BLE001 - the measurement stands; the profile says what broke
         profile = unsupported(f"the profile failed: {runtime_message(exc)}")
-    fields = profile.to_dict()
+    fields = mark_precision(profile, asked).to_dict()
     if fields["ops_whole_ms"] is None and profile.ops:  # beside the ops, the whole model's own median
         fields["ops_whole_ms"] = float(np.median(samples)) / 1e6
     return fields

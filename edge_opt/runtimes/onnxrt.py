@@ -132,6 +132,14 @@ class OnnxRuntimeBackend(Backend):
         return {**super().info(), "providers": self._providers()}
 
 
+def _node_precision(types: list[str]) -> str | None:
+    """A node's precision from its input types: int8 where it reads 8-bit integers (the weights
+    of ``DynamicQuantizeMatMul``, ``MatMulInteger``, ``QLinearConv``), else its first input's."""
+    if any(t in ("int8", "uint8") for t in types):
+        return "int8"
+    return PRECISIONS.get(types[0], types[0]) if types else None
+
+
 def ort_profile(events: list[dict], warmup: int, runs: int, intended: str) -> OpProfile:
     """Per-node kernel times of an ONNX Runtime trace, the first ``warmup`` model runs left out;
     a node on another provider than ``intended`` (the first asked for) is a fallback."""
@@ -146,7 +154,7 @@ def ort_profile(events: list[dict], warmup: int, runs: int, intended: str) -> Op
             continue
         args = e.get("args") or {}
         types = [next(iter(t)) for t in args.get("input_type_shape") or [] if t]
-        precision = PRECISIONS.get(types[0], types[0]) if types else None
+        precision = _node_precision(types)
         node = nodes.setdefault(
             e["name"].removesuffix("_kernel_time"), [args.get("op_name", "?"), args.get("provider"), precision, 0.0, 0]
         )

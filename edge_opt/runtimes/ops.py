@@ -20,7 +20,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -65,6 +65,40 @@ class OpProfile:
             "ops_count": len(self.ops) if self.method else None,
             "ops_fallback": sum(op.fallback for op in self.ops) if self.method else None,
         }
+
+
+#: What the type of an op that does a layer's arithmetic holds (lower case, no underscores), on
+#: every runtime (``CONV_2D``, ``FusedConv``, ``QLinearConv``, ``GroupConvolution``, ``MatMul``,
+#: ``DynamicQuantizeMatMul``, ``BATCH_MATMUL``, ``Gemm``, ``FULLY_CONNECTED``): the ops whose
+#: precision says what precision the model ran in. OpenVINO's ``Convert`` is a cast.
+COMPUTE_OPS = ("conv", "matmul", "gemm", "fullyconnected", "innerproduct")
+
+#: The precisions a file can ask its compute ops to run in (``dynamic`` and ``mixed`` ask no one).
+_ASKED = ("fp32", "fp16", "bf16", "int8", "int16")
+
+
+def mark_precision(profile: OpProfile, asked: str | None) -> OpProfile:
+    """``profile`` with each compute op that ran in another precision than ``asked`` (the file's,
+    or the one the profile asked the runtime for) marked as a fallback: an int8 file's
+    ``MatMul`` computed in fp32, an fp32 file's ``Convolution`` run by a bf16 kernel. An op whose
+    precision the runtime does not say is left as it is."""
+    if asked not in _ASKED or not profile.ops:
+        return profile
+    ops = tuple(
+        replace(op, fallback=True)
+        if not op.fallback and op.precision and op.precision != asked and _is_compute(op.type)
+        else op
+        for op in profile.ops
+    )
+    if ops == profile.ops:
+        return profile
+    note = f"a compute op run in another precision than {asked} counts as a fallback"
+    return replace(profile, ops=ops, reason="; ".join(filter(None, (profile.reason, note))))
+
+
+def _is_compute(op_type: str) -> bool:
+    kind = op_type.lower().replace("_", "")
+    return kind != "convert" and any(k in kind for k in COMPUTE_OPS)
 
 
 def unsupported(reason: str) -> OpProfile:
