@@ -57,14 +57,14 @@ def test_debug_command_finds_the_float_model_through_lineage_and_writes_json(tmp
     result = json.loads(out.read_text())
     assert result["rows"] == 20 and len(result["layers"]) >= 2 and not result["unmatched"]
     assert all(layer["total"] >= 0 and layer["added"] is not None for layer in result["layers"])
-    # an fp32 file departs from its own float model by rounding only, as .tflite or .onnx
-    for fp32 in (tiny_artifacts["tflite"], tiny_artifacts["onnx"]):
+    # an fp32 file departs from its own float model by rounding only, as .tflite, .onnx or IR
+    for fp32 in (tiny_artifacts["tflite"], tiny_artifacts["onnx"], tiny_artifacts["openvino"]):
         assert cli("debug", fp32.folder, "--rows", "5", "--json", out).returncode == 0
         assert max(layer["total"] for layer in json.loads(out.read_text())["layers"]) < 1e-4
 
 
 def test_debug_refuses_what_it_cannot_compare_in_one_line(tmp_path, tiny_artifacts, outlier):
-    assert_clean_error(cli("debug", tiny_artifacts["openvino"].folder), "OpenVINO IR is not supported yet")
+    assert_clean_error(cli("debug", tiny_artifacts["keras"].model_path), "debug reads .tflite, .onnx and OpenVINO IR")
     lone = tmp_path / "lone.tflite"
     lone.write_bytes(tiny_artifacts["tflite"].model_path.read_bytes())
     assert_clean_error(cli("debug", lone), "pass --float FLOAT.keras")
@@ -95,8 +95,34 @@ def test_debug_of_an_onnx_file_names_the_broken_layer_first(outlier, tiny_artifa
     assert worst.added > 5 * clean[worst.name]  # the outlier made it so
 
 
-def test_a_run_debugs_the_chosen_file_whose_accuracy_dropped(tiny_artifacts, adult_small):
-    """checks.debug: the picked file's worst layers join its trust-check entry and checks.md."""
+def test_debug_of_an_openvino_ir_names_the_broken_layer_first(outlier, tiny_artifacts, tmp_path):
+    """NNCF's int8 IR of the outlier model: the hidden layer's MatMul adds the error (its input and
+    its kernel quantized to one scale each), many times what it adds in the clean model's IR."""
+    import nncf
+    import openvino as ov
+
+    from edge_opt.analysis.debug_openvino import debug_openvino
+    from edge_opt.passes.convert import onnx_bytes
+
+    float_path, _, x, hidden = outlier
+    errors = {}
+    for name, keras_path in (("broken", float_path), ("clean", tiny_artifacts["keras"].model_path)):
+        f32 = onnx_bytes(load_keras(keras_path))
+        (tmp_path / f"{name}.onnx").write_bytes(f32)
+        rows = nncf.Dataset([row[None].astype(np.float32) for row in x])
+        quantized = nncf.quantize(ov.Core().read_model(str(tmp_path / f"{name}.onnx")), rows, subset_size=len(x))
+        ov.save_model(quantized, str(tmp_path / f"{name}.xml"), compress_to_fp16=False)
+        errors[name] = debug_openvino(tmp_path / f"{name}.xml", keras_path, f32, x)
+    worst = errors["broken"].layers[0]
+    assert errors["broken"].method == "openvino-extra-outputs" and f"/{hidden}/" in worst.name, worst
+    clean = {layer.name: layer.added for layer in errors["clean"].layers}
+    assert worst.added > 5 * clean[worst.name] and not errors["broken"].unmatched
+    assert any(layer.scale for layer in errors["broken"].layers)  # NNCF's activation quantizer, read back
+
+
+def test_a_run_debugs_the_chosen_file_whose_accuracy_dropped(tiny_artifacts, adult_small, tmp_path):
+    """checks.debug: the picked file's worst layers join its trust-check entry, checks.md and
+    report.html (a chart of the error each layer adds and the error so far)."""
     from edge_opt.analysis.checks import checks_markdown, run_checks
     from edge_opt.analysis.config import ChecksConfig, DebugConfig
     from edge_opt.targets import load_profile
@@ -114,3 +140,10 @@ def test_a_run_debugs_the_chosen_file_whose_accuracy_dropped(tiny_artifacts, adu
         adult_small, tiny_artifacts["keras"], [{**rec, "accuracy_drop": 0.001}], [load_profile("cpu")], cfg
     )
     assert "debug" not in quiet["artifacts"][art.id]  # under min_drop: nothing to explain
+    for name, checks in (("dropped", out), ("quiet", quiet)):
+        runs.write(tmp_path / name, runs.results(rec, checks={"t": checks}))
+        assert cli("report", tmp_path / name, "--html", tmp_path / f"{name}.html").returncode == 0
+    html = (tmp_path / "dropped.html").read_text()
+    block = html[html.index('data-section="debug"') : html.index("</section>", html.index('data-section="debug"'))]
+    assert "lost 2.00% accuracy" in block and "<svg" in block and "per-layer error of" in block
+    assert "No chosen file lost enough accuracy" in (tmp_path / "quiet.html").read_text()

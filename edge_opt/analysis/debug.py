@@ -59,7 +59,7 @@ class DebugResult:
     rows: int
     layers: tuple[LayerError, ...]  # worst first
     unmatched: tuple[str, ...]  # deployed ops with no float counterpart
-    method: str = "litert-preserve-all-tensors"  # or onnxruntime-all-outputs
+    method: str = "litert-preserve-all-tensors"  # or onnxruntime-all-outputs, openvino-extra-outputs
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -238,7 +238,7 @@ def drift(
 @app.command()
 @handled
 def debug(
-    artifact: Path = typer.Argument(..., help="A deployed .tflite or .onnx file, or its artifact folder."),
+    artifact: Path = typer.Argument(..., help="A deployed .tflite, .onnx or IR (.xml) file, or its artifact folder."),
     data: str = typer.Option("adult", "--data", help=_DATA_HELP),
     float_model: Path = typer.Option(None, "--float", help=_FLOAT_HELP),
     rows: int = typer.Option(100, "--rows", min=1, max=100_000, help="Rows both models run (the first N)."),

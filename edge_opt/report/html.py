@@ -5,7 +5,8 @@ no JavaScript, no URL of any kind (the SVGs lose their XML prolog, namespaces an
 which an inline SVG in HTML does not need). Sections, per task and target: latency against
 accuracy with the Pareto frontier, the chosen artifact and the budgets; latency
 distributions from the raw samples; size; peak memory; the roofline; then per task the
-trust checks (slices, fairness gaps, robustness curves, attributions) and, per searched
+trust checks (slices, fairness gaps, robustness curves, attributions, the layers that
+lost accuracy) and, per searched
 target of an architecture search, its trials and fronts, efficacy curves and table (from
 the run folder's ``nas.json``); then the lineage, the gate's verdicts and the latency trend
 from ``history.sqlite``. Every section is a ``<section data-section=KIND>``; the trade-off
@@ -19,7 +20,7 @@ others are still drawn: a report never costs a run.
 
 This module composes the page: the run's summary, lineage and gate, the runs compared, and
 the sections of ``performance`` (trade-off, latency, size, memory, roofline, trend), ``trust``
-(slices, fairness, robustness, attributions) and ``search`` (the architecture search), each
+(slices, fairness, robustness, attributions, debug) and ``search`` (the architecture search), each
 drawn from one run's :class:`~edge_opt.report.page.Page`.
 """
 
@@ -54,6 +55,7 @@ SECTIONS = (
     "fairness",
     "robustness",
     "attributions",
+    "debug",
     "lineage",
     "gate",
     "trend",
@@ -78,6 +80,7 @@ _TRUST: dict[str, Callable[[Page, str], str]] = {
     "fairness": trust.fairness,
     "robustness": trust.robustness,
     "attributions": trust.attributions,
+    "debug": trust.debug,
 }
 
 

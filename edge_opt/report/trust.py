@@ -1,5 +1,6 @@
-"""The trust sections of report.html, per task: per-slice accuracy, fairness gaps, robustness curves and
-global attributions, each of a deployed file against the float model (from results.json's ``checks``).
+"""The trust sections of report.html, per task: per-slice accuracy, fairness gaps, robustness curves,
+global attributions and the layers that lost accuracy, each of a deployed file against the float
+model (from results.json's ``checks``).
 """
 
 from __future__ import annotations
@@ -187,3 +188,44 @@ def _attribution_panel(ax, method: str, res: dict[str, Any], label: str) -> None
     rho = res.get("rank_corr")
     ax.set_title(f"{method}: Spearman ρ = {rho:.2f}" if rho is not None else method, fontsize=9)
     ax.grid(alpha=0.3, axis="x")
+
+
+def debug(page: Page, task: str) -> str:
+    """Per chosen file whose accuracy dropped (``checks.debug``): its worst layers, the error each
+    adds by itself beside the error accumulated up to it (``edge-opt debug``)."""
+    sid = page.sid("debug", task)
+    title = "Why accuracy dropped: the worst layers, float vs deployed"
+    blocks = []
+    for entry in page.checked(task):
+        found = entry.get("debug")
+        if not isinstance(found, dict):
+            continue
+        if "layers" not in found:
+            blocks.append(f"<p>{esc(_checked_title(entry))}: {esc(found.get('error') or 'no layers')}</p>")
+            continue
+        blocks.append(_debug_block(page, entry, found))
+    body = "".join(blocks) or (
+        "<p>No chosen file lost enough accuracy to be compared layer by layer (checks.debug.min_drop).</p>"
+    )
+    return section("debug", sid, title, body)
+
+
+def _debug_block(page: Page, entry: dict[str, Any], found: dict[str, Any]) -> str:
+    layers = found["layers"]
+    names = [f"{layer['name'][-40:]} ({layer['type']})" for layer in layers]
+    y = np.arange(len(layers))
+    fig, ax = page.charts.figure(7.0, 1.0 + 0.3 * len(layers))
+    added = [layer["added"] if layer["added"] is not None else math.nan for layer in layers]
+    ax.barh(y - 0.2, added, 0.4, color=ARTIFACT_COLOR, label="error it adds alone")
+    ax.barh(y + 0.2, [layer["total"] for layer in layers], 0.4, color=FLOAT_COLOR, label="error so far")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"RMSE against the float model's tensor, {found.get('rows')} rows ({found.get('method')})")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    drop = found.get("accuracy_drop")
+    lost = f" lost {drop:.2%} accuracy;" if isinstance(drop, (int, float)) else ""
+    ax.set_title(_checked_title(entry), fontsize=9)
+    return f"<p>{esc(_checked_title(entry))}{esc(lost)} its worst layers first.</p>" + page.charts.svg(
+        fig, f"per-layer error of {entry['label']} against the float model"
+    )
