@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge_opt.nas.predictor import describe_accuracy
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "benchmarks" / "nas.yaml"
 SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
@@ -64,7 +66,7 @@ def main() -> None:
     print(f"edge-opt nas benchmarks/nas.yaml{sizes}: {wall:.0f} s wall for every search below (this machine{workers})")
     for task, by_target in nas["tasks"].items():
         for target, r in by_target.items():
-            h, rnd, p = r["headline"] or {}, r["random_search"], (r["predictor"] or {}).get("accuracy")
+            h, rnd, p = r["headline"] or {}, r["random_search"], r["predictor"] or {}
             print(f"\n{task} on {target} ({r['trials_used']} trials of {r['grid_size']:,}; search {r['wall_s']} s)")
             if h.get("trial"):
                 print(
@@ -82,8 +84,8 @@ def main() -> None:
             print(f"  hypervolume {r['oracle']}: {r['hypervolume']:.4g}", end="")
             print(f"; random at equal trials: {rnd['hypervolume']:.4g}" if rnd else "")
             print(f"  trials to target: {r['trials_to_target']}; cost s: {r['cost_s']}")
-            if p:
-                print(f"  predictor (a prediction): {p['within_10pct']:.0%} of {p['held_out']} held-out within ±10%")
+            if describe_accuracy(p):
+                print(f"  predictor (a prediction): {describe_accuracy(p)}")
 
 
 if __name__ == "__main__":

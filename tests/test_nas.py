@@ -39,6 +39,7 @@ def _ctx(tmp_path: Path, data, profile, **nas):
 
 def test_cnn_corners_build_convert_and_a_trials_latency_is_its_harness_record(tmp_path):
     from edge_opt.datasets import load_dataset
+    from edge_opt.nas.predictor import split_by_kind
     from edge_opt.nas.space import architecture, check_space, corners
     from edge_opt.targets import load_profile
 
@@ -51,11 +52,18 @@ def test_cnn_corners_build_convert_and_a_trials_latency_is_its_harness_record(tm
         "conv": ["separable", "standard"],
         "downsample": ["pool", "stride"],
     }
-    ctx = _ctx(tmp_path, data, load_profile("mobile"), space=space)
+    ctx = _ctx(tmp_path, data, load_profile("mobile"), space=space, predictor={"ops_runs": 5})
     check_space(ctx.cfg.space, data.input_shape, data.n_classes, "test")
     for name in ("smallest", "largest"):
         rec = ctx.trial(name, {}, architecture(ctx.cfg.space, corners(ctx.cfg.space)[name]))
         assert rec.status == "ok", rec.reason
+        # the trial keeps its op profile: a separable block is a depthwise and a 1x1 conv op, then
+        # the pooling and the dense head, each kind with its share of the p50 (issue 21, 5)
+        by_kind = split_by_kind(rec.record)
+        assert rec.record["ops_method"] == "isolated" and by_kind is not None, rec.record.get("ops_note")
+        assert all(by_kind[k] > 0 for k in ("depthwise", "conv", "pool", "dense")), by_kind
+        assert sum(by_kind.values()) == pytest.approx(rec.metrics["latency_p50_ms"])
+        assert rec.features["op_depthwise"] == rec.features["op_conv"] == rec.features["separable"] > 0
         assert rec.record["artifact"]["format"] == "tflite" and rec.record["artifact"]["precision"] == "int8"
         # the latency is the harness record of the deployed file, nothing else
         assert rec.metrics["latency_p50_ms"] == rec.record["latency_ms"]["p50"]
@@ -103,10 +111,11 @@ SPACE = {
     "nas": {
         "space": {"kind": "mlp", "depth": {"min": 1, "max": 2}, "width": [8, 16, 32]},
         "baseline": {"hidden": [32], "epochs": 1},
-        "trials": 3,
+        "trials": 4,
         "oracle": "random",
         "train_rows": 300,
         "val_rows": 100,
+        "predictor": {"after": 3, "skip_factor": 1000, "ops_runs": 5},
     },
 }
 
@@ -131,8 +140,14 @@ def test_resume_after_a_kill_reruns_no_finished_trial(tmp_path):
     for name, mtime in done.items():  # a finished trial is never run (or written) again
         assert (records / name).stat().st_mtime_ns == mtime
     result = json.loads((out / "nas-tiny" / "nas.json").read_text())["tasks"]["tiny"]["mobile"]
-    assert len(result["trials"]) == 3 and all(t["status"] == "ok" for t in result["trials"])
+    assert len(result["trials"]) == 4 and all(t["status"] == "ok" for t in result["trials"])
     assert result["front_latency"] and result["hypervolume"] > 0
+    # every trial keeps its op profile, and the predictor is scored both ways (issue 21, 5)
+    assert all(t["record"]["ops"] and t["record"]["ops_method"] == "isolated" for t in result["trials"])
+    predictor = result["predictor"]
+    assert predictor["used"] in ("per-op-type", "whole-model") and predictor["accuracy"]["predictor"] == "whole-model"
+    assert predictor["accuracy_per_op_type"]["predictor"] == "per-op-type"
+    assert predictor["accuracy_per_op_type"]["held_out"] == 4
     # Issue 19 (13): the standalone search gets its report.html (its trials and fronts), and the
     # table reads in the units of the run's (µs, KB), not "p50 ms 0.0011"
     html = (out / "nas-tiny" / "report.html").read_text()

@@ -34,7 +34,7 @@ from edge_opt.measure.service import measure_first
 from edge_opt.models import fit_classifier, keras_root, label_array, one_unit, predicted_labels
 from edge_opt.nas import pareto
 from edge_opt.nas.executors import LocalExecutor, WorkerLost, where
-from edge_opt.nas.predictor import LatencyPredictor, features, held_out_accuracy
+from edge_opt.nas.predictor import OpTypePredictor, features, fit_predictor, held_out_accuracy, split_by_kind
 from edge_opt.nas.space import Architecture, NasConfig, architecture, baseline_architecture, build, fit_pca, hypermodel
 from edge_opt.passes import PassContext
 from edge_opt.passes.pipeline import run_pipeline
@@ -412,7 +412,10 @@ class SearchContext:
         artifact = load_artifact(self.artifacts_dir / artifact_id)
         # No EdgeTPU here: the next runtime (the labelled host proxy); profiles are checked at
         # load, so some entry reads the file.
-        measured, _ = measure_first(artifact, self.profile, x=self.x_val, harness=self.harness, task=self.task)
+        harness = self.harness
+        if self.cfg.predictor is not None and self.cfg.predictor.ops_runs:  # the trial keeps its op profile
+            harness = dataclasses.replace(harness, ops_runs=self.cfg.predictor.ops_runs)
+        measured, _ = measure_first(artifact, self.profile, x=self.x_val, harness=harness, task=self.task)
         rec, outputs = measured.record, measured.outputs
         record = {k: v for k, v in rec.to_json().items() if k != "latency_samples_ms"}
         if rec.status != "ok":
@@ -541,9 +544,16 @@ def _refit_predictor(self: SearchContext, records) -> None:
         return
     measured = [r for r in records if r.features and r.metrics.get("latency_p50_ms")]
     if len(measured) >= self.cfg.predictor.after:
-        self.predictor = LatencyPredictor(
-            [r.features for r in measured], [r.metrics["latency_p50_ms"] for r in measured]
-        )
+        self.predictor = fit_predictor(*_predictor_data(measured))
+
+
+def _predictor_data(measured: list[TrialRecord]) -> tuple[list, list, list]:
+    """(features, measured p50s, each p50 split by its op profile's shares) of measured trials."""
+    return (
+        [r.features for r in measured],
+        [r.metrics["latency_p50_ms"] for r in measured],
+        [split_by_kind(r.record) for r in measured],
+    )
 
 
 SearchContext.refit_predictor = _refit_predictor
@@ -669,13 +679,15 @@ def efficacy(trials: list[TrialRecord], baseline: TrialRecord, reference: dict, 
     measured = [t for t in trials if t.features and t.metrics.get("latency_p50_ms")]
     predictor = None
     if ctx.cfg.predictor is not None:
+        rows, p50s, split = _predictor_data(measured)
+        per_op = held_out_accuracy(rows, p50s, split, OpTypePredictor) if split and all(split) else None
         predictor = {
             "label": "prediction",
             "fitted_after": ctx.cfg.predictor.after,
+            "used": fit_predictor(rows, p50s, split).method if len(rows) >= 3 else None,
             "trainings_saved": sum(1 for t in trials if t.status == "skipped" and t.predicted_latency_ms is not None),
-            "accuracy": held_out_accuracy(
-                [t.features for t in measured], [t.metrics["latency_p50_ms"] for t in measured]
-            ),
+            "accuracy": held_out_accuracy(rows, p50s),  # the whole-model predictor, for comparison
+            "accuracy_per_op_type": per_op,
         }
     return {
         "objective": ctx.cfg.objective,

@@ -81,10 +81,13 @@ Space = Annotated[MlpSpace | CnnSpace, Field(discriminator="kind")]
 
 class PredictorConfig(Strict):
     """The latency predictor: fitted after ``after`` measured trials; a candidate predicted over
-    ``skip_factor`` x the latency budget is not trained (recorded as skipped, a prediction)."""
+    ``skip_factor`` x the latency budget is not trained (recorded as skipped, a prediction).
+    Each measured trial is profiled per op over ``ops_runs`` invokes (0: no profiles), and the
+    predictor learns the time per op type from the profiles."""
 
     after: int = Field(default=5, ge=3, le=1000)
     skip_factor: float = Field(default=2.0, gt=1, le=1000)
+    ops_runs: int = Field(default=20, ge=0, le=100_000)
 
 
 class NasConfig(Strict):

@@ -15,6 +15,7 @@ from typing import Any
 
 from edge_opt.core.units import fmt_bytes, fmt_ms
 from edge_opt.nas.pareto import hypervolume
+from edge_opt.nas.predictor import describe_accuracy
 from edge_opt.report.charts import FLOAT_COLOR, PALETTE, esc, ms_axis, narrow_log, section, slug, table
 from edge_opt.report.page import Page
 
@@ -326,13 +327,7 @@ def _predictor(r: dict[str, Any]) -> str:
     p = r.get("predictor")
     if not p:
         return "<b>Latency predictor</b>: off for this search."
-    acc = p.get("accuracy")
-    held = (
-        f"{acc['within_10pct']:.0%} of {acc['held_out']} held-out measured trials within ±10% "
-        f"(median error {acc['median_relative_error']:.0%})"
-        if acc
-        else "too few measured trials to score it"
-    )
+    held = describe_accuracy(p) or "too few measured trials to score it"
     return (
         f"<b>Latency predictor</b> (a prediction, not a measurement; fitted after {esc(p.get('fitted_after'))} "
         f"measured trials): {esc(held)}; trainings saved: {esc(p.get('trainings_saved', 0))}."

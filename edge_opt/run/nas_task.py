@@ -17,6 +17,7 @@ from edge_opt.core.tfkeras import keras
 from edge_opt.core.units import fmt_bytes, fmt_ms
 from edge_opt.models import fit_classifier, keras_root
 from edge_opt.nas.executors import TrialExecutor, make_executor
+from edge_opt.nas.predictor import describe_accuracy
 from edge_opt.nas.search import SearchContext, SearchResult, parameter_counts, run_search
 from edge_opt.nas.space import Architecture, NasConfig, baseline_architecture, build, check_space, fit_pca
 from edge_opt.run.suite import HarnessConfig, Suite, TaskConfig, load_suite
@@ -190,8 +191,8 @@ def efficacy_lines(result: SearchResult) -> list[str]:
     p = f.get("predictor")
     if p and p.get("accuracy"):
         lines.append(
-            f"  latency predictor (a prediction): {p['accuracy']['within_10pct']:.0%} of {p['accuracy']['held_out']} "
-            f"held-out trials within ±10%; trainings saved: {p['trainings_saved']}"
+            f"  latency predictor (a prediction): {describe_accuracy(p)}; uses {p.get('used', 'whole-model')}; "
+            f"trainings saved: {p['trainings_saved']}"
         )
     if result.random:
         r = result.random
