@@ -14,6 +14,13 @@ run's ``checks.ops`` use). The table gives, per file and runtime:
   overhead on the whole model), and the seconds the profile added to the measurement;
 * the top op and its share.
 
+Then ``edge-opt debug`` on the MLP with one outlier unit made on purpose (one unit of its first
+hidden layer scaled 300x, the next layer's weights from it scaled down 300x: the same float
+function), quantized to int8 three ways (TFLite full int8, ONNX Runtime dynamic int8, NNCF's
+OpenVINO IR): the layer it ranks first, the error that layer adds against the same layer of the
+clean model's file, the layer first by the scale-free error (``added/σ``), and the time the
+debugger took.
+
     python benchmarks/op_profiles.py [--runs N] [--threads N]
 
 About 1 minute on a shared 2-core machine. Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1):
@@ -131,11 +138,82 @@ def main(argv: list[str] | None = None) -> int:
         for name, dataset, cfg in MODELS:
             for label, (art, runtime) in build(name, dataset, cfg, Path(tmp)).items():
                 print("| " + " | ".join(row(name, label, art, runtime, options, runs, args.threads)) + " |", flush=True)
-    print(
-        "\nsum / p50 over 100%: the ops cost more alone than together (LiteRT's isolated ops: no fusion, cold "
-        "caches); under 100%: time between ops (dispatch, copies, the Python call) that no op owns."
-    )
+        print(
+            "\nsum / p50 over 100%: the ops cost more alone than together (LiteRT's isolated ops: no fusion, cold "
+            "caches); under 100%: time between ops (dispatch, copies, the Python call) that no op owns."
+        )
+        debug_table(Path(tmp))
     return 0
+
+
+def _int8_files(keras_path: Path, data, folder: Path) -> dict[str, Path]:
+    """The model at ``keras_path`` as TFLite full int8, ONNX Runtime dynamic int8 and NNCF int8 IR."""
+    import nncf
+    import openvino as ov
+    from onnxruntime.quantization import quantize_dynamic
+
+    from edge_opt.models import load_keras
+    from edge_opt.passes.convert import TFLiteConfig, onnx_bytes, tflite_bytes
+
+    model, calib = load_keras(keras_path), data.calibration(128)
+    (folder / "int8.tflite").write_bytes(tflite_bytes(model, TFLiteConfig(precision="int8"), calib))
+    (folder / "fp32.onnx").write_bytes(onnx_bytes(model))
+    quantize_dynamic(folder / "fp32.onnx", folder / "int8.onnx")
+    rows = nncf.Dataset([row[None].astype("float32") for row in calib])
+    ir = nncf.quantize(ov.Core().read_model(str(folder / "fp32.onnx")), rows, subset_size=len(calib))
+    ov.save_model(ir, str(folder / "int8.xml"), compress_to_fp16=False)
+    names = {"tflite int8": "int8.tflite", "ort dynamic int8": "int8.onnx", "nncf IR": "int8.xml"}
+    return {label: folder / name for label, name in names.items()}
+
+
+def _outlier_model(root, folder: Path) -> tuple[Path, str]:
+    """``root``'s model with one unit of its first hidden layer 300x larger (same float function)."""
+    import numpy as np
+
+    from edge_opt.models import load_keras
+
+    model = load_keras(root.model_path)
+    hidden, after = [layer for layer in model.layers if layer.weights][:2]
+    (w1, b1), (w2, b2) = hidden.get_weights(), after.get_weights()
+    unit = int(np.argmax(np.abs(w2).sum(axis=1)))
+    w1[:, unit], b1[unit], w2[unit, :] = w1[:, unit] * 300, b1[unit] * 300, w2[unit, :] / 300
+    hidden.set_weights([w1, b1])
+    after.set_weights([w2, b2])
+    model.save(folder / "outlier.keras")
+    return folder / "outlier.keras", hidden.name
+
+
+def debug_table(tmp: Path) -> None:
+    """edge-opt debug on the outlier MLP's int8 files: the layer ranked first, and the time."""
+    from edge_opt.analysis.debugger import debug_file
+
+    data = load_dataset("adult", train_rows=200 if SMOKE else None)
+    cfg = ModelConfig(hidden=[64, 32], epochs=1 if SMOKE else 2)
+    root = train_artifact(cfg, data, "mlp", tmp / "debug")
+    outlier, hidden = _outlier_model(root, tmp / "debug")
+    x = data.x_test[: 20 if SMOKE else 100]
+    print(f"\n# edge-opt debug on the MLP with one outlier unit in `{hidden}` ({len(x)} rows)\n")
+    print(
+        "| file | ranked first (by added) | error it adds (outlier / clean model) | the outlier's layer | "
+        "first by added/σ | the outlier's layer | debug took |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    files = {}
+    for name, keras_path in (("clean", root.model_path), ("outlier", outlier)):
+        (tmp / "debug" / name).mkdir(parents=True, exist_ok=True)
+        files[name] = _int8_files(keras_path, data, tmp / "debug" / name)
+    for label, path in files["outlier"].items():
+        t0 = time.perf_counter()
+        broken = debug_file(path, outlier, x)
+        took = time.perf_counter() - t0
+        clean = {layer.name: layer.added for layer in debug_file(files["clean"][label], root.model_path, x).layers}
+        worst = broken.layers[0]
+        own = max(broken.layers, key=lambda layer: layer.added_relative or -1.0)
+        ratio = f"{worst.added:.3g} / {clean.get(worst.name) or 0:.3g}" if worst.added is not None else "–"
+        print(
+            f"| {label} | `{worst.name}` ({worst.type}) | {ratio} | {f'/{hidden}/' in worst.name} | `{own.name}` | "
+            f"{f'/{hidden}/' in own.name} | {took:.1f} s |"
+        )
 
 
 if __name__ == "__main__":

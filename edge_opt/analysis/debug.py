@@ -13,7 +13,12 @@ Per op, on the rows:
 - ``total``: the RMSE of the deployed tensor (dequantized) against the float one: the error
   accumulated up to this op;
 - ``added``: the RMSE of the op alone (cut from the file, the same weights and quantization)
-  fed the float model's values at its inputs: the error this op adds by itself;
+  fed the float model's values at its inputs, against the float model's op fed the same values
+  as the file holds them (TF's ``QuantizationDebugger`` compares the same): the error this op
+  adds by itself, an input tensor's coarse scale counted against the op that wrote it;
+- ``added_relative``: the same error per output feature over that feature's spread in the float
+  model (a root mean square over features): scale-free, so a layer whose large values (logits)
+  make a large RMSE does not hide one whose outlier unit coarsened every other unit's steps;
 - ``relative``: ``total`` over the float tensor's standard deviation;
 - the output's ``scale`` and ``zero_point``, and the range its float values span.
 
@@ -44,6 +49,7 @@ class LayerError:
     name: str
     type: str
     added: float | None  # the error the op adds alone, fed the float model's inputs
+    added_relative: float | None  # that error per output feature over the feature's float spread
     total: float  # the error accumulated up to its output
     relative: float  # total / the float tensor's standard deviation
     scale: float | None
@@ -91,7 +97,7 @@ def debug_tflite(deployed: Path, float_model: Path, float_tflite: bytes, x: np.n
             f"{float_model} does not match {deployed}: {len(unmatched)} of its {len(computing)} ops have no "
             "counterpart in the float model (pass --float with the model it came from)"
         )
-    alone = _added_errors(deployed, dep, match, flt_values)
+    alone = _added_errors(deployed, dep, flt, match, flt_values)
     layers = [
         _layer(op, dep, dep_values[op["outputs"][0]], flt_values[match[op["outputs"][0]]], alone.get(op["index"]))
         for op in computing
@@ -111,6 +117,7 @@ class _Graph:
     def __init__(self, **source) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        self.content = source.get("model_content") or Path(source["model_path"]).read_bytes()
         self.interp = Interpreter(
             **source,
             experimental_preserve_all_tensors=True,
@@ -191,37 +198,70 @@ def _match(dep: _Graph, flt: _Graph) -> dict[int, int]:
 
 
 def _added_errors(
-    deployed: Path, dep: _Graph, match: dict[int, int], flt_values: dict[int, np.ndarray]
-) -> dict[int, float]:
-    """Per op index: the RMSE of the op alone fed the float model's values at its inputs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    cut, out = OneOpModels(deployed), {}
+    deployed: Path, dep: _Graph, flt: _Graph, match: dict[int, int], flt_values: dict[int, np.ndarray]
+) -> dict[int, tuple[float, float]]:
+    """Per op index: the error of the op alone, as TF's ``QuantizationDebugger`` measures it. The
+    op cut from the file is fed the float model's values at its inputs (quantized as the file
+    quantizes them); the float model's op is fed the same values as the file sees them
+    (dequantized), so an input tensor's coarse scale counts against the op that wrote it."""
+    cut, float_cut, out = OneOpModels(deployed), OneOpModels(flt.content), {}
+    float_ops = {op["outputs"][0]: op for op in flt.ops}
     for op in dep.ops:
         inputs, target = dep.dynamic_inputs(op), op["outputs"][0]
-        if op["op_name"] in _CASTS or target not in match or not all(t in match for t in inputs):
+        twin = float_ops.get(match.get(target))
+        if op["op_name"] in _CASTS or twin is None or not all(t in match for t in inputs):
             continue
-        interp = Interpreter(
-            model_content=cut.content(op["index"]),
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-        interp.allocate_tensors()
-        got = []
+        twin_inputs = flt.dynamic_inputs(twin)
+        if len(twin_inputs) != len(inputs):
+            continue
+        mine, theirs = _interpreter(cut.content(op["index"])), _interpreter(float_cut.content(twin["index"]))
+        got, want = [], []
         for row in range(len(flt_values[match[target]])):
-            for t in inputs:
-                value = flt_values[match[t]][row : row + 1].reshape(dep.tensors[t]["shape"])
-                interp.set_tensor(t, to_tensor(value, dep.tensors[t]))
-            interp.invoke()
-            got.append(to_float(interp.get_tensor(target), dep.tensors[target]))
-        out[op["index"]] = rmse(np.concatenate(got), flt_values[match[target]])
+            for t, ft in zip(inputs, twin_inputs, strict=True):
+                value = to_tensor(flt_values[match[t]][row : row + 1].reshape(dep.tensors[t]["shape"]), dep.tensors[t])
+                mine.set_tensor(t, value)
+                seen = to_float(value, dep.tensors[t]).reshape(flt.tensors[ft]["shape"])
+                theirs.set_tensor(ft, seen.astype(flt.tensors[ft]["dtype"]))
+            mine.invoke()
+            theirs.invoke()
+            got.append(to_float(mine.get_tensor(target), dep.tensors[target]))
+            want.append(to_float(theirs.get_tensor(twin["outputs"][0]), flt.tensors[twin["outputs"][0]]))
+        out[op["index"]] = added_errors(np.concatenate(got), np.concatenate(want))
     return out
+
+
+def _interpreter(content: bytes):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    interp.allocate_tensors()
+    return interp
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(math.sqrt(np.mean((a.reshape(b.shape) - b) ** 2)))
 
 
-def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: float | None) -> LayerError:
+def feature_rmse(got: np.ndarray, want: np.ndarray) -> float:
+    """The RMSE of each output feature over its spread in ``want`` (rows on the first axis), as a
+    root mean square over features. A feature that barely varies is judged against a tenth of
+    the median feature's spread, so a unit that is almost always zero does not dominate."""
+    want = want.reshape(len(want), -1)
+    got = got.reshape(want.shape)
+    spread = want.std(axis=0)
+    floor = 0.1 * (float(np.median(spread)) or float(spread.mean()) or 1.0)
+    return float(math.sqrt(np.mean(np.mean((got - want) ** 2, axis=0) / np.maximum(spread, floor) ** 2)))
+
+
+def added_errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """(RMSE, per-feature relative RMSE) of one op's output alone against the float model's."""
+    got = got.astype(np.float64)
+    return rmse(got, want), feature_rmse(got, want)
+
+
+def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: tuple | None) -> LayerError:
     detail = dep.tensors[op["outputs"][0]]
     scale, zero = detail["quantization"]
     total = rmse(got, want)
@@ -229,7 +269,8 @@ def _layer(op: dict, dep: _Graph, got: np.ndarray, want: np.ndarray, added: floa
         index=op["index"],
         name=detail["name"],
         type=op["op_name"],
-        added=added,
+        added=added[0] if added else None,
+        added_relative=added[1] if added else None,
         total=total,
         relative=total / (float(np.std(want)) or 1.0),
         scale=float(scale) if scale else None,
@@ -246,14 +287,18 @@ TOP_LAYERS = 15
 def render_debug(result: dict, top: int = 0) -> str:
     """The worst layers first: the error each adds, the error so far, and its output's quantization."""
     lines = [f"{result['model']} against {result['float_model']} on {result['rows']} rows; worst layers first:", ""]
-    head = f"{'op':<44} {'type':<16} {'added':>9} {'total':>9} {'rel':>6} {'scale':>9} {'zp':>5}  float range"
+    head = (
+        f"{'op':<44} {'type':<16} {'added':>9} {'added/σ':>8} {'total':>9} {'rel':>6} {'scale':>9} {'zp':>5}  "
+        "float range"
+    )
     lines.append(head)
     for layer in result["layers"][: top or TOP_LAYERS]:
         scale = f"{layer['scale']:.3g}" if layer["scale"] is not None else "float"
         zp = str(layer["zero_point"]) if layer["zero_point"] is not None else "–"
         added = f"{layer['added']:.3g}" if layer["added"] is not None else "–"
+        own = f"{layer['added_relative']:.3g}" if layer["added_relative"] is not None else "–"
         lines.append(
-            f"{layer['name'][:44]:<44} {layer['type'][:16]:<16} {added:>9} {layer['total']:>9.3g} "
+            f"{layer['name'][:44]:<44} {layer['type'][:16]:<16} {added:>9} {own:>8} {layer['total']:>9.3g} "
             f"{layer['relative']:>6.1%} {scale:>9} {zp:>5}  [{layer['float_min']:.3g}, {layer['float_max']:.3g}]"
         )
     if result["unmatched"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.analysis.debug import DebugResult, LayerError, rmse, worst_first
+from edge_opt.analysis.debug import DebugResult, LayerError, added_errors, rmse, worst_first
 from edge_opt.core.errors import BadInputError
 
 _FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -124,14 +124,23 @@ def debug_onnx(deployed: Path, float_model: Path, float_onnx: bytes, x: np.ndarr
         relative = total / (float(np.std(want)) or 1.0)
         out.append(
             LayerError(
-                len(out), name, node.op_type, added, total, relative, None, None, float(want.min()), float(want.max())
+                len(out),
+                name,
+                node.op_type,
+                *(added or (None, None)),
+                total,
+                relative,
+                None,
+                None,
+                float(want.min()),
+                float(want.max()),
             )
         )
     unmatched = tuple(n for n in flt.floats if n not in dep_values)
     return DebugResult(str(deployed), str(float_model), len(x), worst_first(out), unmatched, "onnxruntime-all-outputs")
 
 
-def _added(dep: _OnnxGraph, name: str, inputs: list[str], flt_values: dict, x: np.ndarray) -> float | None:
+def _added(dep: _OnnxGraph, name: str, inputs: list[str], flt_values: dict, x: np.ndarray) -> tuple | None:
     """The error of the segment that computes ``name`` from ``inputs``, fed the float values there."""
     from onnx.utils import Extractor
 
@@ -142,4 +151,4 @@ def _added(dep: _OnnxGraph, name: str, inputs: list[str], flt_values: dict, x: n
     seg.graph.ClearField("value_info")
     feeds = {t: flt_values[t].astype(np.float32) for t in inputs}
     got = _session(seg.SerializeToString(), x, [name], feeds)[0]
-    return rmse(got.astype(np.float64), flt_values[name])
+    return added_errors(got, flt_values[name])

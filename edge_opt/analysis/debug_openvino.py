@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_opt.analysis.debug import DebugResult, LayerError, rmse, worst_first
+from edge_opt.analysis.debug import DebugResult, LayerError, added_errors, rmse, worst_first
 from edge_opt.core.errors import BadInputError
 
 _NOT_LAYERS = ("Parameter", "Constant", "Result")
@@ -120,7 +120,7 @@ def debug_openvino(deployed: Path, float_model: Path, float_onnx: bytes, x: np.n
                 len(out),
                 name,
                 dep.outputs[name].get_node().get_type_name(),
-                added,
+                *(added or (None, None)),
                 total,
                 total / (float(np.std(want)) or 1.0),
                 *_fake_quantize(dep.outputs[name]),
@@ -132,7 +132,7 @@ def debug_openvino(deployed: Path, float_model: Path, float_onnx: bytes, x: np.n
     return DebugResult(str(deployed), str(float_model), len(x), worst_first(out), unmatched, "openvino-extra-outputs")
 
 
-def _added(deployed: Path, name: str, inputs: list[str], flt_values: dict, rows: int) -> float | None:
+def _added(deployed: Path, name: str, inputs: list[str], flt_values: dict, rows: int) -> tuple | None:
     """The error of the segment computing ``name`` from ``inputs`` in a fresh copy of the IR,
     each input a parameter fed the float model's values there."""
     import openvino as ov
@@ -152,7 +152,7 @@ def _added(deployed: Path, name: str, inputs: list[str], flt_values: dict, rows:
         got = _infer(segment, {i: flt_values[t].astype(np.float32) for i, t in enumerate(inputs)}, rows)[0]
     except Exception:  # noqa: BLE001 - a segment OpenVINO cannot cut out: no figure for it
         return None
-    return rmse(got.astype(np.float64), flt_values[name])
+    return added_errors(got, flt_values[name])
 
 
 def _fake_quantize(out) -> tuple[float | None, int | None]:

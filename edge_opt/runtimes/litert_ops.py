@@ -26,12 +26,12 @@ class OneOpModels:
     and weights, that op alone, its non-constant inputs the model's inputs (in the op's order)
     and its outputs the model's outputs."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, source: str | Path | bytes) -> None:
         from ai_edge_litert.tools import flatbuffer_utils as fbu
 
         self._fbu = fbu
-        with open(path, "rb") as fh:
-            self.model = fbu.convert_bytearray_to_object(bytearray(fh.read()))
+        content = source if isinstance(source, bytes) else Path(source).read_bytes()
+        self.model = fbu.convert_bytearray_to_object(bytearray(content))
         self.sub = self.model.subgraphs[0]
         self.ops = list(self.sub.operators)
 
