@@ -172,6 +172,7 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
     _check_pass_class(cls, what)
     p = cls()
     cfg = p.config(config)
+    _check_repairs(cls, p, cfg, what)
     rows = _check_identity(cls, p, cfg, ctx, what)
     if not apply:
         return
@@ -194,6 +195,17 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
         other = p.apply(parent, config, out_dir, replace(ctx, calibration=_perturbed(ctx.calibration)))
         if other.id == out.id:
             _fail(what, "other calibration rows returned the same (stale) artifact")
+
+
+def _check_repairs(cls: type, p: Any, cfg: Any, what: str) -> None:
+    """``fallback`` and ``relaxations`` (the repair loop's hooks) give configs of the pass's own
+    ``Config``, each different from ``cfg``, and a fallback of no layer changes nothing."""
+    gentler = p.relaxations(cfg)
+    if not isinstance(gentler, list) or not all(isinstance(c, cls.Config) and c != cfg for c in gentler):
+        _fail(what, "relaxations() must return a list of other configs of its Config")
+    same = p.fallback(cfg, ())
+    if same is not None and (not isinstance(same, cls.Config) or same != cfg):
+        _fail(what, "fallback(cfg, ()) must return None or cfg itself (no layer left in float)")
 
 
 def _check_pass_class(cls: type, what: str) -> None:

@@ -12,6 +12,7 @@ from edge_opt.core.builtin import builtin_dir
 from edge_opt.core.config import Strict, load_model
 from edge_opt.core.errors import ConfigError
 from edge_opt.core.fileio import write_text_atomic
+from edge_opt.core.units import parse_points
 from edge_opt.passes import pass_class, supports
 from edge_opt.passes.base import Step
 from edge_opt.runtimes import formats_of, get_backend_class, runtime_names
@@ -76,6 +77,28 @@ class Peak(Strict):
     on_chip_mb: float = Field(default=0, ge=0, le=1e7)
 
 
+class AccuracyAware(Strict):
+    """The repair loop for every pipeline of a profile (``accuracy_aware:``; a step's own
+    ``max_drop`` and ``optimize --max-drop`` take precedence)."""
+
+    max_drop: str | float  # percentage points with the unit: 0.5pt
+    metric: Literal["accuracy", "agreement"] = "accuracy"  # on labelled held-out rows | with the float model
+    max_trials: int = Field(default=8, ge=1, le=100)  # candidates tried after the file as configured
+
+    @field_validator("max_drop")
+    @classmethod
+    def _points(cls, v: str | float) -> str | float:
+        try:
+            parse_points(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def drop(self) -> float:
+        return parse_points(self.max_drop)
+
+
 class TargetProfile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -85,6 +108,7 @@ class TargetProfile(Strict):
     pipelines: list[list[Step]] = Field(min_length=1)
     budgets: list[str] = Field(default_factory=list)
     peak: Peak
+    accuracy_aware: AccuracyAware | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("threads")
     @classmethod

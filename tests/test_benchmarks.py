@@ -153,4 +153,10 @@ def test_op_profiles():
         "| cnn 16x32 | onnx fp32 | onnxruntime | onnxruntime-profiler |",
     )
     assert_prints(out, "| cnn 16x32 | openvino fp32 | openvino | openvino-perf-counters |", "sum / p50 over 100%")
+    assert_prints(out, "# edge-opt debug on the MLP with one outlier unit", "| nncf IR |")
     assert "failed" not in out, out
+
+
+def test_repair():
+    out = run_script("benchmarks/repair.py", "--smoke")
+    assert_prints(out, "| adult mlp 256x128 |", "| digits cnn 16x32 |", "| adult mlp 64x32, elu outlier |")

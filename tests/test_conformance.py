@@ -39,6 +39,7 @@ PASS_CONFIGS = {
     "cluster": {"epochs": 1, "number_of_clusters": 4},
     "qat": {"epochs": 1},
     "distill": {"student": {"hidden": [4], "epochs": 1}},
+    "equalize": {},
     "pca": {"components": 4, "epochs": 1},
     "select_features": {"drop": ["age"], "epochs": 1},
     "ica": {"components": 4, "epochs": 1, "max_iter": 50},

@@ -6,7 +6,8 @@ floors, bottom to top (docs/design.md):
 
 core (small utilities) · datasets · models · runtimes · passes · targets · bench (the harness and
 its worker) · transports · measure (the measurement service, devices, records, Ray) · budgets (the
-budget grammar and choose()) · analysis (trust checks, roofline, fidelity) · nas · gate · store ·
+budget grammar and choose()) · analysis (trust checks, roofline, fidelity) · nas · repair (the
+accuracy-aware repair loop) · gate · store ·
 report · run (runner, suite, user models, optimize, compare) · conformance · cli.
 """
 
@@ -32,6 +33,7 @@ FLOORS = (
     "budgets",
     "analysis",
     "nas",
+    "repair",
     "gate",
     "store",
     "report",

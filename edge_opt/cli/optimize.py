@@ -19,7 +19,7 @@ from edge_opt.cli.common import (
     writable_dir,
 )
 from edge_opt.core.errors import EXIT_GATE_FAILED, BadInputError
-from edge_opt.core.units import fmt_bytes, fmt_ms
+from edge_opt.core.units import fmt_bytes, fmt_ms, parse_points
 
 
 @app.command()
@@ -35,6 +35,12 @@ def optimize(
         None, "--eval", help="Rows to measure fidelity on (default: held out of --train or --calibration)."
     ),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the quick latency measurement of each file."),
+    max_drop: str = typer.Option(
+        None,
+        "--max-drop",
+        help="Accuracy budget for every pipeline, e.g. 0.5pt: a file that loses more is repaired "
+        "(equalization, layers left in float, gentler settings), measured on --eval / --train rows.",
+    ),
     trust_model: bool = trust_option(),
 ) -> None:
     """Run a target's pipelines on your own Keras model; artifacts + summary in OUT.
@@ -47,9 +53,13 @@ def optimize(
     output error and correlation for any model; below the target's fidelity budgets (or
     agreement 0.95 / correlation 0.95) its status is low-fidelity. Each file's latency on
     the target's first runtime is shown next to your model's.
+    With --max-drop (or a profile's accuracy_aware, or a step's max_drop), a file that loses
+    more accuracy (agreement without labels) than the budget is repaired, cheapest first,
+    each candidate measured; the file kept and the steps tried are in summary.json.
     """
     from edge_opt.run.optimize import optimize as run_optimize
 
+    drop = parse_points(max_drop, "--max-drop") if max_drop is not None else None
     with (
         native_logs_to(native_log(out)) as (_, term_err),
         make_console(file=term_err).status("optimizing") as status,
@@ -64,9 +74,15 @@ def optimize(
             eval_rows=eval_rows,
             trust_model=trust_model,
             latency=not no_latency,
+            max_drop=drop,
             progress=lambda d: status.update(d),
         )
     _print_summary(summary, out)
+    _exit_code(summary, model, out)
+
+
+def _exit_code(summary: dict, model: Path, out: Path) -> None:
+    """Exit 2 when no pipeline could run, 1 when one failed (the others' files are kept)."""
     if not any(r.get("artifact") for r in summary["artifacts"]):
         raise BadInputError(f"no pipeline of target '{summary['target']}' could run on {model}")
     failed = [r["pipeline"] for r in summary["artifacts"] if r["status"] == "failed"]
@@ -93,6 +109,8 @@ def _print_summary(summary: dict, out: Path) -> None:
     for row in summary["artifacts"]:
         if (row.get("fidelity") or {}).get("note"):
             console.print(f"  {row['label']}: {row['fidelity']['note']}")
+        if row.get("repair"):
+            console.print(textwrap.fill(f"  {row['pipeline']}: {row['repair']['summary']}", width=TABLE_WIDTH))
     console.print(f"Artifacts and summary.json in {out}")
 
 

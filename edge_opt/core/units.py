@@ -9,6 +9,9 @@ unit the records hold.
 from __future__ import annotations
 
 import math
+import re
+
+from edge_opt.core.errors import ConfigError
 
 MISSING = "–"
 
@@ -67,3 +70,21 @@ def fmt_fraction(x: float | None, digits: int = 4) -> str:
 def fmt_points(drop: float | None) -> str:
     """An accuracy drop (float minus artifact, a fraction) as the artifact's change in points."""
     return MISSING if drop is None else f"{-drop * 100 + 0.0:+.2f} pt"
+
+
+_POINTS = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>pt|%)\s*$")
+
+
+def parse_points(text: object, what: str = "max_drop") -> float:
+    """An accuracy drop written with its unit (``0.5pt`` or ``0.5%``: percentage points) as the
+    fraction the records hold (0.005). A bare number is refused: 0.5 could mean half a point or
+    half the accuracy."""
+    m = _POINTS.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ConfigError(
+            f"bad {what} {text!r}: write it in percentage points with its unit, e.g. 0.5pt (or 0.5%, the same)"
+        )
+    value = float(m["num"])
+    if value > 100:
+        raise ConfigError(f"bad {what} {text!r}: a drop is between 0pt and 100pt")
+    return value / 100

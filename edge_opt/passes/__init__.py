@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "cluster": "edge_opt.passes.tfmot:ClusterPass",
     "qat": "edge_opt.passes.tfmot:QATPass",
     "distill": "edge_opt.passes.distill:DistillPass",
+    "equalize": "edge_opt.passes.equalize:EqualizePass",
     "pca": "edge_opt.passes.reduce:PCAPass",
     "select_features": "edge_opt.passes.reduce:FeatureSelectPass",
     "ica": "edge_opt.passes.reduce:ICAPass",

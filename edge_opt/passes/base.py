@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge_opt.core.artifacts import Artifact, ArtifactWriter
 from edge_opt.core.config import Strict, validate
-from edge_opt.core.errors import UnsupportedTargetError
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError
+from edge_opt.core.units import parse_points
 from edge_opt.datasets import Dataset
 
 #: The file each output format is written as.
@@ -114,6 +115,16 @@ class Pass:
     def label(self, cfg: PassConfig) -> str:
         return self.name
 
+    def fallback(self, cfg: PassConfig, layers: tuple[str, ...]) -> PassConfig | None:
+        """This config with the Keras ``layers`` (and those already) left in float, or None when the
+        pass quantizes nothing per layer. The repair loop's per-layer fallback calls it."""
+        return None
+
+    def relaxations(self, cfg: PassConfig) -> list[PassConfig]:
+        """Configs that keep more accuracy for less compression, gentlest first (16-bit activations,
+        dynamic range, lower sparsity, more clusters): the repair loop's last resort."""
+        return []
+
     def check(self, artifact: Artifact, cfg: PassConfig, ctx: PassContext) -> None:
         """Raise UnsupportedTargetError (or ConfigError) when the pass cannot apply, before any work."""
         if "data" in self.uses and ctx.data is None:
@@ -151,11 +162,39 @@ class Pass:
             return w.publish()
 
 
+def layer_ops(names: list[str], layer: str) -> list[str]:
+    """The names in ``names`` (a converted file's op or tensor names) that belong to Keras layer
+    ``layer``: converters keep the layer's name as a path part (``mlp/dense/MatMul``; a LiteRT op
+    fusing several joins them with ``;``)."""
+    return [n for n in names if any(layer in part.split("/")[:-1] for part in n.split(";"))]
+
+
 class Step(BaseModel):
-    """One pass of a pipeline with its configuration."""
+    """One pass of a pipeline with its configuration; ``max_drop`` (``0.5pt``) asks the repair loop
+    to keep the pipeline's file within that accuracy drop of the float model."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     pass_: str = Field(alias="pass")
+    max_drop: str | float | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @field_validator("max_drop")
+    @classmethod
+    def _points(cls, v: str | float | None) -> str | float | None:
+        try:
+            if v is not None:
+                parse_points(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def drop_budget(self) -> float | None:
+        """``max_drop`` as a fraction (0.005 for 0.5pt), or None."""
+        return None if self.max_drop is None else parse_points(self.max_drop)
+
+    def with_config(self, cfg: PassConfig) -> Step:
+        """This step's pass with another config."""
+        return Step.model_validate({"pass": self.pass_, **cfg.model_dump(mode="json")})
 
     @property
     def config(self) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import numpy as np
 from pydantic import Field
 
 from edge_opt.core.artifacts import Artifact
-from edge_opt.core.errors import UnsupportedTargetError, first_line
-from edge_opt.passes.base import Pass, PassConfig, PassContext
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError, first_line
+from edge_opt.passes.base import Pass, PassConfig, PassContext, layer_ops
 
 
 def _calibration_rows(ctx: PassContext, n: int, what: str) -> np.ndarray:
@@ -66,11 +66,27 @@ def _onnx_quantized_ops(model) -> tuple[int, dict[str, int]]:
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
+def layer_nodes(names: list[str], layers: tuple[str, ...], where: str) -> list[str]:
+    """The nodes (by name) of the Keras ``layers``; ConfigError naming a layer that has none."""
+    missing = [layer for layer in layers if not layer_ops(names, layer)]
+    if missing:
+        raise ConfigError(
+            f"{where}: {', '.join(repr(m) for m in missing)}: no node of the model is that layer's "
+            "(give the names of Keras layers that compute something: Dense, Conv2D, ...)"
+        )
+    return [name for layer in layers for name in layer_ops(names, layer)]
+
+
+def _extended(layers: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*layers, *more)))
+
+
 class OrtQuantizeConfig(PassConfig):
     mode: Literal["static", "dynamic"] = "static"
     per_channel: bool = False
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"  # static only
     calibration_samples: int = Field(default=256, ge=1, le=1_000_000)  # static only
+    exclude: tuple[str, ...] = ()  # Keras layers left in float (their nodes: nodes_to_exclude)
 
 
 class OrtQuantizePass(Pass):
@@ -85,10 +101,20 @@ class OrtQuantizePass(Pass):
         return cfg.calibration_samples if cfg.mode == "static" else 0
 
     def precision(self, cfg: OrtQuantizeConfig) -> str:
+        if cfg.exclude:
+            return "mixed"
         return "int8" if cfg.mode == "static" else "int8-dynamic"
 
     def label(self, cfg: OrtQuantizeConfig) -> str:
-        return "ort-int8" if cfg.mode == "static" else "ort-int8-dynamic"
+        label = "ort-int8" if cfg.mode == "static" else "ort-int8-dynamic"
+        return label + (f"-float{len(cfg.exclude)}" if cfg.exclude else "")
+
+    def fallback(self, cfg: OrtQuantizeConfig, layers: tuple[str, ...]) -> OrtQuantizeConfig:
+        return self.config({**cfg.model_dump(), "exclude": _extended(cfg.exclude, layers)})
+
+    def relaxations(self, cfg: OrtQuantizeConfig) -> list[OrtQuantizeConfig]:
+        keep = cfg.model_dump(exclude={"mode", "exclude"})
+        return [self.config({**keep, "mode": "dynamic"})] if cfg.mode == "static" else []
 
     def check(self, artifact: Artifact, cfg: OrtQuantizeConfig, ctx: PassContext) -> None:
         if cfg.mode == "static":
@@ -116,9 +142,13 @@ class OrtQuantizePass(Pass):
             except Exception as exc:  # a graph it cannot optimize is still quantizable as is
                 source = parent.model_path
                 notes["preprocessed"] = f"skipped: {first_line(exc)}"
+            graph = onnx.load(str(source))
+            excluded = layer_nodes([n.name for n in graph.graph.node], cfg.exclude, "pass 'ort_quantize': exclude")
+            if cfg.exclude:
+                notes["float_layers"], notes["excluded_nodes"] = list(cfg.exclude), excluded
             if cfg.mode == "static":
                 calib = _calibration_rows(ctx, cfg.calibration_samples, "static ONNX Runtime quantization")
-                name, dims = _onnx_input(onnx.load(str(source)))
+                name, dims = _onnx_input(graph)
                 quantize_static(
                     str(source),
                     str(model_path),
@@ -128,10 +158,17 @@ class OrtQuantizePass(Pass):
                     weight_type=QuantType.QInt8,
                     per_channel=cfg.per_channel,
                     calibrate_method=getattr(CalibrationMethod, _METHODS[cfg.calibrate_method]),
+                    nodes_to_exclude=excluded,
                 )
                 notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
             else:
-                quantize_dynamic(str(source), str(model_path), weight_type=QuantType.QInt8, per_channel=cfg.per_channel)
+                quantize_dynamic(
+                    str(source),
+                    str(model_path),
+                    weight_type=QuantType.QInt8,
+                    per_channel=cfg.per_channel,
+                    nodes_to_exclude=excluded,
+                )
         count, ops = _onnx_quantized_ops(onnx.load(str(model_path)))
         if not ops:
             raise UnsupportedTargetError("ONNX Runtime found no op to quantize in this model")
@@ -142,6 +179,7 @@ class OrtQuantizePass(Pass):
 class NNCFConfig(PassConfig):
     preset: Literal["performance", "mixed"] = "performance"  # symmetric / asymmetric activations
     subset_size: int = Field(default=256, ge=1, le=1_000_000)  # calibration rows used
+    ignored: tuple[str, ...] = ()  # Keras layers left in float (NNCF's ignored_scope)
 
 
 class NNCFQuantizePass(Pass):
@@ -156,10 +194,13 @@ class NNCFQuantizePass(Pass):
         return cfg.subset_size
 
     def precision(self, cfg: NNCFConfig) -> str:
-        return "int8"
+        return "mixed" if cfg.ignored else "int8"
 
     def label(self, cfg: NNCFConfig) -> str:
-        return "nncf-int8"
+        return "nncf-int8" + (f"-float{len(cfg.ignored)}" if cfg.ignored else "")
+
+    def fallback(self, cfg: NNCFConfig, layers: tuple[str, ...]) -> NNCFConfig:
+        return self.config({**cfg.model_dump(), "ignored": _extended(cfg.ignored, layers)})
 
     def check(self, artifact: Artifact, cfg: NNCFConfig, ctx: PassContext) -> None:
         _calibration_rows(ctx, cfg.subset_size, "NNCF quantization")
@@ -177,11 +218,16 @@ class NNCFQuantizePass(Pass):
             raise UnsupportedTargetError(f"calibration feeds one input; this model has {len(model.inputs)}")
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
+        names = [op.get_friendly_name() for op in model.get_ops()]
+        ignored = layer_nodes(names, cfg.ignored, "pass 'nncf': ignored")
+        if cfg.ignored:
+            notes["float_layers"], notes["ignored_nodes"] = list(cfg.ignored), ignored
         quantized = nncf.quantize(
             model,
             nncf.Dataset(list(calib), lambda row: _batch_of_one(row, dims)),
             preset=nncf.QuantizationPreset(cfg.preset),
             subset_size=len(calib),
+            ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
         )
         fq = [op for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize"]
         if not fq:

@@ -121,6 +121,12 @@ class PrunePass(Pass):
     def label(self, cfg: PruneConfig) -> str:
         return f"prune-{round(cfg.target_sparsity * 100)}"
 
+    def relaxations(self, cfg: PruneConfig) -> list[PruneConfig]:
+        """The target sparsity 0.1 lower, then 0.2 lower (not under 0.3 nor the initial sparsity)."""
+        lower = [round(cfg.target_sparsity - d, 2) for d in (0.1, 0.2)]
+        floor = max(0.3, cfg.initial_sparsity)
+        return [self.config({**cfg.model_dump(), "target_sparsity": t}) for t in lower if t >= floor]
+
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)
         k, tfmot = _tfmot()
@@ -169,6 +175,11 @@ class ClusterPass(Pass):
 
     def label(self, cfg: ClusterConfig) -> str:
         return f"cluster-{cfg.number_of_clusters}"
+
+    def relaxations(self, cfg: ClusterConfig) -> list[ClusterConfig]:
+        """Twice the clusters, then four times (at most 256)."""
+        more = [n for n in (cfg.number_of_clusters * 2, cfg.number_of_clusters * 4) if n <= 256]
+        return [self.config({**cfg.model_dump(), "number_of_clusters": n}) for n in more]
 
     def build(self, parent: Artifact, cfg: Any, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = _need_data(self.name, ctx)

@@ -28,6 +28,7 @@ from edge_opt.models import code_layers, keras_root, load_keras, predicted_label
 from edge_opt.passes import PassContext
 from edge_opt.passes.base import Step
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.repair import RepairBudget, Repairer, Score, repair
 from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -112,11 +113,15 @@ def optimize(
     trust_model: bool = False,
     seed: int = 0,
     latency: bool = True,
+    max_drop: float | None = None,
     progress=lambda _: None,
 ) -> dict:
     profile = load_profile(target)
     checks = fidelity_checks(profile)
     user = _load_user_inputs(model_path, calibration, random_calibration, train, eval_rows, trust_model, seed, progress)
+    budgets = repair_budgets(
+        profile, max_drop, labelled=user.fidelity_labels is not None, held_out=bool(train or eval_rows)
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     artifacts_dir = out / "artifacts"
@@ -130,13 +135,10 @@ def optimize(
         trust_model=trust_model,
         calibration_hint="--calibration FILE (or --train FILE, or --random-calibration)",
     )
-    fidelity = None
-    if user.fidelity_rows is not None:
-        reference = Predictor(root.model_path, trust_model=trust_model).outputs(user.fidelity_rows)
-        labels = user.fidelity_labels if output_kind(reference) == "classifier" else None
-        fidelity = _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks, labels)
+    fidelity = _fidelity(root, user, checks, trust_model)
     measured = _latency(root, profile, trust_model) if latency else None
-    rows = _run_pipelines(profile, root, artifacts_dir, ctx, fidelity, latency, trust_model, progress)
+    judge = _Judge(profile, ctx, fidelity, latency, trust_model, progress)
+    rows = _run_pipelines(profile, root, artifacts_dir, judge, budgets)
     baselines = _baselines(rows, root, profile, artifacts_dir, ctx, trust_model, progress) if latency else {}
     _speedups(rows, baselines)
     summary = {
@@ -157,6 +159,15 @@ def optimize(
 
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _fidelity(root: Artifact, user, checks: list, trust_model: bool) -> _Fidelity | None:
+    """Your model's outputs on the fidelity rows, to judge each file against (None without rows)."""
+    if user.fidelity_rows is None:
+        return None
+    reference = Predictor(root.model_path, trust_model=trust_model).outputs(user.fidelity_rows)
+    labels = user.fidelity_labels if output_kind(reference) == "classifier" else None
+    return _Fidelity(reference, user.fidelity_rows, user.fidelity_source, checks, labels)
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,17 @@ class _Fidelity:
         """Your model's accuracy on the rows (None without labels)."""
         return self.accuracy(self.reference)
 
+    def score(self, artifact: Artifact, metric: str, trust_model: bool) -> Score:
+        """The file's accuracy (or agreement) on the rows and its drop against your model's."""
+        got = Predictor(artifact.model_path, trust_model=trust_model).outputs(self.rows)
+        if metric == "accuracy":
+            accuracy = self.accuracy(got)
+            return Score(accuracy, self.base_accuracy - accuracy)
+        agreement = compare_outputs(self.reference, got, self.source).agreement
+        if agreement is None:
+            raise BadInputError("max_drop budgets a classifier's agreement; this model's outputs have no classes")
+        return Score(agreement, 1.0 - agreement)
+
     def judge(self, row: dict, artifact: Artifact, trust_model: bool) -> None:
         """Put the artifact's agreement, fidelity and accuracy (and its drop against your model's) in
         its row; low-fidelity when it fails a check."""
@@ -263,34 +285,97 @@ class _Fidelity:
             row["status"], row["reason"] = "low-fidelity", "; ".join(failed)
 
 
-def _run_pipelines(
-    profile,
-    root: Artifact,
-    artifacts_dir: Path,
-    ctx,
-    fidelity: _Fidelity | None,
-    latency: bool,
-    trust_model: bool,
-    progress,
-) -> list[dict]:
-    """Run each of the target's pipelines from the root: a row per pipeline, failed ones with the reason."""
-    rows = []
-    for pipeline in profile.pipelines:
-        names = pipeline_names(pipeline)
-        progress(f"{profile.name}: {names}")
-        done = run_pipeline(root, pipeline, artifacts_dir, ctx)
-        if done.status != "ok":  # one pipeline failing does not stop the others
-            rows.append({"pipeline": names, "status": done.status, "reason": done.error})
-            continue
-        artifact = done.artifact
+@dataclass(frozen=True)
+class _Judge:
+    """How each pipeline's file is judged: fidelity (and accuracy) on held-out rows, latency."""
+
+    profile: Any
+    ctx: PassContext
+    fidelity: _Fidelity | None
+    latency: bool
+    trust_model: bool
+    progress: Any
+
+    def row(self, names: str, artifact: Artifact) -> dict:
         row = _artifact_row(names, artifact)
-        if fidelity is not None:
-            fidelity.judge(row, artifact, trust_model)
-        if latency:
-            progress(f"{profile.name}: measuring {artifact.manifest['label']}")
-            row["latency"] = _latency(artifact, profile, trust_model)
+        if self.fidelity is not None:
+            self.fidelity.judge(row, artifact, self.trust_model)
+        if self.latency:
+            self.progress(f"{self.profile.name}: measuring {artifact.manifest['label']}")
+            row["latency"] = _latency(artifact, self.profile, self.trust_model)
+        return row
+
+    def repairer(self, out_dir: Path, metric: str) -> Repairer:
+        fid = self.fidelity
+
+        def p50(artifact: Artifact) -> float | None:
+            lat = _latency(artifact, self.profile, self.trust_model) if self.latency else {}
+            return lat.get("p50_ms")
+
+        return Repairer(
+            out_dir,
+            self.ctx,
+            evaluate=lambda artifact: fid.score(artifact, metric, self.trust_model),
+            latency=p50,
+            rows=fid.rows[:100],
+            progress=lambda what: self.progress(f"{self.profile.name}: {what}"),
+        )
+
+
+def _run_pipelines(profile, root: Artifact, artifacts_dir: Path, judge: _Judge, budgets: list) -> list[dict]:
+    """Run each of the target's pipelines from the root (repaired where it has a budget): a row per
+    pipeline, failed ones with the reason."""
+    rows = []
+    for pipeline, budget in zip(profile.pipelines, budgets, strict=True):
+        names = pipeline_names(pipeline)
+        judge.progress(f"{profile.name}: {names}")
+        result = None
+        if budget is not None:
+            result = repair(root, pipeline, budget, judge.repairer(artifacts_dir, budget.metric))
+            first = result.trials[0]
+            done_status, done_error = first.status, first.reason
+            artifact = result.chosen.artifact if result.chosen else None
+        else:
+            done = run_pipeline(root, pipeline, artifacts_dir, judge.ctx)
+            done_status, done_error, artifact = done.status, done.error, done.artifact
+        if artifact is None:  # one pipeline failing does not stop the others
+            rows.append({"pipeline": names, "status": done_status, "reason": done_error})
+            continue
+        row = judge.row(names, artifact)
+        if result is not None:
+            row["repair"] = result.to_dict()
+            if not result.within:
+                row["status"], row["reason"] = "low-fidelity", result.summary()
         rows.append(row)
     return rows
+
+
+def repair_budgets(profile, max_drop: float | None, *, labelled: bool, held_out: bool) -> list[RepairBudget | None]:
+    """Per pipeline of ``profile``: the repair loop's budget, or None. ``--max-drop`` first, then a
+    step's ``max_drop``, then the profile's ``accuracy_aware``; BadInputError (before any work)
+    when one applies and the rows to judge it on are missing."""
+    aa = profile.accuracy_aware
+    metric = aa.metric if aa else ("accuracy" if labelled else "agreement")
+    trials = aa.max_trials if aa else 8
+    out = []
+    for pipeline in profile.pipelines:
+        steps = [s.drop_budget for s in pipeline if s.drop_budget is not None]
+        if max_drop is not None:
+            out.append(RepairBudget(max_drop, metric, trials, "--max-drop"))
+        elif steps:
+            out.append(RepairBudget(min(steps), metric, trials, "the pipeline's max_drop"))
+        else:
+            out.append(RepairBudget(aa.drop, metric, trials, "the profile's accuracy_aware") if aa else None)
+    if any(out) and not held_out:
+        raise BadInputError(
+            "a max_drop budget is measured on held-out rows: give --eval FILE (labelled for accuracy) or --train FILE"
+        )
+    if any(out) and metric == "accuracy" and not labelled:
+        raise BadInputError(
+            f"profile '{profile.name}' budgets accuracy (accuracy_aware.metric), and the held-out rows have no "
+            "labels: give --eval with labels or --train, or set metric: agreement"
+        )
+    return out
 
 
 def _baselines(rows: list[dict], root: Artifact, profile, artifacts_dir: Path, ctx, trust_model: bool, progress):

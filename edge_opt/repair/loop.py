@@ -1,0 +1,271 @@
+"""The repair loop: a pipeline whose file loses more accuracy than its budget allows is rebuilt,
+cheapest repair first, each candidate measured on the deployed file, until one is within budget.
+
+The candidates, in order (each one a pipeline run by the one pipeline runner, so each file is
+an artifact like any other, its id from its config):
+
+1. **equalization**: the ``equalize`` pass (cross-layer equalization) before the pipeline; no
+   data, the float function unchanged, the file's size and speed kept. The better of the file
+   as configured and the equalized one is the base of what follows.
+2. **per-layer float fallback**, accumulated: the Keras layers the debugger ranks most
+   sensitive first (its scale-free ``added/σ`` on the base's file), each with the kernel layers
+   that read it (the tensor between two layers stays quantized unless both sides are float), in
+   the quantizing step's own terms (the ``tflite`` pass's ``float_layers``, ``ort_quantize``'s
+   ``exclude``, ``nncf``'s ``ignored``: each pass's ``fallback``).
+3. **relaxations**: each step's gentler configs (LiteRT 16x8 then dynamic range, ONNX Runtime
+   dynamic, a lower sparsity, more clusters: each pass's ``relaxations``).
+
+It stops at the first candidate within the budget; none within it, the one that lost least is
+kept and the result says so. ``max_trials`` bounds the candidates after the first file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_opt.analysis.debugger import debug_file
+from edge_opt.core.artifacts import Artifact
+from edge_opt.core.errors import EdgeOptError, first_line
+from edge_opt.models import load_keras
+from edge_opt.passes import PassContext, get_pass
+from edge_opt.passes.base import Step, layer_ops
+from edge_opt.passes.keras_graph import is_kernel_layer, next_kernel_layers, readers
+from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+
+
+@dataclass(frozen=True)
+class RepairBudget:
+    max_drop: float  # a fraction: 0.005 is half a point
+    metric: str = "accuracy"  # accuracy on labelled held-out rows | agreement with the float model
+    max_trials: int = 8  # candidates after the file as configured
+    source: str = ""  # where the budget came from (--max-drop, the step, the profile)
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float  # the file's accuracy, or its agreement with the float model
+    drop: float  # the float model's accuracy minus the file's; or 1 - agreement
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One candidate, built and measured."""
+
+    tried: str  # what it changed: "as configured", "equalize", "float: dense, dense_1", ...
+    steps: tuple[Step, ...]
+    status: str  # ok | skipped | failed
+    artifact: Artifact | None = None
+    score: Score | None = None
+    latency_ms: float | None = None
+    reason: str | None = None
+    float_layers: tuple[str, ...] = ()
+
+    def within(self, budget: RepairBudget) -> bool:
+        return self.score is not None and self.score.drop <= budget.max_drop + 1e-12
+
+    def to_dict(self) -> dict:
+        art = self.artifact
+        return {
+            "tried": self.tried,
+            "pipeline": pipeline_names(list(self.steps)),
+            "status": self.status,
+            "reason": self.reason,
+            "artifact": art.id if art else None,
+            "label": art.manifest["label"] if art else None,
+            "precision": art.precision if art else None,
+            "size_bytes": art.manifest["size_bytes"] if art else None,
+            "value": self.score.value if self.score else None,
+            "drop": self.score.drop if self.score else None,
+            "p50_ms": self.latency_ms,
+            "float_layers": list(self.float_layers),
+        }
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    pipeline: str
+    budget: RepairBudget
+    trials: tuple[Trial, ...]
+    chosen: Trial | None  # the first within budget; else the one that lost least
+    seconds: float
+    ranked: tuple[str, ...] = ()  # the layers, most sensitive first (for the fallback)
+    ranking: str = ""  # how they were ranked
+
+    @property
+    def within(self) -> bool:
+        return self.chosen is not None and self.chosen.within(self.budget)
+
+    @property
+    def repaired(self) -> bool:
+        """True when the file kept is not the pipeline's file as configured."""
+        return self.chosen is not None and self.chosen is not self.trials[0]
+
+    def summary(self) -> str:
+        """One line: what the loop did and where it ended."""
+        first, budget = self.trials[0], f"{self.budget.max_drop * 100:g}pt"
+        if first.within(self.budget):
+            return f"within max_drop {budget} as configured: no repair"
+        tried = ", ".join(t.tried for t in self.trials[1:]) or "nothing (no repair applies)"
+        if self.within:
+            return f"repaired within max_drop {budget} by {self.chosen.tried} (tried: {tried})"
+        best = f"{self.chosen.score.drop * 100:.2f}pt" if self.chosen and self.chosen.score else "none measured"
+        return f"no repair within max_drop {budget} (tried: {tried}); best drop {best}"
+
+    def to_dict(self) -> dict:
+        return {
+            "pipeline": self.pipeline,
+            "max_drop": self.budget.max_drop,
+            "metric": self.budget.metric,
+            "budget_from": self.budget.source,
+            "within": self.within,
+            "repaired": self.repaired,
+            "summary": self.summary(),
+            "chosen": self.trials.index(self.chosen) if self.chosen else None,
+            "ranked_layers": list(self.ranked),
+            "ranking": self.ranking,
+            "seconds": round(self.seconds, 2),
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+
+@dataclass
+class Repairer:
+    """What the loop needs from its caller: where artifacts go, the pass context, and how a file
+    is judged (``evaluate``: its score on held-out rows; ``latency``: its p50 in ms, or None)."""
+
+    out_dir: Path
+    ctx: PassContext
+    evaluate: Callable[[Artifact], Score]
+    latency: Callable[[Artifact], float | None] = lambda _: None
+    rows: np.ndarray | None = None  # rows the debugger ranks layers on
+    progress: Callable[[str], None] = lambda _: None
+
+    def trial(self, root: Artifact, tried: str, steps: list[Step], float_layers: tuple[str, ...] = ()) -> Trial:
+        self.progress(f"repair: {tried}")
+        done = run_pipeline(root, steps, self.out_dir, self.ctx)
+        if done.status != "ok":
+            return Trial(tried, tuple(steps), done.status, reason=done.error, float_layers=float_layers)
+        art = done.artifact
+        try:
+            score = self.evaluate(art)
+        except EdgeOptError as exc:
+            return Trial(tried, tuple(steps), "failed", art, reason=first_line(exc), float_layers=float_layers)
+        return Trial(tried, tuple(steps), "ok", art, score, self.latency(art), float_layers=float_layers)
+
+
+def repair(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer) -> RepairResult:
+    """The pipeline ``steps`` from ``root``, repaired within ``budget`` where a candidate can be."""
+    t0 = time.perf_counter()
+    trials = [r.trial(root, "as configured", steps)]
+    ranked = _Ranked((), "")
+    if trials[0].status == "ok" and not trials[0].within(budget):
+        ranked = _search(root, steps, budget, r, trials)
+    measured = [t for t in trials if t.score is not None]
+    chosen = next((t for t in trials if t.within(budget)), None)
+    if chosen is None and measured:
+        chosen = min(measured, key=lambda t: t.score.drop)
+    seconds = time.perf_counter() - t0
+    return RepairResult(pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how)
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    layers: tuple[str, ...]
+    how: str
+
+
+def _search(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial]) -> _Ranked:
+    """Try the candidates after the file as configured (appended to ``trials``), cheapest first,
+    until one is within budget or ``max_trials`` are spent; the layers' ranking it used."""
+    base = list(steps)
+    if get_pass(steps[0].pass_).inputs == ("keras",) and steps[0].pass_ != "equalize":
+        equalized = r.trial(root, "equalize", [Step.model_validate({"pass": "equalize"}), *steps])
+        trials.append(equalized)
+        if equalized.within(budget):
+            return _Ranked((), "")
+        if equalized.score is not None and equalized.score.drop <= trials[0].score.drop:
+            base = list(equalized.steps)
+    ranked, candidates = _Ranked((), "no step leaves layers in float"), []
+    quant = _quantizing_step(base)
+    if quant is not None:
+        ranked, candidates = _fallbacks(root, base, quant, r)
+    for candidate in (*candidates, *_relaxations(base)):
+        if len(trials) > budget.max_trials:
+            break
+        trials.append(r.trial(root, *candidate))
+        if trials[-1].within(budget):
+            break
+    return ranked
+
+
+def _relaxations(steps: list[Step]) -> list[tuple]:
+    """Each step's gentler configs, the pipeline otherwise unchanged: (tried, steps)."""
+    out = []
+    for i, step in enumerate(steps):
+        p = get_pass(step.pass_)
+        cfg = p.config(step.config).model_dump()
+        for gentler in p.relaxations(p.config(step.config)):
+            changed = ", ".join(f"{k} {v}" for k, v in gentler.model_dump().items() if cfg.get(k) != v)
+            out.append((f"{step.pass_}: {changed}", [*steps[:i], step.with_config(gentler), *steps[i + 1 :]]))
+    return out
+
+
+def _quantizing_step(steps: list[Step]) -> int | None:
+    """The index of the last step that can leave layers in float, or None."""
+    found = None
+    for i, step in enumerate(steps):
+        p = get_pass(step.pass_)
+        if p.fallback(p.config(step.config), ()) is not None:
+            found = i
+    return found
+
+
+def _float_model(root: Artifact, steps: list[Step], quant: int, r: Repairer) -> Artifact | None:
+    """The last Keras model before the quantizing step (the float model its file is judged against)."""
+    keras_steps = [i for i, s in enumerate(steps[:quant]) if get_pass(s.pass_).output == "keras"]
+    if not keras_steps:
+        return root
+    return run_pipeline(root, steps[: keras_steps[-1] + 1], r.out_dir, r.ctx).artifact
+
+
+def _rank(file: Artifact | None, float_model: Artifact, kernels: list[str], r: Repairer) -> _Ranked:
+    """The float model's kernel layers, most sensitive first: by the debugger's ``added/σ`` on the
+    quantized ``file`` where it can compare them, else in the model's order."""
+    if file is None or r.rows is None:
+        return _Ranked(tuple(kernels), "model order (no file or rows to debug)")
+    try:
+        found = debug_file(file.model_path, float_model.model_path, r.rows, r.ctx.trust_model)
+    except EdgeOptError as exc:
+        return _Ranked(tuple(kernels), f"model order (debug: {first_line(exc)})")
+    order = sorted(found.layers, key=lambda e: -(e.added_relative if e.added_relative is not None else -1.0))
+    ranked = [k for e in order for k in kernels if layer_ops([e.name], k)]
+    return _Ranked(tuple(dict.fromkeys([*ranked, *kernels])), f"debug added/σ on {len(r.rows)} rows ({found.method})")
+
+
+def _fallbacks(root: Artifact, steps: list[Step], quant: int, r: Repairer) -> tuple[_Ranked, list[tuple]]:
+    """The ranked layers left in float one more at a time, each with the kernel layers reading it:
+    (the ranking, [(tried, steps, float layers)])."""
+    float_model = _float_model(root, steps, quant, r)
+    if float_model is None:
+        return _Ranked((), "no float model before the quantizing step"), []
+    model = load_keras(float_model.model_path, trust=r.ctx.trust_model)
+    kernels = [layer.name for layer in model.layers if is_kernel_layer(layer)]
+    ranked = _rank(run_pipeline(root, steps[: quant + 1], r.out_dir, r.ctx).artifact, float_model, kernels, r)
+    read, chosen, out = readers(model), [], []
+    p, step = get_pass(steps[quant].pass_), steps[quant]
+    for name in ranked.layers:
+        before = set(chosen)
+        chosen.extend(k for k in (name, *next_kernel_layers(model, name, read)) if k not in chosen)
+        if set(chosen) == before:
+            continue
+        if set(chosen) >= set(kernels):  # every layer in float: no longer a quantized file
+            break
+        cfg = p.fallback(p.config(step.config), tuple(chosen))
+        changed = [*steps[:quant], step.with_config(cfg), *steps[quant + 1 :]]
+        out.append((f"float: {', '.join(chosen)}", changed, tuple(chosen)))
+    return ranked, out

@@ -1,0 +1,201 @@
+"""Accuracy-aware repair (issue 22): a file over its max_drop is rebuilt, cheapest repair first,
+each candidate measured on the deployed file.
+
+The broken models are built here from an MLP 16x8: one unit of its first hidden layer made 3000x
+larger than the rest (and the second layer's weights from it 3000x smaller). With a ReLU, the float
+function is unchanged and cross-layer equalization undoes the damage exactly. With an ELU (not
+positively homogeneous, so equalization refuses it) only a float fallback can help: the first
+hidden layer, whose int8 tensor keeps its other units a few levels, and the layer that reads that
+tensor; the head stays int8.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from edge_opt.analysis.predictor import Predictor
+from edge_opt.core.artifacts import load_artifact
+from edge_opt.core.errors import ConfigError
+from edge_opt.core.tfkeras import keras
+from edge_opt.models import load_keras
+from edge_opt.passes import PassContext, get_pass
+from edge_opt.passes.keras_graph import equalizable_pairs
+from tests.conftest import ROOT, assert_clean_error, cli
+
+
+def _outlier(source, activation: str, factor: float = 3000.0):
+    """The MLP at ``source`` with ``activation`` in its first hidden layer and one unit ``factor``
+    times larger (the second layer's weights from it as much smaller)."""
+    model = load_keras(source)
+    dense = [layer for layer in model.layers if layer.weights]
+    k = keras()
+    inputs = x = k.Input(model.inputs[0].shape[1:])
+    for i, layer in enumerate(dense):
+        x = k.layers.Dense(layer.units, activation=activation if i == 0 else layer.activation, name=layer.name)(x)
+    rebuilt = k.Model(inputs, x, name="mlp")
+    for layer in dense:
+        rebuilt.get_layer(layer.name).set_weights(layer.get_weights())
+    (w1, b1), (w2, b2) = dense[0].get_weights(), dense[1].get_weights()
+    unit = int(np.argmax(np.abs(w2).sum(axis=1)))
+    w1[:, unit], b1[unit], w2[unit, :] = w1[:, unit] * factor, b1[unit] * factor, w2[unit, :] / factor
+    rebuilt.get_layer(dense[0].name).set_weights([w1, b1])
+    rebuilt.get_layer(dense[1].name).set_weights([w2, b2])
+    return rebuilt, dense[0].name, dense[1].name
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory, adult_small):
+    """Folder with relu.keras and elu.keras (an MLP 16x8 with one outlier unit), eval.npz, and a
+    profile of one full-int8 TFLite pipeline; the outlier's layer and the layer reading it."""
+    from edge_opt.models import ModelConfig, train_artifact
+
+    folder = tmp_path_factory.mktemp("broken")
+    # 40 short epochs: a model that ranks rows (an undertrained one predicts one class, and int8
+    # cannot hurt what does not vary)
+    trained = train_artifact(ModelConfig(hidden=[16, 8], epochs=40), adult_small, "mlp", folder / "trained")
+    for activation in ("relu", "elu"):
+        model, hidden, after = _outlier(trained.model_path, activation)
+        model.save(folder / f"{activation}.keras")
+    np.savez(folder / "eval.npz", x=adult_small.x_test[:1000], y=adult_small.y_test[:1000])
+    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
+    profile.update(name="int8", pipelines=[[{"pass": "tflite", "precision": "int8", "calibration_samples": 64}]])
+    (folder / "int8.yaml").write_text(yaml.safe_dump(profile))
+    return folder, hidden, after
+
+
+def _optimize(folder, model: str, out, *extra):
+    proc = cli(
+        "optimize", folder / model, "--target", folder / "int8.yaml", "--out", out, "--no-latency",
+        "--eval", folder / "eval.npz", "--calibration", folder / "eval.npz", *extra,
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
+    return proc, summary
+
+
+def test_equalize_keeps_the_float_function_and_evens_the_channels(broken, tmp_path, adult_small):
+    folder, hidden, _ = broken
+    root = get_pass("equalize").apply(_root(folder / "relu.keras", tmp_path), {}, tmp_path, PassContext(target="cpu"))
+    x = adult_small.x_test[:200]
+    before, after = load_keras(folder / "relu.keras"), load_keras(root.model_path)
+    np.testing.assert_allclose(after.predict(x, verbose=0), before.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    spread = root.manifest["notes"]["channel_spread"][hidden]
+    assert spread["before"] > 50 and spread["after"] < 10, spread
+    assert hidden not in [p.first.name for p in equalizable_pairs(load_keras(folder / "elu.keras"))]  # ELU
+
+
+def _root(path, out):
+    from edge_opt.run.optimize import import_artifact
+
+    return import_artifact(load_keras(path), path, out)
+
+
+def test_a_relu_outlier_is_repaired_by_equalization_alone(broken, tmp_path):
+    folder, _, _ = broken
+    proc, summary = _optimize(folder, "relu.keras", tmp_path / "out", "--max-drop", "1pt")
+    assert proc.returncode == 0, proc.stderr
+    row = summary["artifacts"][0]
+    repair = row["repair"]
+    assert repair["trials"][0]["drop"] > 0.01  # int8 as configured loses more than the budget
+    assert repair["within"] and repair["repaired"] and repair["trials"][repair["chosen"]]["tried"] == "equalize"
+    assert row["status"] == "ok" and row["precision"] == "int8" and row["accuracy_drop"] <= 0.01
+    assert load_artifact(tmp_path / "out" / "artifacts" / row["artifact"]).manifest["label"] == "equalized+tflite-int8"
+    assert "repaired within max_drop 1pt by equalize" in proc.stdout
+
+
+def test_an_elu_outlier_keeps_the_broken_layers_in_float(broken, tmp_path):
+    folder, hidden, after = broken
+    proc, summary = _optimize(folder, "elu.keras", tmp_path / "out", "--max-drop", "1pt")
+    assert proc.returncode == 0, proc.stderr
+    row, repair = summary["artifacts"][0], summary["artifacts"][0]["repair"]
+    tried = [t["tried"] for t in repair["trials"]]
+    assert tried[:2] == ["as configured", "equalize"] and repair["trials"][1]["drop"] > 0.01  # CLE cannot help
+    assert repair["ranked_layers"][0] == hidden, repair["ranking"]
+    chosen = repair["trials"][repair["chosen"]]
+    assert repair["within"] and sorted(chosen["float_layers"]) == sorted([hidden, after])
+    assert row["precision"] == "mixed" and row["accuracy_drop"] <= 0.01
+    notes = load_artifact(tmp_path / "out" / "artifacts" / row["artifact"]).manifest["notes"]
+    assert sorted(notes["float_layers"]) == sorted([hidden, after])
+
+
+def test_a_file_int8_does_not_hurt_takes_no_repair_step(broken, tmp_path, tiny_artifacts):
+    folder, _, _ = broken
+    model = tiny_artifacts["keras"].model_path
+    out = tmp_path / "out"
+    args = ("--eval", folder / "eval.npz", "--calibration", folder / "eval.npz", "--max-drop", "3pt")
+    proc = cli("optimize", model, "--target", folder / "int8.yaml", "--out", out, "--no-latency", *args)
+    assert proc.returncode == 0, proc.stderr
+    repair = json.loads((out / "summary.json").read_text())["artifacts"][0]["repair"]
+    assert len(repair["trials"]) == 1 and not repair["repaired"] and repair["within"]
+
+
+def test_a_budget_no_repair_meets_keeps_the_best_file_and_says_what_was_tried(broken, tmp_path):
+    folder, _, _ = broken
+    profile = yaml.safe_load((folder / "int8.yaml").read_text())
+    profile.update(name="int8-strict", accuracy_aware={"max_drop": "0.1pt", "metric": "agreement", "max_trials": 1})
+    (folder / "strict.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    args = ("--eval", folder / "eval.npz", "--calibration", folder / "eval.npz", "--no-latency")
+    proc = cli("optimize", folder / "elu.keras", "--target", folder / "strict.yaml", "--out", out, *args)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads((out / "summary.json").read_text())["artifacts"][0]
+    assert row["status"] == "low-fidelity" and "no repair within max_drop 0.1pt (tried: equalize)" in row["reason"]
+    assert row["repair"]["metric"] == "agreement" and row["repair"]["budget_from"] == "the profile's accuracy_aware"
+    best = min(row["repair"]["trials"], key=lambda t: t["drop"])
+    assert len(row["repair"]["trials"]) == 2 and row["artifact"] == best["artifact"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--max-drop", "0.5"), "bad --max-drop '0.5': write it in percentage points with its unit"),
+        (("--max-drop", "5pts"), "bad --max-drop '5pts'"),
+        (("--max-drop", "101pt"), "a drop is between 0pt and 100pt"),
+        (("--max-drop", "1pt", "--calibration", "CALIB"), "give --eval FILE (labelled for accuracy) or --train FILE"),
+    ],
+)
+def test_bad_budgets_exit_2_before_any_work(broken, tmp_path, args, fragment):
+    folder, _, _ = broken
+    args = [str(folder / "eval.npz") if a == "CALIB" else a for a in args]
+    out = tmp_path / "out"
+    proc = cli("optimize", folder / "relu.keras", "--target", folder / "int8.yaml", "--out", out, *args)
+    assert_clean_error(proc, fragment)
+    assert not (out / "summary.json").exists() and not (out / "artifacts").exists()
+
+
+def test_a_malformed_max_drop_in_a_profile_is_exit_2(broken, tmp_path):
+    folder, _, _ = broken
+    profile = yaml.safe_load((folder / "int8.yaml").read_text())
+    profile["pipelines"][0][0]["max_drop"] = 0.5
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    proc = cli("optimize", folder / "relu.keras", "--target", tmp_path / "p.yaml", "--out", tmp_path / "o")
+    assert_clean_error(proc, "bad max_drop 0.5: write it in percentage points")
+
+
+@pytest.mark.parametrize(
+    ("name", "key"), [("tflite", "float_layers"), ("ort_quantize", "exclude"), ("nncf", "ignored")]
+)
+def test_each_quantizer_leaves_the_named_layers_in_float(broken, tmp_path, adult_small, name, key):
+    """The three per-layer fallbacks (TF's denylisted nodes, ORT's nodes_to_exclude, NNCF's
+    ignored_scope): the outlier's two layers in float cut the file's error against the float
+    model, and a name that is no layer's is one clear error."""
+    folder, hidden, after = broken
+    root = _root(folder / "elu.keras", tmp_path)
+    ctx = PassContext(target="cpu", calibration=adult_small.calibration(64), calibration_source="test")
+    parent = root if name == "tflite" else get_pass("onnx").apply(root, {}, tmp_path, ctx)
+    base = {"precision": "int8"} if name == "tflite" else {}
+    full = get_pass(name).apply(parent, base, tmp_path, ctx)
+    mixed = get_pass(name).apply(parent, {**base, key: [hidden, after]}, tmp_path, ctx)
+    assert mixed.precision == "mixed" and mixed.manifest["notes"]["float_layers"] == [hidden, after]
+    x = adult_small.x_test[:500]
+    want = Predictor(root.model_path).outputs(x)
+
+    def error(artifact):
+        return float(np.abs(Predictor(artifact.model_path).outputs(x) - want).mean())
+
+    assert error(mixed) < error(full) / 3, (error(mixed), error(full))
+    with pytest.raises(ConfigError, match="'nope': no (op|node) of the model is that layer's"):
+        get_pass(name).apply(parent, {**base, key: ["nope"]}, tmp_path, ctx)
