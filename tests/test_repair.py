@@ -1,12 +1,12 @@
 """Accuracy-aware repair (issue 22): a file over its max_drop is rebuilt, cheapest repair first,
 each candidate measured on the deployed file.
 
-The broken models are built here from an MLP 16x8: one unit of its first hidden layer made 3000x
-larger than the rest (and the second layer's weights from it 3000x smaller). With a ReLU, the float
+The broken models are built here from an MLP 32x8x8: one unit of its second hidden layer made
+3000x larger than the rest (and the next layer's weights from it 3000x smaller). With a ReLU, the float
 function is unchanged and cross-layer equalization undoes the damage exactly. With an ELU (not
-positively homogeneous, so equalization refuses it) only a float fallback can help: the first
-hidden layer, whose int8 tensor keeps its other units a few levels, and the layer that reads that
-tensor; the head stays int8.
+positively homogeneous, so equalization refuses it) only a float fallback can help: the outlier's
+layer, whose int8 tensor keeps its other units a few levels, and the layer that reads that tensor;
+the others stay int8.
 """
 
 from __future__ import annotations
@@ -27,36 +27,37 @@ from edge_opt.passes.keras_graph import equalizable_pairs
 from tests.conftest import ROOT, assert_clean_error, cli
 
 
-def _outlier(source, activation: str, factor: float = 3000.0):
-    """The MLP at ``source`` with ``activation`` in its first hidden layer and one unit ``factor``
-    times larger (the second layer's weights from it as much smaller)."""
+def _outlier(source, activation: str, at: int = 1, factor: float = 3000.0):
+    """The MLP at ``source`` with ``activation`` in its hidden layer ``at`` and one unit of it
+    ``factor`` times larger (the next layer's weights from it as much smaller)."""
     model = load_keras(source)
     dense = [layer for layer in model.layers if layer.weights]
     k = keras()
     inputs = x = k.Input(model.inputs[0].shape[1:])
     for i, layer in enumerate(dense):
-        x = k.layers.Dense(layer.units, activation=activation if i == 0 else layer.activation, name=layer.name)(x)
+        x = k.layers.Dense(layer.units, activation=activation if i == at else layer.activation, name=layer.name)(x)
     rebuilt = k.Model(inputs, x, name="mlp")
     for layer in dense:
         rebuilt.get_layer(layer.name).set_weights(layer.get_weights())
-    (w1, b1), (w2, b2) = dense[0].get_weights(), dense[1].get_weights()
+    (w1, b1), (w2, b2) = dense[at].get_weights(), dense[at + 1].get_weights()
     unit = int(np.argmax(np.abs(w2).sum(axis=1)))
     w1[:, unit], b1[unit], w2[unit, :] = w1[:, unit] * factor, b1[unit] * factor, w2[unit, :] / factor
-    rebuilt.get_layer(dense[0].name).set_weights([w1, b1])
-    rebuilt.get_layer(dense[1].name).set_weights([w2, b2])
-    return rebuilt, dense[0].name, dense[1].name
+    rebuilt.get_layer(dense[at].name).set_weights([w1, b1])
+    rebuilt.get_layer(dense[at + 1].name).set_weights([w2, b2])
+    return rebuilt, dense[at].name, dense[at + 1].name
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, adult_small):
-    """Folder with relu.keras and elu.keras (an MLP 16x8 with one outlier unit), eval.npz, and a
-    profile of one full-int8 TFLite pipeline; the outlier's layer and the layer reading it."""
+    """Folder with relu.keras and elu.keras (an MLP 32x8x8, one outlier unit in its second hidden
+    layer: a small layer, so leaving it in float keeps most of int8's size saving), eval.npz, and
+    a profile of one full-int8 TFLite pipeline; the outlier's layer and the layer reading it."""
     from edge_opt.models import ModelConfig, train_artifact
 
     folder = tmp_path_factory.mktemp("broken")
     # 40 short epochs: a model that ranks rows (an undertrained one predicts one class, and int8
     # cannot hurt what does not vary)
-    trained = train_artifact(ModelConfig(hidden=[16, 8], epochs=40), adult_small, "mlp", folder / "trained")
+    trained = train_artifact(ModelConfig(hidden=[32, 8, 8], epochs=40), adult_small, "mlp", folder / "trained")
     for activation in ("relu", "elu"):
         model, hidden, after = _outlier(trained.model_path, activation)
         model.save(folder / f"{activation}.keras")

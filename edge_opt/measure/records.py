@@ -85,6 +85,9 @@ class Measurement:
     ops_note: str | None = None
     ops_count: int | None = None  # budgets: ops.count
     ops_fallback: int | None = None  # budgets: ops.fallback, the ops off the intended delegate/provider/kernels
+    # The repair loop's record when a budget (max_drop) rebuilt this file's pipeline: every step tried
+    # with its drop, p50, size and layers left in float (edge_opt.repair.RepairResult.to_dict).
+    repair: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple:

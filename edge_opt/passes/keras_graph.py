@@ -4,8 +4,9 @@ only pass values on (dropout, a ReLU), as cross-layer equalization and a float f
 A *kernel layer* is a Dense or Conv2D layer (one weight kernel, channels on its last axis). A
 *pass-through* layer keeps each channel's value up to a positive factor: ``f(s x) = s f(x)`` for
 ``s > 0`` (dropout at inference, ReLU without a cap or threshold, leaky ReLU, a linear
-activation). Between two kernel layers joined by such layers only, a channel can be scaled
-down in the first and up in the second without changing the function.
+activation, max or average pooling, which work channel by channel). Between two kernel layers
+joined by such layers only, a channel can be scaled down in the first and up in the second
+without changing the function.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _activation(layer) -> str:
 def passes_through(layer) -> bool:
     """True when ``layer`` keeps each channel up to a positive factor (see the module's note)."""
     kind = type(layer).__name__
-    if kind in ("Dropout", "LeakyReLU"):
+    if kind in ("Dropout", "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"):
         return True
     if kind == "ReLU":
         cfg = layer.get_config()

@@ -15,8 +15,10 @@ an artifact like any other, its id from its config):
 3. **relaxations**: each step's gentler configs (LiteRT 16x8 then dynamic range, ONNX Runtime
    dynamic, a lower sparsity, more clusters: each pass's ``relaxations``).
 
-It stops at the first candidate within the budget; none within it, the one that lost least is
-kept and the result says so. ``max_trials`` bounds the candidates after the first file.
+It stops at the first candidate within the budget that keeps ``keep_saving`` (80%) of the first
+file's size saving over fp32 (float layers cost their weights' bytes); when candidates within
+the budget are all larger, the smallest of them is kept; none within it, the one that lost
+least, and the result says so. ``max_trials`` bounds the candidates after the first file.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class RepairBudget:
     metric: str = "accuracy"  # accuracy on labelled held-out rows | agreement with the float model
     max_trials: int = 8  # candidates after the file as configured
     source: str = ""  # where the budget came from (--max-drop, the step, the profile)
+    keep_saving: float = 0.8  # a candidate within budget is kept at once if it keeps this share of the size saving
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class Trial:
 
     def within(self, budget: RepairBudget) -> bool:
         return self.score is not None and self.score.drop <= budget.max_drop + 1e-12
+
+    @property
+    def size(self) -> int | None:
+        return self.artifact.manifest["size_bytes"]["raw"] if self.artifact else None
 
     def to_dict(self) -> dict:
         art = self.artifact
@@ -95,6 +102,7 @@ class RepairResult:
     seconds: float
     ranked: tuple[str, ...] = ()  # the layers, most sensitive first (for the fallback)
     ranking: str = ""  # how they were ranked
+    size_limit: int | None = None  # the largest file that keeps keep_saving of the size saving
 
     @property
     def within(self) -> bool:
@@ -112,7 +120,9 @@ class RepairResult:
             return f"within max_drop {budget} as configured: no repair"
         tried = ", ".join(t.tried for t in self.trials[1:]) or "nothing (no repair applies)"
         if self.within:
-            return f"repaired within max_drop {budget} by {self.chosen.tried} (tried: {tried})"
+            big = self.size_limit is not None and (self.chosen.size or 0) > self.size_limit
+            note = f"; none kept {self.budget.keep_saving:.0%} of the size saving, the smallest kept" if big else ""
+            return f"repaired within max_drop {budget} by {self.chosen.tried} (tried: {tried}){note}"
         best = f"{self.chosen.score.drop * 100:.2f}pt" if self.chosen and self.chosen.score else "none measured"
         return f"no repair within max_drop {budget} (tried: {tried}); best drop {best}"
 
@@ -128,6 +138,7 @@ class RepairResult:
             "chosen": self.trials.index(self.chosen) if self.chosen else None,
             "ranked_layers": list(self.ranked),
             "ranking": self.ranking,
+            "size_limit_bytes": self.size_limit,
             "seconds": round(self.seconds, 2),
             "trials": [t.to_dict() for t in self.trials],
         }
@@ -162,15 +173,32 @@ def repair(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer)
     """The pipeline ``steps`` from ``root``, repaired within ``budget`` where a candidate can be."""
     t0 = time.perf_counter()
     trials = [r.trial(root, "as configured", steps)]
-    ranked = _Ranked((), "")
+    ranked, limit = _Ranked((), ""), None
     if trials[0].status == "ok" and not trials[0].within(budget):
-        ranked = _search(root, steps, budget, r, trials)
+        limit = _size_limit(root, trials[0], budget, r)
+        ranked = _search(root, steps, budget, r, trials, limit)
+    within = [t for t in trials if t.within(budget)]
     measured = [t for t in trials if t.score is not None]
-    chosen = next((t for t in trials if t.within(budget)), None)
+    chosen = next((t for t in within if _keeps(t, limit)), None)
+    if chosen is None and within:
+        chosen = min(within, key=lambda t: t.size or 0)
     if chosen is None and measured:
         chosen = min(measured, key=lambda t: t.score.drop)
     seconds = time.perf_counter() - t0
-    return RepairResult(pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how)
+    return RepairResult(pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how, limit)
+
+
+def _size_limit(root: Artifact, first: Trial, budget: RepairBudget, r: Repairer) -> int | None:
+    """The largest file that keeps ``keep_saving`` of the first file's saving over fp32 (its float
+    model's parameters at 4 bytes each), or None when the first file saved nothing."""
+    fp32 = 4 * load_keras(root.model_path, trust=r.ctx.trust_model).count_params() if root.format == "keras" else 0
+    if not first.size or fp32 <= first.size:
+        return None
+    return int(first.size + (1 - budget.keep_saving) * (fp32 - first.size))
+
+
+def _keeps(trial: Trial, limit: int | None) -> bool:
+    return limit is None or (trial.size or 0) <= limit
 
 
 @dataclass(frozen=True)
@@ -179,14 +207,17 @@ class _Ranked:
     how: str
 
 
-def _search(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial]) -> _Ranked:
+def _search(
+    root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial], limit: int | None
+) -> _Ranked:
     """Try the candidates after the file as configured (appended to ``trials``), cheapest first,
-    until one is within budget or ``max_trials`` are spent; the layers' ranking it used."""
+    until one is within budget and keeps the size saving (``limit``), or ``max_trials`` are
+    spent; the layers' ranking it used."""
     base = list(steps)
     if get_pass(steps[0].pass_).inputs == ("keras",) and steps[0].pass_ != "equalize":
         equalized = r.trial(root, "equalize", [Step.model_validate({"pass": "equalize"}), *steps])
         trials.append(equalized)
-        if equalized.within(budget):
+        if equalized.within(budget) and _keeps(equalized, limit):
             return _Ranked((), "")
         if equalized.score is not None and equalized.score.drop <= trials[0].score.drop:
             base = list(equalized.steps)
@@ -198,7 +229,7 @@ def _search(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer
         if len(trials) > budget.max_trials:
             break
         trials.append(r.trial(root, *candidate))
-        if trials[-1].within(budget):
+        if trials[-1].within(budget) and _keeps(trials[-1], limit):
             break
     return ranked
 

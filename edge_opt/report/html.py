@@ -51,6 +51,7 @@ SECTIONS = (
     "size",
     "memory",
     "roofline",
+    "repair",
     "slices",
     "fairness",
     "robustness",
@@ -74,6 +75,7 @@ _PER_TARGET: dict[str, Callable[[Page, str, str], str]] = {
     "memory": performance.memory,
     "roofline": performance.roofline,
     "ops": performance.ops,
+    "repair": performance.repair,
 }
 _TRUST: dict[str, Callable[[Page, str], str]] = {
     "slices": trust.slices,

@@ -207,6 +207,51 @@ def ops_section(results: dict) -> list[str]:
     return [*lines, ""]
 
 
+def repaired(results: dict) -> list[dict]:
+    """One record per (task, target, pipeline) that the repair loop rebuilt or judged."""
+    seen, out = set(), []
+    for rec in results["measurements"]:
+        key = (rec.get("task"), rec.get("target"), (rec.get("repair") or {}).get("pipeline"))
+        if rec.get("repair") and key not in seen:
+            seen.add(key)
+            out.append(rec)
+    return out
+
+
+def repair_section(results: dict) -> list[str]:
+    """Per pipeline with a max_drop budget: what the repair loop tried and where it ended."""
+    recs = repaired(results)
+    if not recs:
+        return []
+    lines = [
+        "## Repairs within max_drop",
+        "",
+        "Pipelines with a max_drop budget: every candidate the repair loop built, measured on the held-out "
+        "rows (drop) and timed (p50, quick). Every step: results.json `repair`.",
+        "",
+        "| task · target | pipeline | budget | steps tried (drop, p50) | kept |",
+        "|---|---|---|---|---|",
+    ]
+    for rec in recs:
+        rep = rec["repair"]
+        steps = "; ".join(
+            f"{t['tried']} ({fmt_points(t['drop'])}, {fmt_ms(t['p50_ms'])})"
+            if t["drop"] is not None
+            else f"{t['tried']} ({t['status']})"
+            for t in rep["trials"]
+        )
+        kept = rep["trials"][rep["chosen"]]["label"] if rep.get("chosen") is not None else "–"
+        cells = [
+            f"{rec.get('task')} · {rec.get('target')}",
+            rep["pipeline"],
+            f"{rep['max_drop'] * 100:g}pt {rep['metric']}",
+            steps,
+            f"{kept} ({'within' if rep['within'] else 'over budget'})",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return [*lines, ""]
+
+
 def _not_measured(results: dict) -> list[str]:
     skipped = [r for r in results["measurements"] if r["status"] != "ok"]
     if not skipped:
@@ -234,6 +279,7 @@ def render_markdown(results: dict, lineage: list[str] | None = None) -> str:
     lines += nas_section(results.get("nas"))
     lines += _chosen_section(results)
     lines += ops_section(results)
+    lines += repair_section(results)
     if results.get("checks"):
         lines += [
             "## Trust checks on the deployed files",

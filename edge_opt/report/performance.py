@@ -7,6 +7,7 @@ chosen candidate (``data-chosen``), so that a test can hold the picture to resul
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from edge_opt.budgets.grammar import profile_budgets
 from edge_opt.core.errors import EdgeOptError
 from edge_opt.core.units import fmt_bytes, fmt_mib, fmt_ms, fmt_points
 from edge_opt.report.charts import FLOAT_COLOR, PALETTE, esc, ms_axis, section, table, value_axis
-from edge_opt.report.markdown import status_text
+from edge_opt.report.markdown import repaired, status_text
 from edge_opt.report.page import Page
 from edge_opt.store import load_samples, record_key
 
@@ -280,6 +281,52 @@ def _op_row(op: dict[str, Any]) -> list[str]:
     share = f"{op['share']:.0%}" if op.get("share") is not None else "–"
     ran_on = esc(op.get("exec") or "–") + (" <b>(fallback)</b>" if op.get("fallback") else "")
     return [esc(op["name"]), esc(op["type"]), fmt_ms(op["ms"]), share, ran_on, esc(op.get("precision") or "–")]
+
+
+def repair(page: Page, task: str, target: str) -> str:
+    """Per pipeline with a max_drop budget: the repair path, each candidate's accuracy drop
+    against its p50 (a chart) and a table of the steps tried."""
+    recs = repaired({"measurements": page.records(task, target)})
+    sid = page.sid("repair", task, target)
+    title = f"{target}: repairs within max_drop"
+    if not recs:
+        return section("repair", sid, title, "<p>No pipeline of this target has a max_drop budget.</p>")
+    return section("repair", sid, title, "".join(_repair_block(page, target, r["repair"]) for r in recs))
+
+
+def _repair_block(page: Page, target: str, rep: dict[str, Any]) -> str:
+    measured = [t for t in rep["trials"] if t["drop"] is not None]
+    fig, ax = page.charts.figure(7.0, 3.2)
+    for i, t in enumerate(measured):
+        kept = rep.get("chosen") is not None and t is rep["trials"][rep["chosen"]]
+        y = t["p50_ms"] if t["p50_ms"] is not None else math.nan
+        ax.scatter(t["drop"] * 100, y, s=60 if kept else 25, color=PALETTE[3] if kept else PALETTE[0], zorder=3)
+        ax.annotate(
+            f"{i}. {t['tried'][:40]}", (t["drop"] * 100, y), fontsize=7, xytext=(4, 2), textcoords="offset points"
+        )
+    ax.axvline(rep["max_drop"] * 100, color=PALETTE[3], ls="--", lw=1, label=f"max_drop {rep['max_drop'] * 100:g}pt")
+    ax.set_xlabel(f"{rep['metric']} drop against the float model (points)")
+    ms_axis(ax)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    rows = [
+        [
+            esc(t["tried"]),
+            esc(t["status"] if t["status"] != "ok" else (t["label"] or "")),
+            fmt_points(t["drop"]),
+            fmt_ms(t["p50_ms"]),
+            fmt_bytes((t["size_bytes"] or {}).get("raw")),
+            esc(", ".join(t["float_layers"]) or "–"),
+        ]
+        for t in rep["trials"]
+    ]
+    head = ["tried", "file", "drop", "p50", "size", "layers in float"]
+    return (
+        f"<p>{esc(rep['pipeline'])}: {esc(rep['summary'])} ({rep['seconds']:.1f} s; layers ranked by "
+        f"{esc(rep.get('ranking') or '–')}).</p>"
+        + page.charts.svg(fig, f"{target}: repair path of {rep['pipeline']}")
+        + table(head, rows, {2, 3, 4})
+    )
 
 
 def memory(page: Page, task: str, target: str) -> str:

@@ -29,6 +29,7 @@ from edge_opt.passes import PassContext
 from edge_opt.passes.base import Step
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
 from edge_opt.repair import RepairBudget, Repairer, Score, repair
+from edge_opt.repair.judge import pipeline_budget, quick_p50
 from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -307,16 +308,11 @@ class _Judge:
 
     def repairer(self, out_dir: Path, metric: str) -> Repairer:
         fid = self.fidelity
-
-        def p50(artifact: Artifact) -> float | None:
-            lat = _latency(artifact, self.profile, self.trust_model) if self.latency else {}
-            return lat.get("p50_ms")
-
         return Repairer(
             out_dir,
             self.ctx,
             evaluate=lambda artifact: fid.score(artifact, metric, self.trust_model),
-            latency=p50,
+            latency=lambda artifact: quick_p50(artifact, self.profile, self.trust_model) if self.latency else None,
             rows=fid.rows[:100],
             progress=lambda what: self.progress(f"{self.profile.name}: {what}"),
         )
@@ -351,26 +347,14 @@ def _run_pipelines(profile, root: Artifact, artifacts_dir: Path, judge: _Judge, 
 
 
 def repair_budgets(profile, max_drop: float | None, *, labelled: bool, held_out: bool) -> list[RepairBudget | None]:
-    """Per pipeline of ``profile``: the repair loop's budget, or None. ``--max-drop`` first, then a
-    step's ``max_drop``, then the profile's ``accuracy_aware``; BadInputError (before any work)
-    when one applies and the rows to judge it on are missing."""
-    aa = profile.accuracy_aware
-    metric = aa.metric if aa else ("accuracy" if labelled else "agreement")
-    trials = aa.max_trials if aa else 8
-    out = []
-    for pipeline in profile.pipelines:
-        steps = [s.drop_budget for s in pipeline if s.drop_budget is not None]
-        if max_drop is not None:
-            out.append(RepairBudget(max_drop, metric, trials, "--max-drop"))
-        elif steps:
-            out.append(RepairBudget(min(steps), metric, trials, "the pipeline's max_drop"))
-        else:
-            out.append(RepairBudget(aa.drop, metric, trials, "the profile's accuracy_aware") if aa else None)
+    """Per pipeline of ``profile``: the repair loop's budget, or None (see ``pipeline_budget``);
+    BadInputError (before any work) when one applies and the rows to judge it on are missing."""
+    out = [pipeline_budget(profile, p, max_drop, labelled=labelled) for p in profile.pipelines]
     if any(out) and not held_out:
         raise BadInputError(
             "a max_drop budget is measured on held-out rows: give --eval FILE (labelled for accuracy) or --train FILE"
         )
-    if any(out) and metric == "accuracy" and not labelled:
+    if any(b and b.metric == "accuracy" for b in out) and not labelled:
         raise BadInputError(
             f"profile '{profile.name}' budgets accuracy (accuracy_aware.metric), and the held-out rows have no "
             "labels: give --eval with labels or --train, or set metric: agreement"

@@ -44,6 +44,8 @@ from edge_opt.nas.executors import make_executor
 from edge_opt.nas.space import NasConfig
 from edge_opt.passes import PassContext, pass_class
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.repair import Repairer, repair
+from edge_opt.repair.judge import LabelledRows, pipeline_budget, quick_p50
 from edge_opt.report import write_reports
 from edge_opt.run.nas_task import nas_json, search_targets, summary, train_chosen
 from edge_opt.run.suite import Suite, TaskConfig
@@ -498,8 +500,9 @@ class _TaskRun:
         return records
 
     def _pipelines(self) -> list[Measurement]:
-        """Every profile's pipelines run on its float model, each artifact measured once per
-        (runtime, device, threads, precision); a failed pipeline is a record with its reason."""
+        """Every profile's pipelines run on its float model (repaired where a budget asks), each
+        artifact measured once per (runtime, device, threads, precision); a failed pipeline is a
+        record with its reason."""
         task, run = self.task, self.run
         calibration = self.data.calibration(min(task.calibration_rows, len(self.data.x_train)), seed=run.suite.seed)
         records: list[Measurement] = []
@@ -517,12 +520,35 @@ class _TaskRun:
             for pipeline in profile.pipelines:
                 names = pipeline_names(pipeline)
                 run.progress(f"{task.name}: {profile.name}: {names}")
-                done = run_pipeline(float_model, pipeline, self.artifacts_dir, ctx)
-                if done.status != "ok":  # recorded with the reason; the run goes on
-                    records.append(_pipeline_failure(task.name, profile.name, names, done.error, done.status))
+                artifact, failure, repaired = self._pipeline(profile, pipeline, float_model, ctx)
+                if artifact is None:  # recorded with the reason; the run goes on
+                    records.append(_pipeline_failure(task.name, profile.name, names, *failure))
                     continue
-                records += self._measure_artifact(done.artifact, profile, float_model, seen)
+                measured = self._measure_artifact(artifact, profile, float_model, seen)
+                records += [replace(rec, repair=repaired) for rec in measured] if repaired else measured
         return records
+
+    def _pipeline(self, profile, pipeline, float_model: Artifact, ctx: PassContext):
+        """(the pipeline's file, (why not, status) when none, the repair loop's record or None)."""
+        budget = pipeline_budget(profile, pipeline)
+        if budget is None:
+            done = run_pipeline(float_model, pipeline, self.artifacts_dir, ctx)
+            return done.artifact, (done.error, done.status), None
+        rows = LabelledRows(
+            float_model.model_path, self.data.x_val, self.data.y_val, self.data.n_classes, self.run.trust
+        )
+        repairer = Repairer(
+            self.artifacts_dir,
+            ctx,
+            evaluate=rows.scorer(budget.metric),
+            latency=lambda artifact: quick_p50(artifact, profile, self.run.trust),
+            rows=self.data.x_val[:100],
+            progress=lambda what: self.run.progress(f"{self.task.name}: {profile.name}: {what}"),
+        )
+        result = repair(float_model, pipeline, budget, repairer)
+        first = result.trials[0]
+        artifact = result.chosen.artifact if result.chosen else None
+        return artifact, (first.reason, first.status), result.to_dict()
 
     def _measure_artifact(self, artifact, profile, float_model, seen: set[tuple]) -> list[Measurement]:
         """An artifact on each runtime of the profile that reads it (profiles are checked at load:

@@ -101,7 +101,15 @@ def test_every_number_is_bounded_and_finite_when_read(tmp_path, load, path, valu
 
 
 #: A value each field takes, to show that the field is real (a typo in the corpus would pass for nothing).
-GOOD = {"max_drop": "0.5pt", "train_rows": 1000, "dropout": 0.5, "target_sparsity": 0.5, "weight": -0.05, "threads.0": 2, "seed": 3}
+GOOD = {
+    "max_drop": "0.5pt",
+    "train_rows": 1000,
+    "dropout": 0.5,
+    "target_sparsity": 0.5,
+    "weight": -0.05,
+    "threads.0": 2,
+    "seed": 3,
+}
 
 
 @pytest.mark.parametrize(("load", "path"), [f[:2] for f in FIELDS], ids=[f[1] for f in FIELDS])
