@@ -9,7 +9,8 @@ with a ReLU (cross-layer equalization can undo it) and with an ELU (it cannot; o
 fallback helps). Per model: the float model's accuracy; full int8's drop, size and p50 against
 the fp32 file's; the repaired file's; the steps the loop tried and its time; and the share of
 int8's size saving and of its latency gain (where int8 was faster) that the repaired file keeps
-(the goal: at least 80% of each, within the budget).
+(the goal: at least 80% of each, within the budget). Then the cpu profile's ONNX Runtime files of
+the shipped tasks' models: dynamic int8 (whose conv kernels are slow) against static QDQ int8.
 
     python benchmarks/repair.py [--max-drop 0.5pt]
 
@@ -141,19 +142,51 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="edge-opt-repair-") as tmp:
-        target = profile(Path(tmp))
+        target, prepared = profile(Path(tmp)), {}
         for i, (name, dataset, cfg, outlier) in enumerate(MODELS):
             folder = Path(tmp) / str(i)
-            model, calib, eval_rows = prepare(name, dataset, cfg, outlier, folder)
+            prepared[name] = prepare(name, dataset, cfg, outlier, folder)
+            model, calib, eval_rows = prepared[name]
             summary = optimize(
                 model, str(target), folder / "out", calibration=calib, eval_rows=eval_rows, max_drop=budget
             )
             print(row(name, summary, folder / "out" / "artifacts"), flush=True)
-    print(
-        "\ndrop: the float model's accuracy minus the file's, on the labelled test rows; p50 on LiteRT at one "
-        "thread (the optimize command's quick measurement: 20 runs)."
-    )
+        print(
+            "\ndrop: the float model's accuracy minus the file's, on the labelled test rows; p50 on LiteRT at one "
+            "thread (the optimize command's quick measurement: 20 runs)."
+        )
+        ort_table(Path(tmp), prepared)
     return 0
+
+
+#: The cpu profile's ONNX Runtime pipelines: fp32, dynamic int8 and static (QDQ) int8.
+ORT_PIPELINES = [
+    [{"pass": "onnx"}],
+    [{"pass": "onnx"}, {"pass": "ort_quantize", "mode": "dynamic"}],
+    [{"pass": "onnx"}, {"pass": "ort_quantize", "mode": "static"}],
+]
+
+
+def ort_table(tmp: Path, prepared: dict) -> None:
+    """ONNX Runtime's dynamic and static int8 files against fp32, on the shipped tasks' models."""
+    p = yaml.safe_load((targets_dir() / "cpu.yaml").read_text())
+    runtimes = [{"runtime": "onnxruntime"}]
+    p.update(name="cpu-ort", threads=[1], runtimes=runtimes, pipelines=ORT_PIPELINES, budgets=[])
+    (tmp / "ort.yaml").write_text(yaml.safe_dump(p))
+    print("\n# ONNX Runtime int8, dynamic against static (QDQ, calibrated), 1 thread\n")
+    print("| model | file | size | p50 | vs fp32 | accuracy drop |")
+    print("|---|---|---|---|---|---|")
+    for name in [m[0] for m in MODELS if m[3] is None]:
+        model, calib, eval_rows = prepared[name]
+        summary = optimize(model, str(tmp / "ort.yaml"), tmp / "ort" / name, calibration=calib, eval_rows=eval_rows)
+        for r in summary["artifacts"]:
+            if r["status"] != "ok":
+                print(f"| {name} | {r['pipeline']} | {r['status']}: {r['reason']} | | | |")
+                continue
+            ratio = (r.get("speedup") or {}).get("ratio")
+            cells = [name, r["label"], fmt_bytes(r["size_bytes"]["raw"]), fmt_ms(r["latency"].get("p50_ms"))]
+            cells += ["–" if ratio is None else f"{ratio:.2f}x", f"{r['accuracy_drop'] * 100:+.2f} pt"]
+            print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ class AccuracyAware(Strict):
     ``max_drop`` and ``optimize --max-drop`` take precedence)."""
 
     max_drop: str | float  # percentage points with the unit: 0.5pt
-    metric: Literal["accuracy", "agreement"] = "accuracy"  # on labelled held-out rows | with the float model
+    # accuracy on labelled held-out rows | agreement with the float model; None: accuracy where the rows
+    # have labels, agreement where they have none
+    metric: Literal["accuracy", "agreement"] | None = None
     max_trials: int = Field(default=8, ge=1, le=100)  # candidates tried after the file as configured
 
     @field_validator("max_drop")

@@ -27,7 +27,7 @@ def pipeline_budget(
     the pipeline's steps' ``max_drop`` (the smallest), then the profile's ``accuracy_aware``. The
     metric is the profile's, else accuracy on labelled rows, else agreement."""
     aa = profile.accuracy_aware
-    metric = aa.metric if aa else ("accuracy" if labelled else "agreement")
+    metric = (aa.metric if aa else None) or ("accuracy" if labelled else "agreement")
     trials = aa.max_trials if aa else DEFAULT_TRIALS
     steps = [s.drop_budget for s in pipeline if s.drop_budget is not None]
     if max_drop is not None:

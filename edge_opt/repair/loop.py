@@ -223,7 +223,7 @@ def _search(
             base = list(equalized.steps)
     ranked, candidates = _Ranked((), "no step leaves layers in float"), []
     quant = _quantizing_step(base)
-    if quant is not None:
+    if quant is not None and len(trials) <= budget.max_trials:  # ranking costs a debug run: only if used
         ranked, candidates = _fallbacks(root, base, quant, r)
     for candidate in (*candidates, *_relaxations(base)):
         if len(trials) > budget.max_trials:

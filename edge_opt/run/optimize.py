@@ -28,7 +28,7 @@ from edge_opt.models import code_layers, keras_root, load_keras, predicted_label
 from edge_opt.passes import PassContext
 from edge_opt.passes.base import Step
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
-from edge_opt.repair import RepairBudget, Repairer, Score, repair
+from edge_opt.repair import Repairer, Score, repair
 from edge_opt.repair.judge import pipeline_budget, quick_p50
 from edge_opt.targets import load_profile
 
@@ -120,9 +120,9 @@ def optimize(
     profile = load_profile(target)
     checks = fidelity_checks(profile)
     user = _load_user_inputs(model_path, calibration, random_calibration, train, eval_rows, trust_model, seed, progress)
-    budgets = repair_budgets(
-        profile, max_drop, labelled=user.fidelity_labels is not None, held_out=bool(train or eval_rows)
-    )
+    labelled, held_out = user.fidelity_labels is not None, bool(train or eval_rows)
+    rows = user.fidelity_rows is not None
+    budgets = repair_budgets(profile, max_drop, labelled=labelled, held_out=held_out, rows=rows)
 
     out.mkdir(parents=True, exist_ok=True)
     artifacts_dir = out / "artifacts"
@@ -346,14 +346,16 @@ def _run_pipelines(profile, root: Artifact, artifacts_dir: Path, judge: _Judge, 
     return rows
 
 
-def repair_budgets(profile, max_drop: float | None, *, labelled: bool, held_out: bool) -> list[RepairBudget | None]:
-    """Per pipeline of ``profile``: the repair loop's budget, or None (see ``pipeline_budget``);
-    BadInputError (before any work) when one applies and the rows to judge it on are missing."""
-    out = [pipeline_budget(profile, p, max_drop, labelled=labelled) for p in profile.pipelines]
-    if any(out) and not held_out:
+def repair_budgets(profile, max_drop: float | None, *, labelled: bool, held_out: bool, rows: bool) -> list:
+    """Per pipeline of ``profile``: the repair loop's budget, or None (see ``pipeline_budget``).
+    ``--max-drop`` needs rows held out of the data the files are made from (``--eval`` or
+    ``--train``): BadInputError before any work. A profile's or a step's budget is judged on the
+    fidelity rows there are (agreement where they have no labels), and not at all without them."""
+    if max_drop is not None and not held_out:
         raise BadInputError(
-            "a max_drop budget is measured on held-out rows: give --eval FILE (labelled for accuracy) or --train FILE"
+            "--max-drop is measured on held-out rows: give --eval FILE (labelled for accuracy) or --train FILE"
         )
+    out = [pipeline_budget(profile, p, max_drop, labelled=labelled) if rows else None for p in profile.pipelines]
     if any(b and b.metric == "accuracy" for b in out) and not labelled:
         raise BadInputError(
             f"profile '{profile.name}' budgets accuracy (accuracy_aware.metric), and the held-out rows have no "

@@ -21,6 +21,9 @@ PROFILE = {
     "runtimes": [{"runtime": "litert", "note": "host proxy: this machine's CPU"}],
     "pipelines": [[{"pass": "tflite", "precision": "fp32"}]],
     "peak": {"gops": 1, "bandwidth_gbs": 1},
+    # the repair loop in a run (issue 22): the file judged on the task's rows, equalization tried
+    # when it changes one row's class
+    "accuracy_aware": {"max_drop": "0pt", "metric": "agreement", "max_trials": 1},
 }
 CHECKS = {
     "fairness": {"n_boot": 5, "min_size": 5},
@@ -68,6 +71,14 @@ def test_a_suite_measures_the_users_keras_and_deployed_models(user_suite, tmp_pa
     converted = next(r for r in keras if r["runtime"]["name"] == "litert")
     assert converted["agreement"] is not None and converted["runtime"]["note"].startswith("host proxy")
     assert "fairness" in json.dumps(result.results["checks"]["keras-mlp"])  # the slices reached the checks
+    rep = converted["repair"]  # the profile's accuracy_aware judged the pipeline's file
+    assert rep["budget_from"] == "the profile's accuracy_aware" and rep["metric"] == "agreement"
+    first, chosen = rep["trials"][0], rep["trials"][rep["chosen"]]
+    assert first["tried"] == "as configured" and first["drop"] == pytest.approx(1 - converted["agreement"], abs=0.05)
+    assert [t["tried"] for t in rep["trials"][1:]] == ([] if first["drop"] == 0 else ["equalize"])
+    assert rep["within"] == (chosen["drop"] == 0) and converted["artifact"]["id"] == chosen["artifact"]
+    assert "## Repairs within max_drop" in (result.run_dir / "report.md").read_text()
+    assert not any(r.get("repair") for r in deployed)  # a deployed file has no pipeline to repair
     assert result.results["checks"]["deployed"]["skipped"]
     # Issue 19 (12): every host-proxy row says so (the deployed file's too); a multi-task table heads
     # each group with its task (before: "–"); a pipeline that made no file is not "· - · 0 threads".
