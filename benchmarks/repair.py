@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "thread (the optimize command's quick measurement: 20 runs)."
         )
         ort_table(Path(tmp), prepared)
+        nncf_table(Path(tmp), prepared, budget)
     return 0
 
 
@@ -180,13 +181,89 @@ def ort_table(tmp: Path, prepared: dict) -> None:
         model, calib, eval_rows = prepared[name]
         summary = optimize(model, str(tmp / "ort.yaml"), tmp / "ort" / name, calibration=calib, eval_rows=eval_rows)
         for r in summary["artifacts"]:
-            if r["status"] != "ok":
+            if not r.get("artifact"):
                 print(f"| {name} | {r['pipeline']} | {r['status']}: {r['reason']} | | | |")
                 continue
             ratio = (r.get("speedup") or {}).get("ratio")
             cells = [name, r["label"], fmt_bytes(r["size_bytes"]["raw"]), fmt_ms(r["latency"].get("p50_ms"))]
             cells += ["–" if ratio is None else f"{ratio:.2f}x", f"{r['accuracy_drop'] * 100:+.2f} pt"]
             print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def _ir_figures(xml: Path, x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[float, int, float | None]:
+    """(accuracy on the rows, size of .xml + .bin, p50 on OpenVINO at 1 thread) of an IR."""
+    from edge_opt.analysis.predictor import Predictor
+    from edge_opt.measure.harness import HarnessOptions, measure
+    from edge_opt.models import predicted_labels
+
+    accuracy = float(np.mean(predicted_labels(Predictor(xml).outputs(x), n_classes) == y))
+    size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+    rec = measure(xml, "openvino", threads=1, options=HarnessOptions(min_runs=20, min_time_s=0.2))
+    return accuracy, size, rec.latency_ms["p50"] if rec.status == "ok" else None
+
+
+def _validate(compiled, items) -> float:
+    """NNCF's validation function: accuracy of a compiled model on (row, label) items (Adult: 2 classes)."""
+    from edge_opt.models import predicted_labels
+
+    out = compiled.outputs[0]
+    got = np.concatenate([compiled(row[None].astype(np.float32))[out] for row, _ in items])
+    return float(np.mean(predicted_labels(got, 2) == np.array([label for _, label in items])))
+
+
+def nncf_table(tmp: Path, prepared: dict, budget: float) -> None:
+    """NNCF's own accuracy control (quantize_with_accuracy_control on the IR, the same rows and
+    budget) beside edge-opt's repair loop on the cpu profile's NNCF pipeline, for the outlier MLPs."""
+    import time
+
+    import nncf
+    import openvino as ov
+
+    from edge_opt.passes.convert import onnx_bytes
+
+    p = yaml.safe_load((targets_dir() / "cpu.yaml").read_text())
+    nncf_pipeline = [[{"pass": "onnx"}, {"pass": "openvino"}, {"pass": "nncf"}]]
+    p.update(name="cpu-nncf", threads=[1], runtimes=[{"runtime": "openvino"}], pipelines=nncf_pipeline, budgets=[])
+    (tmp / "nncf.yaml").write_text(yaml.safe_dump(p))
+    print("\n# OpenVINO int8 within the budget: edge-opt's repair of the NNCF pipeline against NNCF's own")
+    print("# quantize_with_accuracy_control (the same calibration and labelled rows), 1 thread\n")
+    print("| model | tool | accuracy drop | size | p50 | what it did | time |")
+    print("|---|---|---|---|---|---|---|")
+    for name in [m[0] for m in MODELS if m[3] is not None]:
+        model, calib, eval_rows = prepared[name]
+        summary = optimize(model, str(tmp / "nncf.yaml"), tmp / "nncf" / name, calibration=calib, eval_rows=eval_rows,
+                           max_drop=budget)  # fmt: skip
+        r = summary["artifacts"][0]
+        if not r.get("repair"):
+            print(f"| {name} | edge-opt repair | {r['status']}: {r['reason']} | | | | |")
+        rep = r.get("repair") or {}
+        chosen = rep["trials"][rep["chosen"]] if rep.get("chosen") is not None else {}
+        did = " → ".join(t["tried"] for t in rep.get("trials", [])[1:]) or "none needed"
+        cells = [name, "edge-opt repair", f"{(chosen.get('drop') or 0) * 100:+.2f} pt"]
+        cells += [fmt_bytes(chosen.get("size_bytes", {}).get("raw")), fmt_ms(chosen.get("p50_ms")), did]
+        print("| " + " | ".join(cells) + f" | {rep.get('seconds', 0):.1f} s |", flush=True)
+
+        data_x, ev = np.load(calib)["x"], np.load(eval_rows)
+        (tmp / "nncf" / name / "fp32.onnx").write_bytes(onnx_bytes(load_keras(model)))
+        ir = ov.Core().read_model(str(tmp / "nncf" / name / "fp32.onnx"))
+        t0 = time.perf_counter()
+        quantized = nncf.quantize_with_accuracy_control(
+            ir,
+            nncf.Dataset(list(data_x), lambda row: row[None].astype(np.float32)),
+            nncf.Dataset(list(zip(ev["x"], ev["y"], strict=True))),
+            validation_fn=_validate,
+            max_drop=budget,
+            drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=len(data_x),
+        )
+        took = time.perf_counter() - t0
+        xml = tmp / "nncf" / name / "nncf-ac.xml"
+        ov.save_model(quantized, str(xml), compress_to_fp16=False)
+        accuracy, size, p50 = _ir_figures(xml, ev["x"], ev["y"], 2)
+        fq = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())
+        drop = summary["input_accuracy"] - accuracy
+        cells = [name, "NNCF accuracy control", f"{drop * 100:+.2f} pt", fmt_bytes(size), fmt_ms(p50)]
+        print("| " + " | ".join(cells) + f" | {fq} FakeQuantize left | {took:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -160,4 +160,5 @@ def test_op_profiles():
 def test_repair():
     out = run_script("benchmarks/repair.py", "--smoke")
     assert_prints(out, "| adult mlp 256x128 |", "| digits cnn 16x32 |", "| adult mlp 64x32, elu outlier |")
-    assert_prints(out, "# ONNX Runtime int8, dynamic against static", "| digits cnn 16x32 | onnx-fp32+ort-int8 |")
+    assert_prints(out, "# ONNX Runtime int8, dynamic against static", "| digits cnn 16x32 | ort-int8 |")
+    assert_prints(out, "| adult mlp 64x32, elu outlier | edge-opt repair |", "| NNCF accuracy control |")

@@ -147,3 +147,13 @@ def test_nncf_quantizes_ir_or_onnx_to_int8_ir(tiny_artifacts, fp32_onnx, ctx, ou
     assert (q.folder / "model.bin").stat().st_size < fp32_bin.stat().st_size / 2
     _assert_close(_predict(q, "openvino", x_test), reference, adult_small.n_classes)
     assert verify(parent) == []
+
+
+def test_an_ir_is_converted_from_a_folder_whose_name_has_a_comma(tmp_path, tiny_artifacts):
+    """Before: OpenVINO's convert_model read "mlp, relu/model.onnx" as two files and the pass failed."""
+    from edge_opt.passes import PassContext, get_pass
+
+    folder, ctx = tmp_path / "mlp, relu outlier", PassContext(target="cpu")
+    onnx = get_pass("onnx").apply(tiny_artifacts["keras"], {}, folder, ctx)
+    ir = get_pass("openvino").apply(onnx, {}, folder, ctx)
+    assert ir.model_path.is_file() and "," in str(onnx.model_path)

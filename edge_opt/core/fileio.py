@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,17 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+@contextlib.contextmanager
+def comma_free(path: str | os.PathLike) -> Iterator[str]:
+    """``path``, or a link to it in a temporary folder when it holds a comma: OpenVINO's
+    ``convert_model`` reads ``a,b`` as two model files (a run folder named ``mlp, relu`` broke)."""
+    path = str(path)
+    if "," not in path:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="edge-opt-model-") as tmp:
+        link = Path(tmp) / Path(path).name.replace(",", "_")
+        os.symlink(os.path.abspath(path), link)
+        yield str(link)

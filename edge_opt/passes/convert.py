@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import ConfigError
+from edge_opt.core.fileio import comma_free
 from edge_opt.core.tfkeras import tf
 from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext, layer_ops
@@ -183,5 +184,6 @@ class OpenVINOPass(Pass):
     def build(self, parent: Artifact, cfg: OpenVINOConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         import openvino as ov
 
-        model = ov.convert_model(str(parent.model_path))
+        with comma_free(parent.model_path) as source:
+            model = ov.convert_model(source)
         ov.save_model(model, str(model_path), compress_to_fp16=cfg.compress_to_fp16)

@@ -11,6 +11,7 @@ from importlib import metadata
 import numpy as np
 
 from edge_opt.core.errors import ModelLoadError, runtime_message
+from edge_opt.core.fileio import comma_free
 from edge_opt.runtimes.base import Backend, TensorSpec, batched, dequantize, quantize
 from edge_opt.runtimes.ops import PRECISIONS, OpProfile, OpTime
 
@@ -196,7 +197,8 @@ def _read(core, path: str, shapes: dict[str, tuple[int, ...]] | None):
     import openvino as ov
 
     if shapes and not path.lower().endswith(".xml"):
-        return ov.convert_model(path, input={name: list(s) for name, s in shapes.items()})
+        with comma_free(path) as source:
+            return ov.convert_model(source, input={name: list(s) for name, s in shapes.items()})
     model = core.read_model(path)
     if shapes:
         model.reshape({name: ov.PartialShape(list(s)) for name, s in shapes.items()})
