@@ -32,7 +32,7 @@ import numpy as np
 
 from edge_opt.analysis.debugger import debug_file
 from edge_opt.core.artifacts import Artifact
-from edge_opt.core.errors import EdgeOptError, first_line
+from edge_opt.core.errors import EdgeOptError, error_message, first_line
 from edge_opt.models import load_keras
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.base import Step, layer_ops
@@ -166,6 +166,8 @@ class Repairer:
             score = self.evaluate(art)
         except EdgeOptError as exc:
             return Trial(tried, tuple(steps), "failed", art, reason=first_line(exc), float_layers=float_layers)
+        except Exception as exc:  # noqa: BLE001 - a file its runtime cannot run is a failed candidate
+            return Trial(tried, tuple(steps), "failed", art, reason=error_message(exc), float_layers=float_layers)
         return Trial(tried, tuple(steps), "ok", art, score, self.latency(art), float_layers=float_layers)
 
 
