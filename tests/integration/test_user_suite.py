@@ -78,6 +78,8 @@ def test_a_suite_measures_the_users_keras_and_deployed_models(user_suite, tmp_pa
     assert [t["tried"] for t in rep["trials"][1:]] == ([] if first["drop"] == 0 else ["equalize"])
     assert rep["within"] == (chosen["drop"] == 0) and converted["artifact"]["id"] == chosen["artifact"]
     assert "## Repairs within max_drop" in (result.run_dir / "report.md").read_text()
+    html = (result.run_dir / "report.html").read_text()  # the repair path drawn, no section failed
+    assert 'data-section="repair"' in html and "as configured" in html and 'class="section-error"' not in html
     assert not any(r.get("repair") for r in deployed)  # a deployed file has no pipeline to repair
     assert result.results["checks"]["deployed"]["skipped"]
     # Issue 19 (12): every host-proxy row says so (the deployed file's too); a multi-task table heads
