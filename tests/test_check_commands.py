@@ -1,10 +1,13 @@
-"""The stand-alone trust-check commands on real artifacts: fairness, robustness, explain, drift."""
+"""The stand-alone trust-check commands on real artifacts: fairness, robustness, explain, drift.
+
+The first runs as a user would (a child process); the others in this process (``cli``), which
+saves a TensorFlow start per command."""
 
 import json
 
 import numpy as np
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 
 def test_fairness_command_finds_the_float_model_through_lineage(tiny_artifacts, tmp_path):
@@ -35,13 +38,13 @@ def test_fairness_command_finds_the_float_model_through_lineage(tiny_artifacts, 
 
 def test_fairness_bad_slice_and_wrong_width_exit_2(tiny_artifacts):
     model = str(tiny_artifacts["tflite"].model_path)
-    assert_clean_error(run_cli("fairness", model, "--slice", "religion", "--rows", "100"), "religion")
-    assert_clean_error(run_cli("fairness", model, "--data", "digits"), "")
+    assert_clean_error(cli("fairness", model, "--slice", "religion", "--rows", "100"), "religion")
+    assert_clean_error(cli("fairness", model, "--data", "digits"), "")
 
 
 def test_robustness_command(tiny_artifacts, tmp_path):
     out = tmp_path / "r.json"
-    proc = run_cli(
+    proc = cli(
         "robustness",
         str(tiny_artifacts["tflite"].model_path),
         "--rows",
@@ -65,13 +68,13 @@ def test_robustness_command(tiny_artifacts, tmp_path):
 def test_robustness_needs_a_float_model_for_a_foreign_file(tiny_artifacts, tmp_path):
     foreign = tmp_path / "model.tflite"
     foreign.write_bytes(tiny_artifacts["tflite"].model_path.read_bytes())
-    assert_clean_error(run_cli("robustness", str(foreign), "--rows", "20"), "pass --float")
-    assert_clean_error(run_cli("robustness", str(foreign), "--eps", "0,x"), "--eps")
+    assert_clean_error(cli("robustness", str(foreign), "--rows", "20"), "pass --float")
+    assert_clean_error(cli("robustness", str(foreign), "--eps", "0,x"), "--eps")
 
 
 def test_explain_command(tiny_artifacts, tmp_path):
     out = tmp_path / "e.json"
-    proc = run_cli(
+    proc = cli(
         "explain",
         str(tiny_artifacts["onnx"].model_path),
         "--methods",
@@ -94,10 +97,10 @@ def test_drift_command_exit_codes(adult_small, tiny_artifacts, tmp_path):
     np.savez(tmp_path / "same.npz", x=x[1000:], feature_names=names)
     np.savez(tmp_path / "shifted.npz", x=shifted[1000:], feature_names=names)
     np.savez(tmp_path / "narrow.npz", x=x[:, :10], feature_names=names[:10])
-    same = run_cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "same.npz"))
+    same = cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "same.npz"))
     assert same.returncode == 0, same.stdout + same.stderr
     out = tmp_path / "d.json"
-    moved = run_cli(
+    moved = cli(
         "drift",
         str(tmp_path / "ref.npz"),
         str(tmp_path / "shifted.npz"),
@@ -110,5 +113,5 @@ def test_drift_command_exit_codes(adult_small, tiny_artifacts, tmp_path):
     result = json.loads(out.read_text())
     assert result["summary"]["drifted_features"] == ["age"]
     assert result["summary"]["prediction_psi"] is not None
-    assert_clean_error(run_cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "narrow.npz")), "different columns")
-    assert_clean_error(run_cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "missing.npz")), "missing.npz")
+    assert_clean_error(cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "narrow.npz")), "different columns")
+    assert_clean_error(cli("drift", str(tmp_path / "ref.npz"), str(tmp_path / "missing.npz")), "missing.npz")

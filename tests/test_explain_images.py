@@ -15,7 +15,7 @@ from edge_opt.analysis.data import EvalData
 from edge_opt.analysis.explain import explain_check, render_explain, stability
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.core.errors import BadInputError
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 SQUARES = ((0, 0), (12, 12), (24, 24))  # the class is where the bright 8x8 square sits
 SMALL = {"rows": 40, "shap_rows": 3, "shap_samples": 80, "permutation_repeats": 2}
@@ -158,6 +158,4 @@ def test_explain_command_on_images_shows_progress_and_says_float(images, tmp_pat
     # pass, not an internal parameter (before: "pass float_model_path").
     foreign = tmp_path / "model.tflite"
     foreign.write_bytes(lite_path.read_bytes())
-    assert_clean_error(
-        run_cli("explain", str(foreign), "--data", str(npz), "--methods", "ig"), "pass --float FLOAT.keras"
-    )
+    assert_clean_error(cli("explain", str(foreign), "--data", str(npz), "--methods", "ig"), "pass --float FLOAT.keras")

@@ -188,7 +188,7 @@ def test_an_autoencoder_gets_numeric_fidelity_and_latency_beside_the_input_model
     np.save(tmp_path / "calib.npy", rows)
     out = tmp_path / "out"
     calib = str(tmp_path / "calib.npy")
-    proc = run_cli("optimize", model, "--target", "mobile", "--out", str(out), "--calibration", calib)
+    proc = cli("optimize", model, "--target", "mobile", "--out", str(out), "--calibration", calib)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fidelity_rows"] == "held out of --calibration (30 rows, not calibrated on)"

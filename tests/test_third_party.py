@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 
 def _save(graph, path, opset: int = 17, check: bool = True):
@@ -100,51 +100,51 @@ def test_openvino_on_an_int8_io_tflite_file_predicts_what_litert_does(tiny_artif
 
 def test_an_input_that_needs_real_values_is_exit_2_with_the_way_out(vad_like, tmp_path):
     """Before: junk in the sample-rate input made the run fail with exit 3, "internal error"."""
-    proc = run_cli("bench", vad_like, *QUICK)
+    proc = cli("bench", vad_like, *QUICK)
     assert_clean_error(proc, "the model failed on random inputs")
     assert "--input FILE.npz" in proc.stderr and "--input-range NAME:LO,HI" in proc.stderr
 
     out = tmp_path / "r.json"
-    proc = run_cli("bench", vad_like, "--input-range", "sr:16000,16000", *QUICK, "--json", str(out))
+    proc = cli("bench", vad_like, "--input-range", "sr:16000,16000", *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     sources = {i["name"]: i["source"] for i in json.loads(out.read_text())["inputs"]}
     assert sources == {"audio": "random", "sr": "random in [16000, 16000]"}
 
     feeds = tmp_path / "feeds.npz"
     np.savez(feeds, audio=np.linspace(0, 1, 16, dtype=np.float32)[None], sr=np.array([16000]))
-    proc = run_cli("bench", vad_like, "--input", str(feeds), *QUICK, "--json", str(out))
+    proc = cli("bench", vad_like, "--input", str(feeds), *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert {i["source"] for i in json.loads(out.read_text())["inputs"]} == {"file"}
 
     np.savez(feeds, audio=np.zeros((1, 16), np.float32), rate=np.array([16000]))
-    assert_clean_error(run_cli("bench", vad_like, "--input", str(feeds), *QUICK), "unknown input 'rate'")
+    assert_clean_error(cli("bench", vad_like, "--input", str(feeds), *QUICK), "unknown input 'rate'")
 
 
 def test_every_dynamic_input_is_named_in_one_message_with_a_line_to_paste(dynamic_image, tmp_path):
     """Before: one input per attempt, and the placeholder hint timed a 1x1 image without a word."""
-    proc = run_cli("bench", dynamic_image, *QUICK)
+    proc = cli("bench", dynamic_image, *QUICK)
     assert_clean_error(proc, "1 input(s) have dynamic dimensions ('image' is ?,3,?,?)")  # meta's ? is its batch
     line = proc.stderr.split("pass ", 1)[1].split(", with each")[0]
     assert line == "--shape image:1,3,1,1"
 
     out = tmp_path / "r.json"
-    proc = run_cli("bench", dynamic_image, *line.split(), *QUICK, "--json", str(out))
+    proc = cli("bench", dynamic_image, *line.split(), *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "warning: --shape image:1,3,1,1 sets dynamic dimension(s) 2, 3 to 1" in proc.stderr
     assert json.loads(out.read_text())["warnings"]
 
-    proc = run_cli("bench", dynamic_image, "--shape", "image:2,3,32,32", "--shape", "meta:2,8", *QUICK)
+    proc = cli("bench", dynamic_image, "--shape", "image:2,3,32,32", "--shape", "meta:2,8", *QUICK)
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
 
     # Before: an unnamed --shape on a two-input model was taken for an input named ''.
-    assert_clean_error(run_cli("bench", dynamic_image, "--shape", "1,3,32,32", *QUICK), "names no input")
+    assert_clean_error(cli("bench", dynamic_image, "--shape", "1,3,32,32", *QUICK), "names no input")
 
 
 def test_real_inputs_fix_the_shapes_of_a_dynamic_model(dynamic_image, tmp_path):
     feeds = tmp_path / "feeds.npz"
     np.savez(feeds, image=np.ones((1, 3, 24, 24), np.float32), meta=np.ones((1, 8), np.float32))
     out = tmp_path / "r.json"
-    proc = run_cli("bench", dynamic_image, "--input", str(feeds), *QUICK, "--json", str(out))
+    proc = cli("bench", dynamic_image, "--input", str(feeds), *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert {i["name"]: i["shape"] for i in json.loads(out.read_text())["inputs"]} == {
         "image": [1, 3, 24, 24],
@@ -159,7 +159,7 @@ def test_an_artifact_keeps_its_id_precision_and_lineage_and_its_batch_needs_no_s
     art = tiny_artifacts["onnx"]
     out = tmp_path / "r.json"
     target = art.folder if given == "folder" else art.model_path
-    proc = run_cli("bench", str(target), *QUICK, "--json", str(out))
+    proc = cli("bench", str(target), *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(out.read_text())
     assert record["artifact"]["id"] == art.id and record["artifact"]["parent"] == art.parent
@@ -187,10 +187,10 @@ def unknown_rank(tmp_path_factory):
 def test_shape_reaches_openvinos_conversion_of_an_input_of_unknown_rank(unknown_rank, tmp_path):
     """Issue 19 (6): before, --shape was applied by reshaping the read model, and silero-vad
     failed ("rank has to be known") where ov.convert_model(input=...) compiles it."""
-    proc = run_cli("bench", unknown_rank, "-r", "openvino", *QUICK)
+    proc = cli("bench", unknown_rank, "-r", "openvino", *QUICK)
     assert_clean_error(proc, "1 input(s) have dynamic dimensions ('x' is of unknown rank): pass --shape x:DIMS")
     out = tmp_path / "r.json"
-    proc = run_cli("bench", unknown_rank, "-r", "openvino", "--shape", "x:2,4", *QUICK, "--json", str(out))
+    proc = cli("bench", unknown_rank, "-r", "openvino", "--shape", "x:2,4", *QUICK, "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["inputs"] == [
         {"name": "x", "shape": [2, 4], "dtype": "float32", "source": "random"}

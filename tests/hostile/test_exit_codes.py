@@ -36,7 +36,7 @@ def _manifest(**fields) -> bytes:
 def test_a_corrupt_or_forged_manifest_is_one_line(tmp_path, tiny_artifacts, content, says):
     folder = _artifact_copy(tmp_path, tiny_artifacts["tflite"])
     (folder / "manifest.json").write_bytes(content)
-    assert_clean_error(run_cli("fairness", str(folder), "--rows", "50"), says)
+    assert_clean_error(cli("fairness", str(folder), "--rows", "50"), says)
 
 
 @pytest.mark.parametrize(

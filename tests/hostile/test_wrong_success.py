@@ -15,7 +15,7 @@ from tests.conftest import assert_clean_error, cli, run_cli
 
 def test_explain_with_methods_that_name_none_is_refused(tiny_artifacts):
     # before: --methods ,,, ran the defaults without a word
-    proc = run_cli("explain", str(tiny_artifacts["tflite"].model_path), "--methods", ",,,")
+    proc = cli("explain", str(tiny_artifacts["tflite"].model_path), "--methods", ",,,")
     assert_clean_error(proc, "--methods ',,,' names no method")
 
 
@@ -67,7 +67,7 @@ def test_optimize_refuses_training_labels_beyond_the_models_classes(tmp_path, ti
     y = np.zeros(len(x), np.int64)
     y[3] = 10**12
     np.savez(tmp_path / "train.npz", x=x, y=y)
-    proc = run_cli(
+    proc = cli(
         "optimize", str(tiny_artifacts["keras"].model_path), "--target", "mobile", "--out", str(tmp_path / "out"),
         "--train", str(tmp_path / "train.npz"), "--no-latency",
     )  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, cli, run_cli
 
 # quick_run: one run of the quick suite shared by every test of tests/integration (conftest.py).
 
@@ -187,13 +187,13 @@ def test_gate_fails_on_a_fairness_budget(quick_run, tmp_path):
         "mobile:\n  - fairness.flips <= 100000\n  - explain.shap_rank_corr >= -1\n"
         "  - robustness.clean_accuracy >= 0.5\n"
     )
-    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
+    proc = cli("gate", str(run_dir), "--budgets", str(budgets))
     assert proc.returncode == 0, proc.stdout
 
 
 def test_report_command_reprints_the_table(quick_run):
     _, run_dir, _ = quick_run
-    proc = run_cli("report", str(run_dir))
+    proc = cli("report", str(run_dir))
     assert proc.returncode == 0 and "openvino-fp32" in proc.stdout
     lines = proc.stdout.splitlines()
     assert max(len(line) for line in lines) <= 120, max(lines, key=len)  # the summary fits 120 columns
@@ -212,7 +212,7 @@ def test_gate_passes_on_generous_budgets(quick_run, tmp_path):
         "cpu:\n  - latency.p90 <= 1s\n  - size.raw <= 10MB\n  - accuracy.drop <= 5%\n"
         "mobile:\n  - memory.peak_rss <= 4096MB\n"
     )
-    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets), "--json", str(tmp_path / "gate.json"))
+    proc = cli("gate", str(run_dir), "--budgets", str(budgets), "--json", str(tmp_path / "gate.json"))
     assert proc.returncode == 0, proc.stdout
     verdicts = json.loads((tmp_path / "gate.json").read_text())
     assert verdicts["passed"] and verdicts["counts"]["PASS"] > 0 and verdicts["counts"]["FAIL"] == 0
@@ -223,7 +223,7 @@ def test_gate_fails_on_a_budget_that_cannot_be_met(quick_run, tmp_path):
     budgets = tmp_path / "tight.yaml"
     # No file is one byte: impossible on any machine, however fast (a latency budget is not).
     budgets.write_text("cpu:\n  - size.raw <= 1B\n  - latency.p90 <= 10s\n")
-    proc = run_cli("gate", str(run_dir), "--budgets", str(budgets))
+    proc = cli("gate", str(run_dir), "--budgets", str(budgets))
     assert proc.returncode == 1
     assert "FAIL" in proc.stdout and "PASS" in proc.stdout and "INVALID" in proc.stdout
 
@@ -233,14 +233,14 @@ def test_gate_with_profile_budgets_fails_on_skipped_gpu_unless_allowed(quick_run
     results = json.loads((run_dir / "results.json").read_text())
     if not any(r["status"] == "skipped" for r in results["measurements"] if r["target"] == "gpu"):
         pytest.skip("this machine has the GPU runtimes the gpu profile names: nothing is skipped")
-    assert run_cli("gate", str(run_dir)).returncode == 1
-    proc = run_cli("gate", str(run_dir), "--allow-skipped")
+    assert cli("gate", str(run_dir)).returncode == 1
+    proc = cli("gate", str(run_dir), "--allow-skipped")
     assert proc.returncode == 0, proc.stdout
 
 
 def test_lineage_shows_the_tree_from_the_float_model(quick_run):
     _, run_dir, _ = quick_run
-    proc = run_cli("lineage", str(run_dir))
+    proc = cli("lineage", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("float (keras, fp32")
@@ -251,7 +251,7 @@ def test_lineage_shows_the_tree_from_the_float_model(quick_run):
 
 
 def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
-    proc = run_cli("lineage", str(tmp_path))
+    proc = cli("lineage", str(tmp_path))
     assert proc.returncode == 2 and "no artifacts/ folder" in proc.stderr
 
 
@@ -275,14 +275,14 @@ def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path
     (slow / "results.json").write_text(json.dumps(results))
     out = tmp_path / "cmp.json"
     # --min-delta 0: this test is about significance; the absolute floor has its own test
-    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0", "--json", str(out))
+    proc = cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0", "--json", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cmp = json.loads(out.read_text())
     verdicts = {r["label"]: (r["verdict"], r["p_value"], r["change"]) for r in cmp["rows"]}
     # A 50% slowdown is called one wherever the samples can tell (few, noisy Keras samples may not).
     assert all(v[0] == "slower" or v[1] >= 0.01 for v in verdicts.values()), verdicts
     assert len(cmp["regressions"]) >= len(verdicts) - 1, verdicts
-    assert run_cli("compare", str(run_dir), str(slow), "--fail-on", "80%", "--min-delta", "0").returncode == 0
+    assert cli("compare", str(run_dir), str(slow), "--fail-on", "80%", "--min-delta", "0").returncode == 0
 
 
 def _copy_run(run_dir, to, factor: float = 1.0, edit=lambda results: None):
@@ -309,7 +309,7 @@ def test_compare_counts_a_change_only_beyond_both_noise_floors_and_says_why(quic
     _, run_dir, _ = quick_run
     slow = _copy_run(run_dir, tmp_path / "slow", 1.2)
     out = tmp_path / "cmp.json"
-    proc = run_cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0.5us", "--json", str(out))
+    proc = cli("compare", str(run_dir), str(slow), "--fail-on", "10%", "--min-delta", "0.5us", "--json", str(out))
     rows = json.loads(out.read_text())["rows"]
     for r in rows:
         if abs(r["p50_b"] - r["p50_a"]) < 0.0005:  # 20% of a sub-2.5 µs median: under the floor
@@ -351,10 +351,10 @@ def test_compare_refuses_two_suites_and_marks_pairs_of_other_files(quick_run, tm
         results["suite"]["name"] = "other"
 
     other = _copy_run(run_dir, tmp_path / "other", edit=rename)
-    proc = run_cli("compare", str(run_dir), str(other))
+    proc = cli("compare", str(run_dir), str(other))
     assert_clean_error(proc, "is a run of suite 'quick' and")
     assert "--other-suite" in proc.stderr
-    assert run_cli("compare", str(run_dir), str(other), "--other-suite").returncode == 0
+    assert cli("compare", str(run_dir), str(other), "--other-suite").returncode == 0
 
     def retrain(results):
         rec = next(r for r in results["measurements"] if r.get("latency_ms") and r["status"] == "ok")
@@ -362,7 +362,7 @@ def test_compare_refuses_two_suites_and_marks_pairs_of_other_files(quick_run, tm
 
     changed = _copy_run(run_dir, tmp_path / "changed", edit=retrain)
     out = tmp_path / "cmp.json"
-    proc = run_cli("compare", str(run_dir), str(changed), "--json", str(out))
+    proc = cli("compare", str(run_dir), str(changed), "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert len(result["other_files"]) == 1 and sum(r["same_file"] is False for r in result["rows"]) == 1
