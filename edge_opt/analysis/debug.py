@@ -97,7 +97,7 @@ def debug_tflite(deployed: Path, float_model: Path, float_tflite: bytes, x: np.n
             f"{float_model} does not match {deployed}: {len(unmatched)} of its {len(computing)} ops have no "
             "counterpart in the float model (pass --float with the model it came from)"
         )
-    alone = _added_errors(deployed, dep, flt, match, flt_values)
+    alone = _added_errors(dep, flt, match, flt_values)
     layers = [
         _layer(op, dep, dep_values[op["outputs"][0]], flt_values[match[op["outputs"][0]]], alone.get(op["index"]))
         for op in computing
@@ -198,13 +198,13 @@ def _match(dep: _Graph, flt: _Graph) -> dict[int, int]:
 
 
 def _added_errors(
-    deployed: Path, dep: _Graph, flt: _Graph, match: dict[int, int], flt_values: dict[int, np.ndarray]
+    dep: _Graph, flt: _Graph, match: dict[int, int], flt_values: dict[int, np.ndarray]
 ) -> dict[int, tuple[float, float]]:
     """Per op index: the error of the op alone, as TF's ``QuantizationDebugger`` measures it. The
     op cut from the file is fed the float model's values at its inputs (quantized as the file
     quantizes them); the float model's op is fed the same values as the file sees them
     (dequantized), so an input tensor's coarse scale counts against the op that wrote it."""
-    cut, float_cut, out = OneOpModels(deployed), OneOpModels(flt.content), {}
+    cut, float_cut, out = OneOpModels(dep.content), OneOpModels(flt.content), {}
     float_ops = {op["outputs"][0]: op for op in flt.ops}
     for op in dep.ops:
         inputs, target = dep.dynamic_inputs(op), op["outputs"][0]

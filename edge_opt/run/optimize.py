@@ -8,7 +8,7 @@ them from ``--train`` or are skipped with that reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from edge_opt.passes import PassContext
 from edge_opt.passes.base import Step
 from edge_opt.passes.pipeline import pipeline_names, run_pipeline
 from edge_opt.repair import Repairer, Score, repair
-from edge_opt.repair.judge import pipeline_budget, quick_p50
+from edge_opt.repair.judge import pipeline_budget
 from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -296,14 +296,21 @@ class _Judge:
     latency: bool
     trust_model: bool
     progress: Any
+    measured: dict = field(default_factory=dict)  # artifact id -> its quick latency: each file timed once
+
+    def timed(self, artifact: Artifact) -> dict:
+        """The file's quick latency (``_latency``), measured once however often it is asked for."""
+        if artifact.id not in self.measured:
+            self.progress(f"{self.profile.name}: measuring {artifact.manifest['label']}")
+            self.measured[artifact.id] = _latency(artifact, self.profile, self.trust_model)
+        return self.measured[artifact.id]
 
     def row(self, names: str, artifact: Artifact) -> dict:
         row = _artifact_row(names, artifact)
         if self.fidelity is not None:
             self.fidelity.judge(row, artifact, self.trust_model)
         if self.latency:
-            self.progress(f"{self.profile.name}: measuring {artifact.manifest['label']}")
-            row["latency"] = _latency(artifact, self.profile, self.trust_model)
+            row["latency"] = self.timed(artifact)
         return row
 
     def repairer(self, out_dir: Path, metric: str) -> Repairer:
@@ -312,7 +319,7 @@ class _Judge:
             out_dir,
             self.ctx,
             evaluate=lambda artifact: fid.score(artifact, metric, self.trust_model),
-            latency=lambda artifact: quick_p50(artifact, self.profile, self.trust_model) if self.latency else None,
+            latency=lambda artifact: self.timed(artifact).get("p50_ms") if self.latency else None,
             rows=fid.rows[:100],
             progress=lambda what: self.progress(f"{self.profile.name}: {what}"),
         )
