@@ -1,13 +1,18 @@
 """Does distillation help a small student? Teacher vs distilled student vs the student alone.
 
-For each dataset and seed: train the teacher, then for each setting (student size, epochs,
-T, alpha) distill a student with the ``distill`` pass and train the same student on labels
-only. The setting reported is the one with the best mean *validation* accuracy of the
-distilled student; its test accuracies, and the fraction of the teacher-vs-alone gap that
-distillation recovers, are reported on the test split.
+For each dataset and seed (each seed its own train/val/test split, so three seeds test three
+times as many rows): train the teacher, then for each setting (student, temperature T, hard-label
+weight alpha, mixup, shift) distill a student with the ``distill`` pass and train the same
+student on labels only, with the same epochs and seed. The setting reported is the one with the
+best mean *validation* accuracy of the distilled student; on the pooled test rows of all seeds
+it prints the teacher–alone gap and the distilled student's gain, each with a 95% interval from
+the paired per-row differences, the fraction of the gap recovered, and each student's agreement
+with its teacher, per setting and for the setting chosen. Where the gap's interval reaches 0 the
+fraction is "n/m" (not measurable): the teacher is not measurably better than the student alone,
+and a ratio of two noises says nothing.
 
-    python benchmarks/distillation.py --quick   # one setting per dataset, 1 seed, < 3 min
-    python benchmarks/distillation.py           # a small grid, 3 seeds
+    python benchmarks/distillation.py --quick   # one setting per dataset, 1 seed, < 1 min
+    python benchmarks/distillation.py           # the grid, 3 seeds, about 5 min
 
 Smoke test: ``--smoke`` (or EDGE_OPT_BENCH_SMOKE=1): 256 training rows, 1 epoch each, 1 seed; figures mean nothing.
 """
@@ -18,31 +23,72 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import mean
+
+import numpy as np
 
 from edge_opt.datasets import load_dataset
-from edge_opt.models import ModelConfig, load_keras, train_artifact
+from edge_opt.models import ModelConfig, load_keras, predicted_labels, train_artifact
 from edge_opt.passes.base import PassContext
-from edge_opt.passes.distill import DistillPass, accuracy, train_student_alone
+from edge_opt.passes.distill import DistillPass, train_student_alone
 
 TEACHERS = {
     "adult": ModelConfig(kind="mlp", hidden=[256, 128], epochs=4),
     "digits": ModelConfig(kind="cnn", hidden=[32, 64], dropout=0.0, epochs=20, batch_size=32),
 }
-# Settings per dataset: the student (the same for the distilled and the alone runs) and
-# (temperature, alpha, mixup) variations. The first is --quick's.
+# Per dataset: students (the same for the distilled and the alone runs), and the (T, alpha,
+# mixup, shift) variations distilled into each. The first pair is --quick's.
 STUDENTS = {
-    "adult": {"hidden": [8], "epochs": 8, "learning_rate": 3e-3},
-    "digits": {"hidden": [16], "epochs": 30, "batch_size": 32, "learning_rate": 1e-2},
+    "adult": [
+        {"hidden": [8], "epochs": 8, "learning_rate": 3e-3},
+        {"hidden": [2], "epochs": 8, "learning_rate": 3e-3},
+    ],
+    "digits": [
+        {"kind": "cnn", "hidden": [4], "epochs": 30, "batch_size": 32, "learning_rate": 1e-2},
+        {"kind": "mlp", "hidden": [32], "epochs": 60, "batch_size": 32, "learning_rate": 3e-3},
+        {"kind": "mlp", "hidden": [8], "epochs": 60, "batch_size": 32, "learning_rate": 3e-3},
+    ],
 }
-VARIANTS = [(2.0, 0.5, True), (2.0, 0.5, False), (4.0, 0.1, False), (4.0, 0.1, True)]
+VARIANTS = {
+    "adult": [(2.0, 0.5, False, 0), (4.0, 0.1, False, 0), (2.0, 0.5, True, 0)],
+    "digits": [(2.0, 0.5, False, 0), (4.0, 0.1, False, 0), (2.0, 0.5, True, 0), (2.0, 0.5, False, 1)],
+}
 GRID = {
-    name: [{"student": student, "temperature": t, "alpha": a, "mixup": m} for t, a, m in VARIANTS]
-    for name, student in STUDENTS.items()
+    name: [
+        {"student": student, "temperature": t, "alpha": a, "mixup": m, "shift": s}
+        for student in STUDENTS[name]
+        for t, a, m, s in VARIANTS[name]
+    ]
+    for name in STUDENTS
 }
 SMOKE_ROWS = 256  # --smoke: training rows; teacher and students train 1 epoch
 SMOKE = os.environ.get("EDGE_OPT_BENCH_SMOKE") == "1"  # the same as --smoke
+
+
+@dataclass
+class Runs:
+    """Per model, over the seeds: validation accuracies, and per test row whether it was right."""
+
+    val: list[float] = field(default_factory=list)
+    right: list[np.ndarray] = field(default_factory=list)
+    agree: list[np.ndarray] = field(default_factory=list)  # per test row: the teacher's class?
+
+    def add(self, model, data, teacher_test: np.ndarray | None) -> np.ndarray:
+        n = data.n_classes
+        self.val.append(float(np.mean(_labels(model, data.x_val, n) == data.y_val)))
+        test = _labels(model, data.x_test, n)
+        self.right.append(test == data.y_test)
+        self.agree.append(test == (test if teacher_test is None else teacher_test))
+        return test
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.concatenate(self.right).astype(float)
+
+
+def _labels(model, x: np.ndarray, n_classes: int) -> np.ndarray:
+    return predicted_labels(model.predict(x, batch_size=1024, verbose=0), n_classes)
 
 
 def key(student: dict) -> str:
@@ -50,82 +96,81 @@ def key(student: dict) -> str:
 
 
 def run_dataset(name: str, settings: list[dict], seeds: list[int], work: Path, smoke: bool = False) -> dict:
-    data = load_dataset(name, train_rows=SMOKE_ROWS if smoke else None)
     teacher_cfg = TEACHERS[name].model_copy(update={"epochs": 1}) if smoke else TEACHERS[name]
-    n = data.n_classes
-    res = {"teacher": [], "alone": {}, "distilled": [[] for _ in settings]}
+    res = {"teacher": Runs(), "alone": {}, "distilled": [Runs() for _ in settings], "params": {}}
     for seed in seeds:
-        root = train_artifact(teacher_cfg, data, name, work / name, seed=seed)
+        data = load_dataset(name, seed=seed, train_rows=SMOKE_ROWS if smoke else None)
+        root = train_artifact(teacher_cfg, data, name, work / f"{name}-{seed}", seed=seed)
         teacher = load_keras(root.model_path)
-        res["teacher"].append(
-            (accuracy(teacher, data.x_val, data.y_val, n), accuracy(teacher, data.x_test, data.y_test, n))
-        )
-        res["teacher_params"] = int(teacher.count_params())
+        teacher_test = res["teacher"].add(teacher, data, None)
+        res["params"]["teacher"] = int(teacher.count_params())
+        alone_done = set()
         for i, setting in enumerate(settings):
-            cfg = DistillPass().config(setting)
-            art = DistillPass().apply(root, setting, work / name, PassContext(data=data, seed=seed))
-            student = load_keras(art.model_path)
-            res["distilled"][i].append(
-                (art.manifest["notes"]["student_val_accuracy"], accuracy(student, data.x_test, data.y_test, n))
-            )
-            res.setdefault("student_params", {})[i] = art.manifest["notes"]["student_parameters"]
-            alone_runs = res["alone"].setdefault(key(setting["student"]), {})
-            if seed not in alone_runs:
-                alone = train_student_alone(cfg, data, seed=seed)
-                alone_runs[seed] = (
-                    accuracy(alone, data.x_val, data.y_val, n),
-                    accuracy(alone, data.x_test, data.y_test, n),
-                )
+            art = DistillPass().apply(root, setting, work / f"{name}-{seed}", PassContext(data=data, seed=seed))
+            res["distilled"][i].add(load_keras(art.model_path), data, teacher_test)
+            res["params"][i] = art.manifest["notes"]["student_parameters"]
+            k = key(setting["student"])
+            if k not in alone_done:
+                alone = train_student_alone(DistillPass().config(setting), data, seed=seed)
+                res["alone"].setdefault(k, Runs()).add(alone, data, teacher_test)
+                alone_done.add(k)
     return res
 
 
-def recovered(distilled: float, alone: float, teacher: float) -> str:
-    gap = teacher - alone
-    return f"{(distilled - alone) / gap:+.2f}" if gap > 0 else "no gap"
+def interval(diff: np.ndarray) -> tuple[float, float]:
+    """The mean of paired per-row differences and its 95% half-width (normal approximation)."""
+    return float(diff.mean()), float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+
+
+def recovered(teacher: Runs, distilled: Runs, alone: Runs) -> str:
+    """The fraction of the teacher-alone gap the distilled student recovers; "n/m" (not measurable)
+    where the gap's 95% interval reaches 0."""
+    gap, gap_hw = interval(teacher.rows - alone.rows)
+    gain, _ = interval(distilled.rows - alone.rows)
+    return f"{gain / gap:+.2f}" if gap - gap_hw > 0 else "n/m"
+
+
+def describe(s: dict) -> str:
+    st = s["student"]
+    desc = f"{st.get('kind', 'mlp')}{st['hidden']} e{st['epochs']} T{s['temperature']:g} a{s['alpha']:g}"
+    return desc + (" mixup" if s["mixup"] else "") + (f" shift{s['shift']}" if s["shift"] else "")
 
 
 def report(name: str, settings: list[dict], res: dict) -> None:
-    def avg(pairs, split):
-        return mean(p[split] for p in pairs)
-
-    t_val, t_test = avg(res["teacher"], 0), avg(res["teacher"], 1)
-    tp = res["teacher_params"]
-    print(
-        f"\n== {name}: teacher {TEACHERS[name].kind} {TEACHERS[name].hidden}, {tp} params, seeds {len(res['teacher'])}"
-    )
-    print(f"teacher accuracy: val {t_val:.4f}  test {t_test:.4f}")
-    print(f"{'student':<34}{'params':>7}{'ratio':>7} | {'val: dist':>9}{'alone':>7}{'recov':>7} | {'test: dist':>10}")
-    rows = []
+    teacher, tp = res["teacher"], res["params"]["teacher"]
+    n_rows, seeds = len(teacher.rows), len(teacher.val)
+    cfg = TEACHERS[name]
+    print(f"\n== {name}: teacher {cfg.kind} {cfg.hidden}, {tp} params, {seeds} seeds, {n_rows} test rows")
+    print(f"teacher accuracy: val {np.mean(teacher.val):.4f}  test {teacher.rows.mean():.4f}")
+    head = f"{'student':<30}{'params':>7} | {'val: dist':>9}{'alone':>7} | {'test: dist':>10}{'alone':>7}"
+    print(head + f"{'gap pt':>14}{'recov':>7} | {'agree: dist':>11}{'alone':>7}")
     for i, s in enumerate(settings):
-        alone = list(res["alone"][key(s["student"])].values())
-        d_val, a_val = avg(res["distilled"][i], 0), avg(alone, 0)
-        rows.append((d_val, i, alone))
-        desc = f"{s['student']['hidden']} e{s['student']['epochs']} T{s['temperature']:g} a{s['alpha']:g}"
-        desc += " mixup" if s["mixup"] else ""
-        sp = res["student_params"][i]
+        d, a = res["distilled"][i], res["alone"][key(s["student"])]
         print(
-            f"{desc:<34}{sp:>7}{sp / tp:>7.3f} | {d_val:>9.4f}{a_val:>7.4f}"
-            f"{recovered(d_val, a_val, t_val):>7} | {avg(res['distilled'][i], 1):>10.4f}"
+            f"{describe(s):<30}{res['params'][i]:>7} | {np.mean(d.val):>9.4f}{np.mean(a.val):>7.4f} | "
+            f"{d.rows.mean():>10.4f}{a.rows.mean():>7.4f}{_pt(interval(teacher.rows - a.rows)):>14}"
+            f"{recovered(teacher, d, a):>7} | "
+            f"{np.concatenate(d.agree).mean():>11.4f}{np.concatenate(a.agree).mean():>7.4f}"
         )
-    _, best, alone = max(rows)
-    d_test, a_test = avg(res["distilled"][best], 1), avg(alone, 1)
-    s = settings[best]
+    best = max(range(len(settings)), key=lambda i: np.mean(res["distilled"][i].val))
+    d, a = res["distilled"][best], res["alone"][key(settings[best]["student"])]
+    print(f"chosen on val: {describe(settings[best])}")
     print(
-        f"chosen on val: {s}\n"
-        f"  TEST  teacher {t_test:.4f}  distilled {d_test:.4f}  alone {a_test:.4f}  "
-        f"gap recovered {recovered(d_test, a_test, t_test)}"
+        f"  TEST  teacher {teacher.rows.mean():.4f}  distilled {d.rows.mean():.4f}  alone {a.rows.mean():.4f}  "
+        f"gap {_pt(interval(teacher.rows - a.rows))}pt  gain {_pt(interval(d.rows - a.rows))}pt  "
+        f"gap recovered {recovered(teacher, d, a)}"
     )
-    per_seed = [
-        f"{d[1]:.4f}/{a[1]:.4f}/{t[1]:.4f}"
-        for d, a, t in zip(res["distilled"][best], alone, res["teacher"], strict=True)
-    ]
-    print(f"  per seed test distilled/alone/teacher: {', '.join(per_seed)}")
+    print("  (n/m: the teacher is not measurably better than that student alone, so no fraction of it is)")
+
+
+def _pt(mean_hw: tuple[float, float]) -> str:
+    return f"{mean_hw[0] * 100:+.2f}±{mean_hw[1] * 100:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="first setting only, 1 seed (< 3 minutes)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds to average over (default 1 quick, 3 full)")
+    parser.add_argument("--quick", action="store_true", help="first setting only, 1 seed (< 1 minute)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (splits) to pool (default 1 quick, 3 full)")
     parser.add_argument("--datasets", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
     parser.add_argument("--smoke", action="store_true", default=SMOKE, help="tiny sizes, for a smoke test")
     args = parser.parse_args()

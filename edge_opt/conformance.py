@@ -198,14 +198,22 @@ def check_pass(cls: type, parent: Any, config: dict, ctx: Any, out_dir: Path, *,
 
 
 def _check_repairs(cls: type, p: Any, cfg: Any, what: str) -> None:
-    """``fallback`` and ``relaxations`` (the repair loop's hooks) give configs of the pass's own
-    ``Config``, each different from ``cfg``, and a fallback of no layer changes nothing."""
+    """``fallback``, ``relaxations`` and ``backoff`` (the repair loop's hooks) give configs of the
+    pass's own ``Config``, each different from ``cfg``; a fallback of no layer changes nothing, and
+    backing one layer off ends."""
     gentler = p.relaxations(cfg)
     if not isinstance(gentler, list) or not all(isinstance(c, cls.Config) and c != cfg for c in gentler):
         _fail(what, "relaxations() must return a list of other configs of its Config")
     same = p.fallback(cfg, ())
     if same is not None and (not isinstance(same, cls.Config) or same != cfg):
         _fail(what, "fallback(cfg, ()) must return None or cfg itself (no layer left in float)")
+    gentler, steps = cfg, 0
+    while (gentler := p.backoff(cfg, "dense")) is not None:  # one layer backed off until it cannot be
+        if not isinstance(gentler, cls.Config) or gentler == cfg:
+            _fail(what, "backoff(cfg, layer) must return None or another config of its Config")
+        cfg, steps = gentler, steps + 1
+        if steps > 64:
+            _fail(what, "backoff(cfg, layer) never ends: the repair loop could back one layer off forever")
 
 
 def _check_pass_class(cls: type, what: str) -> None:

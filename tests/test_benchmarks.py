@@ -108,7 +108,8 @@ def test_distillation():
     out = run_script("benchmarks/distillation.py", "--smoke")  # the full grid, every setting
     for name in ("adult", "digits"):
         assert_prints(out, f"== {name}: teacher")
-    assert out.count("  TEST  teacher") == 2 and out.count(" T4 a0.1 mixup") == 2, out
+    assert out.count("  TEST  teacher") == 2 and out.count(" T2 a0.5 mixup") == 5 and " shift1" in out, out
+    assert out.count("gap recovered") == 2 and "agree: dist" in out, out
 
 
 def test_input_pipeline():

@@ -200,3 +200,57 @@ def test_each_quantizer_leaves_the_named_layers_in_float(broken, tmp_path, adult
     assert error(mixed) < error(full) / 3, (error(mixed), error(full))
     with pytest.raises(ConfigError, match="'nope': no (op|node) of the model is that layer's"):
         get_pass(name).apply(parent, {**base, key: ["nope"]}, tmp_path, ctx)
+
+
+def _trial(tried: str, drop: float, size: int, p50: float | None):
+    from pathlib import Path
+
+    from edge_opt.core.artifacts import Artifact
+    from edge_opt.repair import Score, Trial
+
+    art = Artifact(Path(tried), {"id": tried, "size_bytes": {"raw": size}})
+    return Trial(tried, (), "ok", art, Score(0.8 - drop, drop), p50)
+
+
+def test_the_choice_among_candidates_weighs_size_then_latency():
+    """The rule alone, on recorded trials (sizes in bytes, p50 in ms): within budget, the first that
+    keeps both savings; else the fastest that keeps the size saving; else the smallest; else the
+    one that lost least."""
+    from edge_opt.repair import Limits, RepairBudget, choose
+
+    budget, limits = RepairBudget(0.01), Limits(size=100, latency_ms=1.0, fp32_ms=2.0)
+    first = _trial("as configured", 0.05, 60, 0.5)
+    slow, big, slower = _trial("slow", 0.0, 90, 1.5), _trial("big", 0.0, 150, 0.4), _trial("slower", 0.0, 95, 1.9)
+    assert choose([_trial("as configured", 0.005, 60, 0.5), slow], budget, limits)[1] == "as configured"
+    chosen, why = choose([first, slower, big, slow], budget, limits)
+    assert chosen is slow and "fastest of those that kept the size saving" in why
+    kept = _trial("kept", 0.008, 99, 0.9)
+    assert choose([first, slow, kept, big], budget, limits)[0] is kept
+    assert choose([first, big, _trial("bigger", 0.0, 200, 0.1)], budget, limits)[0] is big  # the smallest
+    worse = _trial("worse", 0.08, 50, 0.4)
+    assert choose([first, worse], budget, limits) == (first, "none within budget: the one that lost least")
+    assert choose([first, slow], budget, Limits(size=100))[0] is slow  # no latency known: size alone
+
+
+def test_pruning_backs_off_the_most_sensitive_layers_first(broken, tmp_path, adult_small):
+    """A pruning pipeline over its budget: after equalization, each pruned layer's own sparsity 0.1
+    lower, in the debugger's order, accumulated (the file is fp32: no layer to leave in float)."""
+    folder, _, _ = broken
+    profile = yaml.safe_load((folder / "int8.yaml").read_text())
+    prune = {"pass": "prune", "target_sparsity": 0.9, "epochs": 1}
+    profile.update(name="pruned", pipelines=[[prune, {"pass": "tflite", "precision": "fp32"}]])
+    profile["accuracy_aware"] = {"max_drop": "0pt", "metric": "agreement", "max_trials": 3}
+    (tmp_path / "pruned.yaml").write_text(yaml.safe_dump(profile))
+    np.savez(tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train)
+    out = tmp_path / "out"
+    proc = cli(
+        "optimize", folder / "relu.keras", "--target", tmp_path / "pruned.yaml", "--out", out, "--no-latency",
+        "--train", tmp_path / "train.npz", "--eval", folder / "eval.npz",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    repair = json.loads((out / "summary.json").read_text())["artifacts"][0]["repair"]
+    tried = [t["tried"] for t in repair["trials"]]
+    assert tried[:2] == ["as configured", "equalize"] and len(tried) == 4, tried
+    first = repair["ranked_layers"][0]
+    assert tried[2] == f"prune: gentler on {first}" and tried[3].startswith(f"{tried[2]}, "), tried
+    assert repair["trials"][3]["label"].endswith("prune-90-per2+tflite-fp32"), repair["trials"][3]

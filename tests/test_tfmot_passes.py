@@ -91,6 +91,30 @@ def test_prune_is_deterministic_for_a_seed(tiny_artifacts, pruned, ctx, tmp_path
         np.testing.assert_array_equal(kernel, second[name], err_msg=name)
 
 
+def test_per_layer_settings_back_off_one_layer(tiny_artifacts, clustered, ctx, out):
+    """The repair loop's per-layer back-off: one layer's own setting, the others the pass's."""
+    first, second = _kernels(tiny_artifacts["keras"])[0]  # the hidden and the output layer
+    base = {"epochs": 1, "target_sparsity": 0.75, "include_output": True}
+    cfg = PrunePass().backoff(PrunePass().config(base), first)
+    assert cfg.per_layer == {first: 0.65}
+    gentler = PrunePass().apply(tiny_artifacts["keras"], cfg.model_dump(), out, ctx)
+    layers = gentler.manifest["notes"]["pruned_layers"]
+    assert layers[first] == pytest.approx(0.65, abs=0.03) and layers[second] == pytest.approx(0.75, abs=0.03)
+    assert gentler.manifest["label"] == "prune-75-per1"
+    off = PrunePass().apply(tiny_artifacts["keras"], {**base, "per_layer": {first: 0}}, out, ctx)
+    assert first not in off.manifest["notes"]["pruned_layers"]  # 0: left dense
+
+    name = next(iter(clustered.manifest["notes"]["unique_weights"]))
+    more = ClusterPass().backoff(ClusterPass().config({"number_of_clusters": 8}), name)
+    assert more.per_layer == {name: 16}
+    unique = (
+        ClusterPass().apply(tiny_artifacts["keras"], more.model_dump(), out, ctx).manifest["notes"]["unique_weights"]
+    )
+    assert 8 < unique[name] <= 16 and all(v <= 8 for n, v in unique.items() if n != name)
+    with pytest.raises(ConfigError, match="pass 'prune': per_layer names nowhere, not a layer it compresses"):
+        PrunePass().apply(tiny_artifacts["keras"], {"epochs": 1, "per_layer": {"nowhere": 0.5}}, out, ctx)
+
+
 def test_cluster_leaves_at_most_k_values_per_kernel(tiny_artifacts, clustered, ctx, out, adult_small):
     notes = clustered.manifest["notes"]
     kernels, _ = _kernels(clustered, notes["unique_weights"])
@@ -263,6 +287,8 @@ def test_wrong_input_format_is_refused(tiny_artifacts, tmp_path, ctx):
         (QATPass, {"preserve": "both"}),
         (QATPass, {"io": "uint8"}),
         (QATPass, {"clusters": 8}),
+        (PrunePass, {"per_layer": {"dense": 1.0}}),
+        (ClusterPass, {"per_layer": {"dense": 1}}),
     ],
 )
 def test_bad_config_is_refused(cls, bad):

@@ -120,6 +120,17 @@ class Pass:
         pass quantizes nothing per layer. The repair loop's per-layer fallback calls it."""
         return None
 
+    def compressed(self, cfg: PassConfig, model) -> list[str]:
+        """The Keras ``model``'s layers this config compresses one by one (pruning, clustering), or []
+        when the pass has no per-layer setting. The repair loop backs off only these."""
+        return []
+
+    def backoff(self, cfg: PassConfig, layer: str) -> PassConfig | None:
+        """This config with ``layer`` compressed one notch less (its own sparsity 0.1 lower, twice
+        its clusters), or None when it cannot go gentler. The repair loop backs off the most
+        sensitive layers first, accumulated."""
+        return None
+
     def relaxations(self, cfg: PassConfig) -> list[PassConfig]:
         """Configs that keep more accuracy for less compression, gentlest first (16-bit activations,
         dynamic range, lower sparsity, more clusters): the repair loop's last resort."""

@@ -30,6 +30,9 @@ class TFLiteConfig(PassConfig):
     # Keras layers left in float in a full-integer file (a mixed-precision file): TF's
     # QuantizationDebugger's denylisted nodes, its selective quantization.
     float_layers: tuple[str, ...] = ()
+    # Drop the file's tensor names, subgraph name and signatures (TF's flatbuffer_utils.strip_strings):
+    # about 1 KB less, but `debug` can no longer name the layers in it.
+    strip_names: bool = False
 
     @model_validator(mode="after")
     def _io_needs_int8(self):
@@ -59,7 +62,8 @@ class TFLitePass(Pass):
     def label(self, cfg: TFLiteConfig) -> str:
         label = f"tflite-{cfg.precision}" + ("-int8io" if cfg.io == "int8" else "")
         label += f"-float{len(cfg.float_layers)}" if cfg.float_layers else ""
-        return label + ("" if cfg.per_channel or cfg.precision not in ("int8", "dynamic") else "-pertensor")
+        label += "" if cfg.per_channel or cfg.precision not in ("int8", "dynamic") else "-pertensor"
+        return label + ("-stripped" if cfg.strip_names else "")
 
     def check(self, artifact: Artifact, cfg: TFLiteConfig, ctx: PassContext) -> None:
         if cfg.precision in FULL_INTEGER:
@@ -83,7 +87,17 @@ class TFLitePass(Pass):
             notes["calibration"] = {"rows": len(calib), "source": ctx.calibration_source}
         if cfg.float_layers:
             notes["float_layers"] = list(cfg.float_layers)
-        model_path.write_bytes(tflite_bytes(model, cfg, calib))
+        data = tflite_bytes(model, cfg, calib)
+        model_path.write_bytes(_stripped(data) if cfg.strip_names else data)
+
+
+def _stripped(data: bytes) -> bytes:
+    """The flatbuffer without its tensor names, subgraph name and signatures (TF's ``strip_strings``)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def tflite_bytes(model, cfg: TFLiteConfig = TFLiteConfig(), calibration: np.ndarray | None = None) -> bytes:

@@ -16,6 +16,11 @@ With ``mixup`` the soft term is also taken on per-row convex mixes of pairs of r
 batch: "function matching" (Beyer et al., 2022), more teacher signal than the training rows
 alone carry when the teacher is near-certain on all of them.
 
+With ``shift`` (images) the soft term is also taken on a copy of each batch translated by up
+to ``shift`` pixels per row, the teacher and the student seeing the same view: "consistent
+teaching" (the same paper), which carries the teacher's invariance to small shifts over to a
+student that has not learned it.
+
 The student is the plain model ``edge_opt.models.build`` makes (same output activation as
 the teacher), so every other pass and runtime takes it as they take the teacher.
 """
@@ -53,6 +58,7 @@ class DistillConfig(PassConfig):
     # Refuse a student with more than this fraction of the teacher's parameters.
     max_param_ratio: float = Field(default=1.0, gt=0, le=1)
     mixup: bool = False  # also match the teacher on mixes of pairs of rows (see above)
+    shift: int = Field(default=0, ge=0, le=8)  # images: also match it on rows shifted by up to this many pixels
 
 
 def logits_fn(model):
@@ -93,6 +99,7 @@ def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
     teacher_logits, student_logits = logits_fn(teacher), logits_fn(student)
     variables = student.trainable_variables
     optimizer = k.optimizers.Adam(cfg.student.learning_rate)
+    views = _views(cfg, data.input_shape, seed)
 
     # No autograph: the step has no tensor-dependent Python control flow to convert.
     @tf_.function(autograph=False)
@@ -109,6 +116,12 @@ def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
                     teacher_logits(mixed, training=False), student_logits(mixed, training=True), cfg.temperature
                 )
                 loss += (1 - cfg.alpha) * tf_.reduce_mean(soft)
+            for view in views:  # consistent teaching: teacher and student see the same shifted rows
+                shifted = view(x, training=True)
+                soft = soft_loss(
+                    teacher_logits(shifted, training=False), student_logits(shifted, training=True), cfg.temperature
+                )
+                loss += (1 - cfg.alpha) * tf_.reduce_mean(soft)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
@@ -117,6 +130,18 @@ def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
     for _ in range(cfg.student.epochs):
         history.append(float(np.mean([float(step(x, y)) for x, y in ds])))
     return student, history
+
+
+def _views(cfg: DistillConfig, input_shape: tuple[int, ...], seed: int) -> list:
+    """The augmenting layers the soft term is also taken through: a random translation by up to
+    ``cfg.shift`` pixels (images only; ``check`` refuses it for other inputs)."""
+    if not cfg.shift:
+        return []
+    h, w = input_shape[0], input_shape[1]
+    layer = keras().layers.RandomTranslation(
+        cfg.shift / h, cfg.shift / w, fill_mode="constant", interpolation="nearest", seed=seed
+    )
+    return [layer]
 
 
 def train_student_alone(cfg: DistillConfig, data: Dataset, seed: int = 0):
@@ -141,13 +166,15 @@ class DistillPass(Pass):
     def label(self, cfg: DistillConfig) -> str:
         s = cfg.student
         label = f"distill-{s.kind}{'x'.join(map(str, s.hidden)) or '0'}-T{cfg.temperature:g}-a{cfg.alpha:g}"
-        return label + ("-mixup" if cfg.mixup else "")
+        return label + ("-mixup" if cfg.mixup else "") + (f"-shift{cfg.shift}" if cfg.shift else "")
 
     def check(self, artifact: Artifact, cfg: DistillConfig, ctx: PassContext) -> None:
         super().check(artifact, cfg, ctx)
-        if cfg.student.kind == "cnn" and len(ctx.data.input_shape) != 3:
-            data = ctx.data
+        data = ctx.data
+        if cfg.student.kind == "cnn" and len(data.input_shape) != 3:
             raise ConfigError(f"pass 'distill': a cnn student needs image input, {data.name} is {data.input_shape}")
+        if cfg.shift and len(data.input_shape) != 3:
+            raise ConfigError(f"pass 'distill': shift needs image input, {data.name} is {data.input_shape}")
 
     def build(self, parent: Artifact, cfg: DistillConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data

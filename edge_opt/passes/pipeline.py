@@ -24,6 +24,20 @@ class PipelineResult:
     error: str | None = None
 
 
+#: A Keras model as a plain fp32 file of each format: what a quantized file's size and speed are
+#: judged against (``optimize``'s speed-ups, the repair loop's latency gain).
+FP32_FILES: dict[str, tuple[dict, ...]] = {
+    "tflite": ({"pass": "tflite", "precision": "fp32"},),
+    "onnx": ({"pass": "onnx"},),
+    "openvino": ({"pass": "onnx"}, {"pass": "openvino"}),
+}
+
+
+def fp32_steps(fmt: str) -> list[Step] | None:
+    """The steps that make a Keras model a plain fp32 file of ``fmt``, or None for another format."""
+    return [Step.model_validate(s) for s in FP32_FILES[fmt]] if fmt in FP32_FILES else None
+
+
 def pipeline_names(steps: list[Step]) -> str:
     return " → ".join(step.pass_ for step in steps)
 

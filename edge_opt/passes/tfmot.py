@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edge_opt.core.artifacts import Artifact
-from edge_opt.core.errors import UnsupportedTargetError, first_line
+from edge_opt.core.errors import ConfigError, UnsupportedTargetError, first_line
 from edge_opt.core.tfkeras import keras, tf
 from edge_opt.datasets import Dataset
 from edge_opt.models import fit_classifier, load_keras, predicted_labels
@@ -36,6 +36,8 @@ class PruneConfig(FineTuneConfig):
     initial_sparsity: float = Field(default=0.0, ge=0, lt=1)
     target_sparsity: float = Field(default=0.8, gt=0, lt=1)
     include_output: bool = False  # prune the output layer's kernel too
+    # Per pruned layer, its own target sparsity (0: not pruned): the repair loop's per-layer back-off.
+    per_layer: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _ramp_up(self):
@@ -48,6 +50,8 @@ class ClusterConfig(FineTuneConfig):
     number_of_clusters: int = Field(default=16, ge=2, le=256)
     centroid_init: Literal["linear", "kmeans_plus_plus", "density_based", "random"] = "kmeans_plus_plus"
     include_output: bool = False  # cluster the output layer's kernel too
+    # Per clustered layer, its own number of clusters: the repair loop's per-layer back-off.
+    per_layer: dict[str, Annotated[int, Field(ge=2, le=256)]] = Field(default_factory=dict)
 
 
 class QATConfig(FineTuneConfig):
@@ -76,6 +80,16 @@ def _kernel_layers(model, include_output: bool) -> list[str]:
         for layer in model.layers
         if getattr(layer, "kernel", None) is not None and (include_output or layer.name not in outputs)
     ]
+
+
+def _own_settings(pass_name: str, per_layer: dict, names: list[str]) -> None:
+    """Refuse a ``per_layer`` entry for a layer the pass does not compress."""
+    unknown = sorted(set(per_layer) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"pass '{pass_name}': per_layer names {', '.join(unknown)}, not a layer it compresses "
+            f"({', '.join(names) or 'none'})"
+        )
 
 
 def _wrap_layers(k, model, names: list[str], wrap):
@@ -119,7 +133,18 @@ class PrunePass(Pass):
     uses = ("data",)
 
     def label(self, cfg: PruneConfig) -> str:
-        return f"prune-{round(cfg.target_sparsity * 100)}"
+        return f"prune-{round(cfg.target_sparsity * 100)}" + (f"-per{len(cfg.per_layer)}" if cfg.per_layer else "")
+
+    def compressed(self, cfg: PruneConfig, model) -> list[str]:
+        return [n for n in _kernel_layers(model, cfg.include_output) if cfg.per_layer.get(n, 1.0) > 0]
+
+    def backoff(self, cfg: PruneConfig, layer: str) -> PruneConfig | None:
+        """``layer``'s sparsity 0.1 lower; under 0.3 the layer is not pruned; None once it is not."""
+        now = cfg.per_layer.get(layer, cfg.target_sparsity)
+        if now <= 0:
+            return None
+        lower = round(now - 0.1, 2)
+        return self.config({**cfg.model_dump(), "per_layer": {**cfg.per_layer, layer: lower if lower >= 0.3 else 0.0}})
 
     def relaxations(self, cfg: PruneConfig) -> list[PruneConfig]:
         """The target sparsity 0.1 lower, then 0.2 lower (not under 0.3 nor the initial sparsity)."""
@@ -132,7 +157,8 @@ class PrunePass(Pass):
         k, tfmot = _tfmot()
         k.utils.set_random_seed(ctx.seed)
         model = _load(k, parent, ctx)
-        names = _kernel_layers(model, cfg.include_output)
+        _own_settings(self.name, cfg.per_layer, _kernel_layers(model, cfg.include_output))
+        names = self.compressed(cfg, model)
         if not names:
             raise UnsupportedTargetError(f"pass 'prune': model {parent.id} has no layer with a kernel to prune")
         accuracy_before = _val_accuracy(_keras_predict(model), data)
@@ -145,9 +171,13 @@ class PrunePass(Pass):
         frequency = max(1, ramp // 10)
         end = ramp // frequency * frequency
         sparsity = tfmot.sparsity.keras
-        schedule = sparsity.PolynomialDecay(cfg.initial_sparsity, cfg.target_sparsity, 0, end, frequency=frequency)
+
+        def schedule(layer):  # the layer's own target, when per_layer gives it one
+            target = cfg.per_layer.get(layer.name, cfg.target_sparsity)
+            return sparsity.PolynomialDecay(min(cfg.initial_sparsity, target), target, 0, end, frequency=frequency)
+
         pruned = _wrap_layers(
-            k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+            k, model, names, lambda layer: sparsity.prune_low_magnitude(layer, pruning_schedule=schedule(layer))
         )
         _fine_tune(pruned, data, cfg, ctx.seed, [sparsity.UpdatePruningStep()])
         final = sparsity.strip_pruning(pruned)
@@ -174,7 +204,22 @@ class ClusterPass(Pass):
     uses = ("data",)
 
     def label(self, cfg: ClusterConfig) -> str:
-        return f"cluster-{cfg.number_of_clusters}"
+        return f"cluster-{cfg.number_of_clusters}" + (f"-per{len(cfg.per_layer)}" if cfg.per_layer else "")
+
+    def compressed(self, cfg: ClusterConfig, model) -> list[str]:
+        """The kernel layers with more weights than their clusters (fewer have nothing to share)."""
+        return [
+            n
+            for n in _kernel_layers(model, cfg.include_output)
+            if np.size(model.get_layer(n).kernel.numpy()) > cfg.per_layer.get(n, cfg.number_of_clusters)
+        ]
+
+    def backoff(self, cfg: ClusterConfig, layer: str) -> ClusterConfig | None:
+        """Twice ``layer``'s clusters (at most 256); None once it has 256."""
+        now = cfg.per_layer.get(layer, cfg.number_of_clusters)
+        if now >= 256:
+            return None
+        return self.config({**cfg.model_dump(), "per_layer": {**cfg.per_layer, layer: min(256, now * 2)}})
 
     def relaxations(self, cfg: ClusterConfig) -> list[ClusterConfig]:
         """Twice the clusters, then four times (at most 256)."""
@@ -186,12 +231,8 @@ class ClusterPass(Pass):
         k, tfmot = _tfmot()
         k.utils.set_random_seed(ctx.seed)
         model = _load(k, parent, ctx)
-        # A kernel with no more weights than clusters has nothing to share.
-        names = [
-            n
-            for n in _kernel_layers(model, cfg.include_output)
-            if np.size(model.get_layer(n).kernel.numpy()) > cfg.number_of_clusters
-        ]
+        _own_settings(self.name, cfg.per_layer, _kernel_layers(model, cfg.include_output))
+        names = self.compressed(cfg, model)
         if not names:
             raise UnsupportedTargetError(
                 f"pass 'cluster': model {parent.id} has no kernel with more than "
@@ -206,7 +247,9 @@ class ClusterPass(Pass):
             model,
             names,
             lambda layer: clustering.cluster_weights(
-                layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init
+                layer,
+                number_of_clusters=cfg.per_layer.get(layer.name, cfg.number_of_clusters),
+                cluster_centroids_init=init,
             ),
         )
         _fine_tune(clustered, data, cfg, ctx.seed)

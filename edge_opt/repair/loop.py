@@ -12,13 +12,20 @@ an artifact like any other, its id from its config):
    that read it (the tensor between two layers stays quantized unless both sides are float), in
    the quantizing step's own terms (the ``tflite`` pass's ``float_layers``, ``ort_quantize``'s
    ``exclude``, ``nncf``'s ``ignored``: each pass's ``fallback``).
-3. **relaxations**: each step's gentler configs (LiteRT 16x8 then dynamic range, ONNX Runtime
+3. **per-layer back-off** for the steps that compress layers one by one (pruning, clustering):
+   each layer's own setting one notch gentler (sparsity 0.1 lower, twice the clusters: each
+   pass's ``backoff``), the most sensitive layers first (the same ranking, else the debugger's
+   on the first file against the float model), accumulated.
+4. **relaxations**: each step's gentler configs (LiteRT 16x8 then dynamic range, ONNX Runtime
    dynamic, a lower sparsity, more clusters: each pass's ``relaxations``).
 
 It stops at the first candidate within the budget that keeps ``keep_saving`` (80%) of the first
-file's size saving over fp32 (float layers cost their weights' bytes); when candidates within
-the budget are all larger, the smallest of them is kept; none within it, the one that lost
-least, and the result says so. ``max_trials`` bounds the candidates after the first file.
+file's size saving over fp32 (float layers cost their weights' bytes) and ``keep_speedup`` (80%)
+of its latency gain over the model as a plain fp32 file of the same format, timed on the
+target's runtime (where the first file was no faster than fp32: no slower than fp32). When no
+candidate within the budget keeps both, the fastest of those that keep the size saving is kept,
+else the smallest; none within the budget, the one that lost least, and the result says so.
+``max_trials`` bounds the candidates after the first file.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from edge_opt.models import load_keras
 from edge_opt.passes import PassContext, get_pass
 from edge_opt.passes.base import Step, layer_ops
 from edge_opt.passes.keras_graph import is_kernel_layer, next_kernel_layers, readers
-from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.passes.pipeline import fp32_steps, pipeline_names, run_pipeline
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class RepairBudget:
     max_trials: int = 8  # candidates after the file as configured
     source: str = ""  # where the budget came from (--max-drop, the step, the profile)
     keep_saving: float = 0.8  # a candidate within budget is kept at once if it keeps this share of the size saving
+    keep_speedup: float = 0.8  # ... and this share of the latency gain over fp32
 
 
 @dataclass(frozen=True)
@@ -94,15 +102,34 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What a candidate within budget must keep to end the search at once: the largest file and
+    the slowest p50 that keep the budget's shares of the first file's savings (None: no limit)."""
+
+    size: int | None = None
+    latency_ms: float | None = None
+    fp32_ms: float | None = None  # the model as a plain fp32 file of the same format: the gain's basis
+
+    def kept(self, trial: Trial) -> bool:
+        small = self.size is None or (trial.size or 0) <= self.size
+        fast = self.latency_ms is None or trial.latency_ms is None or trial.latency_ms <= self.latency_ms
+        return small and fast
+
+    def small(self, trial: Trial) -> bool:
+        return self.size is None or (trial.size or 0) <= self.size
+
+
+@dataclass(frozen=True)
 class RepairResult:
     pipeline: str
     budget: RepairBudget
     trials: tuple[Trial, ...]
-    chosen: Trial | None  # the first within budget; else the one that lost least
+    chosen: Trial | None  # see chosen_by
     seconds: float
     ranked: tuple[str, ...] = ()  # the layers, most sensitive first (for the fallback)
     ranking: str = ""  # how they were ranked
-    size_limit: int | None = None  # the largest file that keeps keep_saving of the size saving
+    limits: Limits = Limits()
+    chosen_by: str = ""  # why the chosen one: "as configured", "kept the savings", "fastest ...", ...
 
     @property
     def within(self) -> bool:
@@ -120,8 +147,7 @@ class RepairResult:
             return f"within max_drop {budget} as configured: no repair"
         tried = ", ".join(t.tried for t in self.trials[1:]) or "nothing (no repair applies)"
         if self.within:
-            big = self.size_limit is not None and (self.chosen.size or 0) > self.size_limit
-            note = f"; none kept {self.budget.keep_saving:.0%} of the size saving, the smallest kept" if big else ""
+            note = "" if self.limits.kept(self.chosen) else f"; {self.chosen_by}"
             return f"repaired within max_drop {budget} by {self.chosen.tried} (tried: {tried}){note}"
         best = f"{self.chosen.score.drop * 100:.2f}pt" if self.chosen and self.chosen.score else "none measured"
         return f"no repair within max_drop {budget} (tried: {tried}); best drop {best}"
@@ -138,7 +164,10 @@ class RepairResult:
             "chosen": self.trials.index(self.chosen) if self.chosen else None,
             "ranked_layers": list(self.ranked),
             "ranking": self.ranking,
-            "size_limit_bytes": self.size_limit,
+            "chosen_by": self.chosen_by,
+            "size_limit_bytes": self.limits.size,
+            "latency_limit_ms": self.limits.latency_ms,
+            "fp32_p50_ms": self.limits.fp32_ms,
             "seconds": round(self.seconds, 2),
             "trials": [t.to_dict() for t in self.trials],
         }
@@ -175,32 +204,58 @@ def repair(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer)
     """The pipeline ``steps`` from ``root``, repaired within ``budget`` where a candidate can be."""
     t0 = time.perf_counter()
     trials = [r.trial(root, "as configured", steps)]
-    ranked, limit = _Ranked((), ""), None
+    ranked, limits = _Ranked((), ""), Limits()
     if trials[0].status == "ok" and not trials[0].within(budget):
-        limit = _size_limit(root, trials[0], budget, r)
-        ranked = _search(root, steps, budget, r, trials, limit)
-    within = [t for t in trials if t.within(budget)]
-    measured = [t for t in trials if t.score is not None]
-    chosen = next((t for t in within if _keeps(t, limit)), None)
-    if chosen is None and within:
-        chosen = min(within, key=lambda t: t.size or 0)
-    if chosen is None and measured:
-        chosen = min(measured, key=lambda t: t.score.drop)
+        limits = _limits(root, trials[0], budget, r)
+        ranked = _search(root, steps, budget, r, trials, limits)
+    chosen, why = choose(trials, budget, limits)
     seconds = time.perf_counter() - t0
-    return RepairResult(pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how, limit)
+    return RepairResult(
+        pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how, limits, why
+    )
 
 
-def _size_limit(root: Artifact, first: Trial, budget: RepairBudget, r: Repairer) -> int | None:
+def choose(trials: list[Trial], budget: RepairBudget, limits: Limits) -> tuple[Trial | None, str]:
+    """The trial kept, and why."""
+    within = [t for t in trials if t.within(budget)]
+    if within and within[0] is trials[0]:
+        return trials[0], "as configured"
+    keeps = [t for t in within if limits.kept(t)]
+    if keeps:
+        return keeps[0], "the first within budget that kept the size saving and the latency gain"
+    small = [t for t in within if limits.small(t)]
+    if small:
+        fastest = min(small, key=lambda t: t.latency_ms if t.latency_ms is not None else float("inf"))
+        gain = f"{budget.keep_speedup:.0%} of the latency gain"
+        return fastest, f"none within budget kept {gain}: the fastest of those that kept the size saving"
+    if within:
+        saving = f"{budget.keep_saving:.0%} of the size saving"
+        return min(within, key=lambda t: t.size or 0), f"none within budget kept {saving}: the smallest"
+    measured = [t for t in trials if t.score is not None]
+    if measured:
+        return min(measured, key=lambda t: t.score.drop), "none within budget: the one that lost least"
+    return None, "nothing measured"
+
+
+def _limits(root: Artifact, first: Trial, budget: RepairBudget, r: Repairer) -> Limits:
     """The largest file that keeps ``keep_saving`` of the first file's saving over fp32 (its float
-    model's parameters at 4 bytes each), or None when the first file saved nothing."""
+    model's parameters at 4 bytes each), and the slowest p50 that keeps ``keep_speedup`` of its
+    latency gain over the model as a plain fp32 file of its format (no slower than that file
+    where the first was not faster); None where there is no saving or no time."""
+    size = None
     fp32 = 4 * load_keras(root.model_path, trust=r.ctx.trust_model).count_params() if root.format == "keras" else 0
-    if not first.size or fp32 <= first.size:
-        return None
-    return int(first.size + (1 - budget.keep_saving) * (fp32 - first.size))
-
-
-def _keeps(trial: Trial, limit: int | None) -> bool:
-    return limit is None or (trial.size or 0) <= limit
+    if first.size and fp32 > first.size:
+        size = int(first.size + (1 - budget.keep_saving) * (fp32 - first.size))
+    steps = fp32_steps(first.artifact.format) if root.format == "keras" else None
+    if steps is None or first.latency_ms is None:
+        return Limits(size)
+    done = run_pipeline(root, steps, r.out_dir, r.ctx)
+    fp32_ms = r.latency(done.artifact) if done.status == "ok" else None
+    if fp32_ms is None:
+        return Limits(size)
+    gain = fp32_ms - first.latency_ms
+    latency = first.latency_ms + (1 - budget.keep_speedup) * gain if gain > 0 else fp32_ms
+    return Limits(size, latency, fp32_ms)
 
 
 @dataclass(frozen=True)
@@ -210,16 +265,16 @@ class _Ranked:
 
 
 def _search(
-    root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial], limit: int | None
+    root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial], limits: Limits
 ) -> _Ranked:
     """Try the candidates after the file as configured (appended to ``trials``), cheapest first,
-    until one is within budget and keeps the size saving (``limit``), or ``max_trials`` are
+    until one is within budget and keeps the savings (``limits``), or ``max_trials`` are
     spent; the layers' ranking it used."""
     base = list(steps)
     if get_pass(steps[0].pass_).inputs == ("keras",) and steps[0].pass_ != "equalize":
         equalized = r.trial(root, "equalize", [Step.model_validate({"pass": "equalize"}), *steps])
         trials.append(equalized)
-        if equalized.within(budget) and _keeps(equalized, limit):
+        if equalized.within(budget) and limits.kept(equalized):
             return _Ranked((), "")
         if equalized.score is not None and equalized.score.drop <= trials[0].score.drop:
             base = list(equalized.steps)
@@ -227,13 +282,55 @@ def _search(
     quant = _quantizing_step(base)
     if quant is not None and len(trials) <= budget.max_trials:  # ranking costs a debug run: only if used
         ranked, candidates = _fallbacks(root, base, quant, r)
-    for candidate in (*candidates, *_relaxations(base)):
+    per_layer = _per_layer_steps(root, base, r)
+    if per_layer and not ranked.layers and len(trials) + len(candidates) <= budget.max_trials:
+        ranked = _rank(trials[0].artifact, root, _kernels(root, r), r)
+    backoffs = [c for i, (cfg, layers) in per_layer.items() for c in _backoffs(base, i, cfg, layers, ranked.layers)]
+    for candidate in (*candidates, *backoffs, *_relaxations(base)):
         if len(trials) > budget.max_trials:
             break
         trials.append(r.trial(root, *candidate))
-        if trials[-1].within(budget) and _keeps(trials[-1], limit):
+        if trials[-1].within(budget) and limits.kept(trials[-1]):
             break
     return ranked
+
+
+def _kernels(artifact: Artifact, r: Repairer) -> list[str]:
+    model = load_keras(artifact.model_path, trust=r.ctx.trust_model)
+    return [layer.name for layer in model.layers if is_kernel_layer(layer)]
+
+
+def _per_layer_steps(root: Artifact, steps: list[Step], r: Repairer) -> dict[int, tuple]:
+    """The steps that compress a Keras model's layers one by one (pruning, clustering): per step
+    index, its config and the layers it compresses (``Pass.compressed`` on its input model)."""
+    out = {}
+    for i, step in enumerate(steps):
+        p = get_pass(step.pass_)
+        if p.inputs != ("keras",):
+            continue
+        source = root if i == 0 else run_pipeline(root, steps[:i], r.out_dir, r.ctx).artifact
+        if source is None or source.format != "keras":
+            continue
+        cfg = p.config(step.config)
+        layers = p.compressed(cfg, load_keras(source.model_path, trust=r.ctx.trust_model))
+        if layers:
+            out[i] = (cfg, layers)
+    return out
+
+
+def _backoffs(steps: list[Step], i: int, cfg, layers: list[str], ranked: tuple[str, ...]) -> list[tuple]:
+    """Step ``i``'s layers each backed off one notch (``Pass.backoff``), the most sensitive first,
+    accumulated: [(tried, steps)]."""
+    p, out, done = get_pass(steps[i].pass_), [], []
+    for name in [n for n in ranked if n in layers] + [n for n in layers if n not in ranked]:
+        gentler = p.backoff(cfg, name)
+        if gentler is None:
+            continue
+        cfg = gentler
+        done.append(name)
+        changed = [*steps[:i], steps[i].with_config(cfg), *steps[i + 1 :]]
+        out.append((f"{p.name}: gentler on {', '.join(done)}", changed))
+    return out
 
 
 def _relaxations(steps: list[Step]) -> list[tuple]:

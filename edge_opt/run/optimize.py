@@ -26,20 +26,14 @@ from edge_opt.datasets import Dataset
 from edge_opt.measure.service import QUICK, measure_first
 from edge_opt.models import code_layers, keras_root, load_keras, predicted_labels
 from edge_opt.passes import PassContext
-from edge_opt.passes.base import Step
-from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.passes.pipeline import fp32_steps, pipeline_names, run_pipeline
 from edge_opt.repair import Repairer, Score, repair
 from edge_opt.repair.judge import pipeline_budget
 from edge_opt.targets import load_profile
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-#: Your model as a plain fp32 file of each format: each artifact's speed-up is against the one of
-#: its own format, measured on the same runtime (Keras's own latency stays a reference column).
-FP32_BASELINES = {
-    "tflite": ({"pass": "tflite", "precision": "fp32"},),
-    "onnx": ({"pass": "onnx"},),
-    "openvino": ({"pass": "onnx"}, {"pass": "openvino"}),
-}
+#: Each artifact's speed-up is against your model as a plain fp32 file of its own format
+#: (``fp32_steps``), measured on the same runtime (Keras's own latency stays a reference column).
 SPEEDUP_BASIS = "against your model as an fp32 file of the same format, on the same runtime"
 
 
@@ -140,7 +134,7 @@ def optimize(
     measured = _latency(root, profile, trust_model) if latency else None
     judge = _Judge(profile, ctx, fidelity, latency, trust_model, progress)
     rows = _run_pipelines(profile, root, artifacts_dir, judge, budgets)
-    baselines = _baselines(rows, root, profile, artifacts_dir, ctx, trust_model, progress) if latency else {}
+    baselines = _baselines(rows, root, artifacts_dir, judge) if latency else {}
     _speedups(rows, baselines)
     summary = {
         "model": str(model_path),
@@ -371,21 +365,21 @@ def repair_budgets(profile, max_drop: float | None, *, labelled: bool, held_out:
     return out
 
 
-def _baselines(rows: list[dict], root: Artifact, profile, artifacts_dir: Path, ctx, trust_model: bool, progress):
+def _baselines(rows: list[dict], root: Artifact, artifacts_dir: Path, judge: _Judge) -> dict[str, dict]:
     """Per format of the measured rows: your model as an fp32 file of that format, and its latency
-    (a row's own when a pipeline made the same file; built and measured here otherwise)."""
+    (timed once: a pipeline, or the repair loop, that made the same file timed it already)."""
     out: dict[str, dict] = {}
     for fmt in dict.fromkeys(r["format"] for r in rows if (r.get("latency") or {}).get("status") == "ok"):
-        if fmt not in FP32_BASELINES:
+        steps = fp32_steps(fmt)
+        if steps is None:
             continue
-        progress(f"{profile.name}: your model as an fp32 {fmt} file")
-        done = run_pipeline(root, [Step.model_validate(s) for s in FP32_BASELINES[fmt]], artifacts_dir, ctx)
+        judge.progress(f"{judge.profile.name}: your model as an fp32 {fmt} file")
+        done = run_pipeline(root, steps, artifacts_dir, judge.ctx)
         if done.status != "ok":
             out[fmt] = {"status": "not measured", "reason": done.error}
             continue
-        same = next((r for r in rows if r.get("artifact") == done.artifact.id and r.get("latency")), None)
-        lat = same["latency"] if same else _latency(done.artifact, profile, trust_model)
-        out[fmt] = {**lat, "label": done.artifact.manifest["label"], "artifact": done.artifact.id}
+        art = done.artifact
+        out[fmt] = {**judge.timed(art), "label": art.manifest["label"], "artifact": art.id}
     return out
 
 
