@@ -182,10 +182,13 @@ def build(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int):
     return k.Model(inputs, outputs, name=f"{cfg.kind}")
 
 
-def dataset_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
-    """tf.data: cache, shuffle, batch, prefetch, so the step never waits on Python."""
+def dataset_pipeline(
+    x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int, weights: np.ndarray | None = None
+):
+    """tf.data: cache, shuffle, batch, prefetch, so the step never waits on Python; with ``weights``,
+    (x, y, weight) batches (Keras weighs each row's loss by it)."""
     tf_ = tf()
-    ds = tf_.data.Dataset.from_tensor_slices((x, y)).cache()
+    ds = tf_.data.Dataset.from_tensor_slices((x, y) if weights is None else (x, y, weights)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf_.data.AUTOTUNE)
@@ -215,10 +218,12 @@ def fit_classifier(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks=(),
     verbose: int = 0,
+    sample_weight: np.ndarray | None = None,
 ):
     """Compile and train a classifier, the one training loop of edge-opt's models and passes: Adam,
     binary cross-entropy on one sigmoid unit, sparse categorical cross-entropy on a score per
-    class (a two-class softmax head too), shuffled batches from ``dataset_pipeline``. Returns the model."""
+    class (a two-class softmax head too), shuffled batches from ``dataset_pipeline`` (each row's loss weighed by
+    ``sample_weight`` when given). Returns the model."""
     binary = n_classes == 2 and one_unit(model)
     model.compile(
         optimizer=keras().optimizers.Adam(learning_rate),
@@ -230,7 +235,7 @@ def fit_classifier(
         vx, vy = validation
         val = dataset_pipeline(vx, label_array(vy, binary), batch_size, shuffle=False, seed=seed)
     model.fit(
-        dataset_pipeline(x, label_array(y, binary), batch_size, shuffle=True, seed=seed),
+        dataset_pipeline(x, label_array(y, binary), batch_size, shuffle=True, seed=seed, weights=sample_weight),
         validation_data=val,
         epochs=epochs,
         callbacks=list(callbacks),

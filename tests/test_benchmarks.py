@@ -65,6 +65,7 @@ def test_optimization_figures_quick_on_digits():
     out = run_script("benchmarks/optimization_figures.py", "--quick", "--task", "digits", "--smoke")
     assert_prints(out, "## digits:", "| fp32 |", "| int8 (PTQ) |", "| prune 80% + PQAT int8 |", "| goal | measured |")
     assert_prints(out, "| cluster 16 + int8 PTQ |", "int8 QAT accuracy drop <= 0.5 pt")
+    assert_prints(out, "| prune 90% per layer (first conv dense) + int8 PTQ per-tensor, stripped |")
     assert "failed:" not in out, out  # a pipeline that raises is reported as a row, not as an exit code
 
 

@@ -24,6 +24,7 @@ FLOORS = (
     "core",
     "datasets",
     "models",
+    "attacks",
     "runtimes",
     "passes",
     "targets",

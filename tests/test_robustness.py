@@ -13,15 +13,12 @@ from edge_opt.analysis.predictor import Predictor
 from edge_opt.analysis.robustness import (
     ATTACKS,
     SUMMARY_KEYS,
-    Box,
-    FloatModel,
-    fgsm,
-    gaussian_noise,
-    pgd,
+    box_of,
     render_robustness,
     robustness_check,
     square_attack,
 )
+from edge_opt.attacks import FloatModel, fgsm, gaussian_noise, pgd
 from edge_opt.core.errors import BadInputError
 
 SMALL = {"epsilons": (0.0, 0.3), "sigmas": (0.0, 0.3), "pgd_steps": 5, "blackbox_queries": 20}
@@ -73,7 +70,7 @@ def test_blackbox_attack_lowers_litert_accuracy_within_budget(digits_model):
     x, y = data.x, data.y
     clean = pred.labels(x)
     before = pred.calls
-    adv, used = square_attack(pred, x, y, 0.2, Box.of(data), max_queries=30, seed=0)
+    adv, used = square_attack(pred, x, y, 0.2, box_of(data), max_queries=30, seed=0)
     assert pred.calls - before <= len(x) * 30
     assert pred.calls - before == used.sum() and used.max() <= 30
     assert (used[clean != y] == 1).all()  # rows already wrong cost only the clean query
@@ -123,9 +120,9 @@ def test_transfer_to_litert_artifacts(tiny_artifacts, adult_data):
 
 
 def test_perturbations_move_only_perturbable_features_within_range(tiny_artifacts, adult_data):
-    model = FloatModel(tiny_artifacts["keras"].model_path)
+    model = FloatModel.load(tiny_artifacts["keras"].model_path)
     pred = Predictor(tiny_artifacts["tflite_int8"].model_path)
-    x, y, box, eps = adult_data.x, adult_data.y, Box.of(adult_data), 0.5
+    x, y, box, eps = adult_data.x, adult_data.y, box_of(adult_data), 0.5
     lo, hi = np.minimum(adult_data.lower, x), np.maximum(adult_data.upper, x)
     inside = ((x >= adult_data.lower) & (x <= adult_data.upper)).all(axis=1)
     frozen = ~adult_data.perturbable

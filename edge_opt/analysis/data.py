@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_opt.attacks import Box
 from edge_opt.core.errors import BadInputError
 from edge_opt.datasets import Dataset
 
@@ -55,18 +56,18 @@ class EvalData:
     def from_dataset(cls, ds: Dataset, split: str = "test", rows: int | None = None) -> EvalData:
         x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
         slices = getattr(ds, f"slices_{split}")
-        flat_train = ds.x_train.reshape(len(ds.x_train), -1)
-        # The dataset says which features an attack may move (Adult: not its one-hot columns).
-        perturbable = ds.attackable if ds.attackable is not None else np.ones(flat_train.shape[1], dtype=bool)
+        # The dataset says which features an attack may move (Adult: not its one-hot columns), within
+        # the train split's range: the rule the adversarial pass trains with too.
+        box = Box.of_dataset(ds)
         data = cls(
             x,
             y,
             list(ds.feature_names),
             ds.n_classes,
             dict(slices),
-            perturbable,
-            flat_train.min(axis=0),
-            flat_train.max(axis=0),
+            box.mask.astype(bool),
+            box.lower,
+            box.upper,
             tuple(ds.pdp_features),
         )
         return data.head(rows) if rows else data

@@ -68,8 +68,12 @@ def array_digest(*arrays: np.ndarray) -> str:
 
 
 def data_digest(data: Dataset) -> str:
-    """What a training pass learns from: the train and validation splits with their labels."""
-    return f"{data.name}:{len(data.x_train)}:" + array_digest(data.x_train, data.y_train, data.x_val, data.y_val)
+    """What a training pass learns from: the train and validation splits with their labels and
+    their slices (the groups a fairness pass weighs or thresholds by)."""
+    groups = [np.asarray(s[k], dtype=str) for s in (data.slices_train, data.slices_val) for k in sorted(s)]
+    names = np.asarray(sorted(data.slices_train) + sorted(data.slices_val), dtype=str)
+    digest = array_digest(data.x_train, data.y_train, data.x_val, data.y_val, names, *groups)
+    return f"{data.name}:{len(data.x_train)}:" + digest
 
 
 class Pass:
@@ -135,6 +139,12 @@ class Pass:
         """Configs that keep more accuracy for less compression, gentlest first (16-bit activations,
         dynamic range, lower sparsity, more clusters): the repair loop's last resort."""
         return []
+
+    def preflight(self, cfg: PassConfig, data: Dataset, model=None) -> None:
+        """Raise ConfigError when ``cfg`` cannot apply to ``data`` (a column that is not a slice, an
+        epsilon outside the features' range) or to the Keras ``model`` when given (a classifier's
+        head): ``run`` and ``optimize`` call it for every step before any training, so bad input
+        is exit 2 at once."""
 
     def check(self, artifact: Artifact, cfg: PassConfig, ctx: PassContext) -> None:
         """Raise UnsupportedTargetError (or ConfigError) when the pass cannot apply, before any work."""

@@ -9,6 +9,10 @@ its bias) and multiplied by ``s_i`` in the second (its kernel's input channel). 
 channel can no longer dwarf the others, so per-tensor int8 scales of the weights and of the
 activation between them fit every channel. Chains of more than two layers are swept until the
 scales settle. No data is read.
+
+``bias_correct`` (the same paper's second half) then takes out the mean error int8 weights add:
+each layer's bias minus ``(W_q - W) E[x]``, with ``E[x]`` the layer's mean input on calibration
+rows. The float model's outputs move by that amount so that the quantized file's do not.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from pydantic import Field
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import UnsupportedTargetError
+from edge_opt.core.tfkeras import keras
 from edge_opt.models import load_keras
 from edge_opt.passes.base import Pass, PassConfig, PassContext
-from edge_opt.passes.keras_graph import Pair, equalizable_pairs
+from edge_opt.passes.keras_graph import Pair, equalizable_pairs, is_kernel_layer
 
 
 class EqualizeConfig(PassConfig):
@@ -96,4 +101,66 @@ class EqualizePass(Pass):
             name: {"before": round(b, 3), "after": round(spread(model.get_layer(name).get_weights()[0]), 3)}
             for name, b in before.items()
         }
+        model.save(str(model_path))
+
+
+class BiasCorrectConfig(PassConfig):
+    # The weight quantization the file will get: symmetric int8, per output channel (TFLite's and
+    # NNCF's default) or per tensor.
+    per_channel: bool = True
+    calibration_samples: int = Field(default=256, ge=1, le=1_000_000)
+
+
+def quantized(kernel: np.ndarray, per_channel: bool) -> np.ndarray:
+    """``kernel`` through symmetric int8 (scale = max |w| / 127, per output channel or per tensor)."""
+    top = _out_range(kernel) if per_channel else np.abs(kernel).max(keepdims=True)
+    scale = np.where(top > 0, top / 127.0, 1.0)
+    return np.clip(np.round(kernel / scale), -127, 127) * scale
+
+
+def bias_shift(kernel: np.ndarray, input_mean: np.ndarray, per_channel: bool) -> np.ndarray:
+    """The mean change of each output channel that quantizing ``kernel`` causes, given the mean of
+    each input channel (a convolution's border ignored): ``(W_q - W)`` applied to ``E[x]``."""
+    error = quantized(kernel, per_channel) - kernel
+    return np.tensordot(input_mean, error.reshape(-1, error.shape[-2], error.shape[-1]).sum(axis=0), axes=1)
+
+
+class BiasCorrectPass(Pass):
+    name = "bias_correct"
+    Config = BiasCorrectConfig
+    inputs = ("keras",)
+    output = "keras"
+    description = (
+        "Empirical bias correction (Nagel et al. 2019): each Dense/Conv2D bias minus the mean output shift "
+        "its int8 weights will cause, from the layer's mean input on calibration rows"
+    )
+    uses = ("calibration",)
+
+    def label(self, cfg: BiasCorrectConfig) -> str:
+        return "bias-corrected" + ("" if cfg.per_channel else "-pertensor")
+
+    def calibration_rows(self, cfg: BiasCorrectConfig) -> int:
+        return cfg.calibration_samples
+
+    def check(self, artifact: Artifact, cfg: BiasCorrectConfig, ctx: PassContext) -> None:
+        ctx.need_calibration("bias correction")
+
+    def build(self, parent: Artifact, cfg: BiasCorrectConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
+        model = load_keras(parent.model_path, trust=ctx.trust_model)
+        layers = [layer for layer in model.layers if is_kernel_layer(layer) and getattr(layer, "use_bias", False)]
+        if not layers:
+            raise UnsupportedTargetError(f"pass 'bias_correct': model {parent.id} has no Dense or Conv2D with a bias")
+        rows = np.asarray(ctx.calibration[: cfg.calibration_samples], dtype=np.float32)
+        probe = keras().Model(model.inputs, [layer.input for layer in layers])
+        inputs = probe.predict(rows, batch_size=256, verbose=0)
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        shifts = {}
+        for layer, x in zip(layers, inputs, strict=True):
+            kernel, bias = layer.get_weights()[:2]
+            mean = x.reshape(-1, x.shape[-1]).mean(axis=0)  # per input channel (over rows and positions)
+            shift = bias_shift(kernel, mean, cfg.per_channel)
+            layer.set_weights([kernel, bias - shift, *layer.get_weights()[2:]])
+            shifts[layer.name] = round(float(np.abs(shift).max()), 6)
+        notes["largest_shift"] = shifts
+        notes["calibration"] = {"rows": len(rows), "source": ctx.calibration_source}
         model.save(str(model_path))

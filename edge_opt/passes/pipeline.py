@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge_opt.core.artifacts import Artifact
 from edge_opt.core.errors import EdgeOptError, UnsupportedTargetError, error_message
+from edge_opt.datasets import Dataset
 from edge_opt.passes import PassContext, get_pass, supports
 from edge_opt.passes.base import Step
 
@@ -58,3 +59,14 @@ def run_pipeline(root: Artifact, steps: list[Step], out_dir: Path, ctx: PassCont
     except Exception as exc:  # noqa: BLE001 - a failing pipeline is recorded, the caller goes on
         return PipelineResult(names, "failed", None, error_message(exc))
     return PipelineResult(names, "ok", artifact)
+
+
+def preflight(pipelines: list[list[Step]], data: Dataset | None, model=None) -> None:
+    """Every step's ``Pass.preflight`` against the training data (and the Keras model the
+    pipelines start from, when given), before any work: ConfigError."""
+    if data is None:
+        return
+    for steps in pipelines:
+        for step in steps:
+            p = get_pass(step.pass_)
+            p.preflight(p.config(step.config), data, model)

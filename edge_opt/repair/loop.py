@@ -4,9 +4,11 @@ cheapest repair first, each candidate measured on the deployed file, until one i
 The candidates, in order (each one a pipeline run by the one pipeline runner, so each file is
 an artifact like any other, its id from its config):
 
-1. **equalization**: the ``equalize`` pass (cross-layer equalization) before the pipeline; no
-   data, the float function unchanged, the file's size and speed kept. The better of the file
-   as configured and the equalized one is the base of what follows.
+1. **equalization, then bias correction**: the ``equalize`` pass (cross-layer equalization; no
+   data, the float function unchanged) before the pipeline, then ``bias_correct`` (the mean
+   error of int8 weights taken out of the biases; where a step quantizes and calibration rows
+   exist); the file's size and speed kept. Each is kept in what follows when it lost no more
+   than the best file so far.
 2. **per-layer float fallback**, accumulated: the Keras layers the debugger ranks most
    sensitive first (its scale-free ``added/σ`` on the base's file), each with the kernel layers
    that read it (the tensor between two layers stays quantized unless both sides are float), in
@@ -270,14 +272,9 @@ def _search(
     """Try the candidates after the file as configured (appended to ``trials``), cheapest first,
     until one is within budget and keeps the savings (``limits``), or ``max_trials`` are
     spent; the layers' ranking it used."""
-    base = list(steps)
-    if get_pass(steps[0].pass_).inputs == ("keras",) and steps[0].pass_ != "equalize":
-        equalized = r.trial(root, "equalize", [Step.model_validate({"pass": "equalize"}), *steps])
-        trials.append(equalized)
-        if equalized.within(budget) and limits.kept(equalized):
-            return _Ranked((), "")
-        if equalized.score is not None and equalized.score.drop <= trials[0].score.drop:
-            base = list(equalized.steps)
+    base = _preludes(root, steps, budget, r, trials, limits)
+    if base is None:
+        return _Ranked((), "")
     ranked, candidates = _Ranked((), "no step leaves layers in float"), []
     quant = _quantizing_step(base)
     if quant is not None and len(trials) <= budget.max_trials:  # ranking costs a debug run: only if used
@@ -293,6 +290,39 @@ def _search(
         if trials[-1].within(budget) and limits.kept(trials[-1]):
             break
     return ranked
+
+
+def _preludes(
+    root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer, trials: list[Trial], limits: Limits
+) -> list[Step] | None:
+    """Equalization, then bias correction, each put before the pipeline and tried (appended to
+    ``trials``); each kept in the pipeline the later candidates build on when it lost no more
+    than the best so far. None when one of them is within budget and keeps the savings."""
+    prefix, best = [], trials[0].score.drop
+    for tried, step in _prelude_steps(steps, r):
+        if len(trials) > budget.max_trials:
+            break
+        trial = r.trial(root, tried, [*prefix, step, *steps])
+        trials.append(trial)
+        if trial.within(budget) and limits.kept(trial):
+            return None
+        if trial.score is not None and trial.score.drop <= best:
+            prefix, best = [*prefix, step], trial.score.drop
+    return [*prefix, *steps]
+
+
+def _prelude_steps(steps: list[Step], r: Repairer) -> list[tuple[str, Step]]:
+    """(tried, step) for equalization (a pipeline that starts from Keras) and bias correction (one
+    that also quantizes, with calibration rows; per channel as its quantizer is)."""
+    names = {s.pass_ for s in steps}
+    if get_pass(steps[0].pass_).inputs != ("keras",) or names & {"equalize", "bias_correct"}:
+        return []
+    out = [("equalize", Step.model_validate({"pass": "equalize"}))]
+    quant = _quantizing_step(steps)
+    if quant is not None and r.ctx.calibration is not None:
+        per_channel = getattr(get_pass(steps[quant].pass_).config(steps[quant].config), "per_channel", True)
+        out.append(("bias correction", Step.model_validate({"pass": "bias_correct", "per_channel": per_channel})))
+    return out
 
 
 def _kernels(artifact: Artifact, r: Repairer) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from edge_opt.analysis.fidelity import DEFAULT_CHECKS, compare_outputs, output_kind
 from edge_opt.analysis.predictor import Predictor
 from edge_opt.budgets.grammar import Check
-from edge_opt.core.arrays import load_xy
+from edge_opt.core.arrays import load_slices, load_xy
 from edge_opt.core.artifacts import Artifact, sha256_file
 from edge_opt.core.errors import BadInputError, ModelLoadError
 from edge_opt.core.fileio import write_json_atomic
@@ -26,7 +26,7 @@ from edge_opt.datasets import Dataset
 from edge_opt.measure.service import QUICK, measure_first
 from edge_opt.models import code_layers, keras_root, load_keras, predicted_labels
 from edge_opt.passes import PassContext
-from edge_opt.passes.pipeline import fp32_steps, pipeline_names, run_pipeline
+from edge_opt.passes.pipeline import fp32_steps, pipeline_names, preflight, run_pipeline
 from edge_opt.repair import Repairer, Score, repair
 from edge_opt.repair.judge import pipeline_budget
 from edge_opt.targets import load_profile
@@ -73,8 +73,9 @@ def import_artifact(model, source: Path, out: Path, trust: bool = False) -> Arti
     return keras_root(out, pass_name="import", config=config, label="input", make=make)
 
 
-def user_dataset(x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
-    """Labelled rows → a 90/10 train/validation Dataset for passes that train."""
+def user_dataset(x: np.ndarray, y: np.ndarray, seed: int, slices: dict[str, np.ndarray] | None = None) -> Dataset:
+    """Labelled rows (and their ``slice_<column>`` groups) → a 90/10 train/validation Dataset for
+    passes that train."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     cut = max(1, len(x) // 10)
@@ -82,6 +83,10 @@ def user_dataset(x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
     n_classes = int(y.max()) + 1 if len(y) else 0
     if n_classes < 2:
         raise BadInputError("--train labels must hold at least two classes")
+    slices = slices or {}
+    for name, groups in slices.items():
+        if len(groups) != len(x):
+            raise BadInputError(f"--train: slice_{name} has {len(groups)} rows, x has {len(x)}")
     return Dataset(
         name="user",
         task="binary" if n_classes == 2 else "multiclass",
@@ -93,6 +98,9 @@ def user_dataset(x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
         y_val=y[val],
         x_test=x[val],
         y_test=y[val],
+        slices_train={k: v[train] for k, v in slices.items()},
+        slices_val={k: v[val] for k, v in slices.items()},
+        slices_test={k: v[val] for k, v in slices.items()},
     )
 
 
@@ -117,6 +125,7 @@ def optimize(
     labelled, held_out = user.fidelity_labels is not None, bool(train or eval_rows)
     rows = user.fidelity_rows is not None
     budgets = repair_budgets(profile, max_drop, labelled=labelled, held_out=held_out, rows=rows)
+    preflight(profile.pipelines, user.data, user.model)  # a step that cannot apply: exit 2 before any work
 
     out.mkdir(parents=True, exist_ok=True)
     artifacts_dir = out / "artifacts"
@@ -198,7 +207,7 @@ def _load_user_inputs(
         x, y, _ = load_xy(train)
         if y is None:
             raise BadInputError(f"{train}: --train needs labels (an array 'y' in .npz, or a 'label' column in .csv)")
-        data = user_dataset(x, y, seed)
+        data = user_dataset(x, y, seed, load_slices(train))
     held, held_y, _ = load_xy(eval_rows) if eval_rows is not None else (None, None, None)
     progress("loading the model")
     model = load_user_model(model_path, trust_model)

@@ -43,7 +43,7 @@ from edge_opt.models import predicted_labels, train_artifact
 from edge_opt.nas.executors import make_executor
 from edge_opt.nas.space import NasConfig
 from edge_opt.passes import PassContext, pass_class
-from edge_opt.passes.pipeline import pipeline_names, run_pipeline
+from edge_opt.passes.pipeline import pipeline_names, preflight, run_pipeline
 from edge_opt.repair import Repairer, repair
 from edge_opt.repair.judge import LabelledRows, pipeline_budget, quick_p50
 from edge_opt.report import write_reports
@@ -390,12 +390,16 @@ class _TaskRun:
         task, suite, progress = self.task, self.run.suite, self.run.progress
         nas = task.model if isinstance(task.model, NasConfig) else None
         data_config = {"train_rows": task.train_rows}
-        if task.file:  # the user's own model and data
+        if task.file:  # the user's own data
             self.data = load_task_data(task)
+        else:
+            self.data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
+        for profile in self.run.profiles:  # a step that cannot apply to the data: exit 2 before training
+            preflight(profile.pipelines, self.data)
+        if task.file:  # the user's own model
             progress(f"{task.name}: importing {Path(task.file).name}")
             root = import_model(task, self.artifacts_dir, self.run.trust)
         else:
-            self.data = load_dataset(task.dataset, seed=suite.seed, train_rows=task.train_rows)
             progress(f"{task.name}: training the float model")
             model = nas.baseline if nas else task.model
             root = train_artifact(

@@ -1,0 +1,163 @@
+"""Fairness remediation and adversarial training as passes (issue 23), on a small Adult MLP.
+
+How "more than noise" is known: each metric is measured on the same 16,281 test rows before and
+after, and the change asked for is several times what reseeding the same fine-tune moves it.
+Measured when writing these tests: the parity difference by sex 0.209 before, 0.098 and 0.111
+after reweighing with seeds 0 and 1 (asked: below 0.149); 0.009 after thresholds; PGD accuracy
+at 0.3 on 500 validation rows 0.722 before, 0.792 after adversarial training with either seed
+(asked: above 0.762).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from edge_opt.core.errors import ConfigError
+from edge_opt.models import ModelConfig, load_keras, predicted_labels, train_artifact
+from edge_opt.passes import PassContext, get_pass
+from edge_opt.passes.remediate import kamiran_calders, parity_difference
+from tests.conftest import ROOT, assert_clean_error, cli
+
+
+@pytest.fixture(scope="module")
+def adult_6k():
+    """6,000 Adult training rows: enough for a model whose predictions differ by sex (1,000 give
+    one that predicts almost no positives, and so no gap to narrow)."""
+    from edge_opt.datasets import load_dataset
+
+    return load_dataset("adult", train_rows=6000)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, adult_6k):
+    """An MLP 16 trained 10 epochs on them (0.845 accuracy, parity difference by sex 0.21), its context."""
+    out = tmp_path_factory.mktemp("remediate")
+    root = train_artifact(ModelConfig(hidden=[16], epochs=10), adult_6k, "mlp", out)
+    ctx = PassContext(target="cpu", data=adult_6k, seed=0, calibration=adult_6k.calibration(64))
+    return root, ctx, out
+
+
+def _parity(path, data, split="test"):
+    x, groups = getattr(data, f"x_{split}"), getattr(data, f"slices_{split}")["sex"]
+    labels = predicted_labels(load_keras(path).predict(x, verbose=0), data.n_classes)
+    return parity_difference(labels, groups), float(np.mean(labels == getattr(data, f"y_{split}")))
+
+
+def test_reweighing_weights_make_group_and_label_independent(adult_small):
+    groups, y = adult_small.slices_train["sex"], adult_small.y_train
+    weights, table = kamiran_calders(groups, y)
+    assert set(table) == {"Female|0", "Female|1", "Male|0", "Male|1"} and table["Female|1"] > 1 > table["Male|1"]
+    for g in ("Female", "Male"):  # weighted, each group has the overall share of positives
+        share = np.sum(weights[(groups == g) & (y == 1)]) / np.sum(weights[groups == g])
+        assert share == pytest.approx(np.mean(y == 1), abs=1e-6)
+
+
+def test_reweigh_narrows_the_parity_gap(fitted, adult_6k):
+    root, ctx, out = fitted
+    fixed = get_pass("reweigh").apply(root, {"column": "sex", "epochs": 5}, out, ctx)
+    (before, _), (after, _) = _parity(root.model_path, adult_6k), _parity(fixed.model_path, adult_6k)
+    assert before > 0.15 and after < before - 0.06, (before, after)
+    assert (
+        fixed.manifest["notes"]["after"]["val_parity_difference"]
+        < fixed.manifest["notes"]["before"]["val_parity_difference"]
+    )
+
+
+def test_fair_thresholds_are_baked_into_the_graph_and_survive_int8(fitted, adult_6k):
+    root, ctx, out = fitted
+    fixed = get_pass("fair_thresholds").apply(root, {"column": "sex"}, out, ctx)
+    notes = fixed.manifest["notes"]
+    assert set(notes["thresholds"]) == {"Female", "Male"} and notes["input_columns"] == {
+        "Female": adult_6k.feature_names.index("sex=Female"),
+        "Male": adult_6k.feature_names.index("sex=Male"),
+    }
+    assert notes["thresholds"]["Female"] < notes["thresholds"]["Male"]  # more Female rows selected
+    (before, acc_before), (after, acc_after) = (
+        _parity(root.model_path, adult_6k),
+        _parity(fixed.model_path, adult_6k),
+    )
+    assert after < before / 2 and acc_after > acc_before - 0.03, (before, after, acc_before, acc_after)
+    int8 = get_pass("tflite").apply(fixed, {"precision": "int8"}, out, ctx)  # the file that ships keeps it
+    from edge_opt.analysis.predictor import Predictor
+
+    labels = predicted_labels(Predictor(int8.model_path).outputs(adult_6k.x_test), 2)
+    assert parity_difference(labels, adult_6k.slices_test["sex"]) < before / 2
+
+
+def test_adversarial_training_raises_accuracy_under_attack(fitted):
+    root, ctx, out = fitted
+    fixed = get_pass("adversarial").apply(root, {"attack": "pgd", "epsilon": 0.3, "epochs": 3}, out, ctx)
+    notes, key = fixed.manifest["notes"], "val_pgd_accuracy@0.3"
+    assert notes["after"][key] > notes["before"][key] + 0.04, notes
+    assert notes["attackable_features"] == 6  # Adult's continuous columns only
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ({"pass": "reweigh", "column": "zodiac"}, "column 'zodiac' is not a slice of the data user (sex)"),
+        ({"pass": "fair_thresholds", "column": "sex"}, "'sex' is not an input of the model"),
+        ({"pass": "fair_thresholds", "column": "sex", "constraint": "parity"}, "constraint"),
+        ({"pass": "adversarial", "epsilon": 50}, "epsilon 50 is outside the features' range"),
+    ],
+)
+def test_bad_remediation_input_is_exit_2_before_any_training(tiny_artifacts, adult_small, tmp_path, step, fragment):
+    """Through optimize with your own rows (``slice_sex`` in --train): one line, exit 2, nothing written."""
+    np.savez(
+        tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train, slice_sex=adult_small.slices_train["sex"]
+    )
+    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
+    profile.update(name="fix", pipelines=[[step, {"pass": "tflite"}]])
+    (tmp_path / "fix.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    proc = cli(
+        "optimize", tiny_artifacts["keras"].model_path, "--target", tmp_path / "fix.yaml", "--out", out,
+        "--train", tmp_path / "train.npz", "--no-latency",
+    )  # fmt: skip
+    assert_clean_error(proc, fragment)
+    assert not (out / "summary.json").exists()
+
+
+def test_a_model_without_probabilities_is_refused(tmp_path, adult_small):
+    from edge_opt.core.tfkeras import keras
+
+    k = keras()
+    inputs = k.Input((adult_small.x_train.shape[1],))
+    model = k.Model(inputs, k.layers.Dense(1)(inputs))
+    for name in ("reweigh", "fair_thresholds", "adversarial"):
+        p = get_pass(name)
+        with pytest.raises(ConfigError, match="must end in a Dense layer with a sigmoid or softmax"):
+            p.preflight(p.config({"column": "sex"} if name != "adversarial" else {}), adult_small, model)
+
+
+def test_remediated_pipelines_run_through_optimize_with_your_own_slices(tiny_artifacts, adult_small, tmp_path):
+    np.savez(
+        tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train, slice_sex=adult_small.slices_train["sex"]
+    )
+    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
+    columns = {
+        "Female": adult_small.feature_names.index("sex=Female"),
+        "Male": adult_small.feature_names.index("sex=Male"),
+    }
+    thresholds = {"pass": "fair_thresholds", "column": "sex", "inputs": columns}
+    profile.update(
+        name="fix",
+        pipelines=[
+            [{"pass": "reweigh", "column": "sex", "epochs": 1}, {"pass": "tflite"}],
+            [thresholds, {"pass": "tflite"}],
+        ],
+    )
+    (tmp_path / "fix.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    proc = cli(
+        "optimize", tiny_artifacts["keras"].model_path, "--target", tmp_path / "fix.yaml", "--out", out,
+        "--train", tmp_path / "train.npz", "--no-latency",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "summary.json").read_text())["artifacts"]
+    assert [r["status"] for r in rows] == ["ok", "ok"], rows
+    assert rows[0]["label"].startswith("reweighed-sex") and rows[1]["label"].startswith("thresholds-sex")
