@@ -2,8 +2,8 @@
 
 The default suite's Adult MLP (256x128) is trained, then each candidate pipeline runs on it and
 ends in a full-int8 LiteRT file: plain int8; ``reweigh`` by sex then int8; ``fair_thresholds``
-by sex (demographic parity) then int8; ``adversarial`` (PGD at epsilon 0.2, half of each batch)
-then int8. Each file runs on LiteRT over the test split (16,281 rows):
+by sex (demographic parity, exact and within a tolerance of 0.05) then int8; ``adversarial``
+(PGD at epsilon 0.2, half of each batch) then int8. Each file runs on LiteRT over the test split (16,281 rows):
 
 * fairness: accuracy and the demographic-parity difference by sex (fairlearn), of the file and
   of its own float model (what the conversion kept);
@@ -51,6 +51,9 @@ def candidates(epochs: int) -> dict[str, list[dict]]:
         "plain": [],
         "reweigh sex": [{"pass": "reweigh", "column": "sex", "epochs": epochs}],
         "fair_thresholds sex (demographic parity)": [{"pass": "fair_thresholds", "column": "sex"}],
+        "fair_thresholds sex (demographic parity, tolerance 0.05)": [
+            {"pass": "fair_thresholds", "column": "sex", "tolerance": 0.05}
+        ],
         "adversarial pgd 0.2": [{"pass": "adversarial", "attack": "pgd", "epsilon": 0.2, "epochs": epochs}],
     }
 
@@ -128,7 +131,8 @@ def goals(found: list[dict]) -> None:
     if plain is None:
         return
     print("\n| goal | measured | met |\n|---|---|---|")
-    for label in ("reweigh sex", "fair_thresholds sex (demographic parity)"):
+    fair = ("fair_thresholds sex (demographic parity)", "fair_thresholds sex (demographic parity, tolerance 0.05)")
+    for label in ("reweigh sex", *fair):
         if label in by:
             r = by[label]
             cost = (plain["accuracy"] - r["accuracy"]) * 100

@@ -113,6 +113,19 @@ def test_distillation():
     assert out.count("gap recovered") == 2 and "agree: dist" in out, out
 
 
+def test_remediation():
+    out = run_script("benchmarks/remediation.py", "--smoke")
+    assert_prints(out, "## Adult MLP 256x128, each candidate as a full-int8 LiteRT file", "| goal | measured | met |")
+    for row in (
+        "| plain |",
+        "| reweigh sex |",
+        "| fair_thresholds sex (demographic parity) |",
+        "| adversarial pgd 0.2 |",
+    ):
+        assert row in out, out
+    assert "failed:" not in out, out
+
+
 def test_input_pipeline():
     out = run_script("benchmarks/input_pipeline.py", "--smoke")
     for plan in ("adult MLP", "digits CNN"):

@@ -44,6 +44,7 @@ PASS_CONFIGS = {
     "reweigh": {"column": "sex", "epochs": 1},
     "fair_thresholds": {"column": "sex"},
     "adversarial": {"attack": "fgsm", "epsilon": 0.1, "epochs": 1},
+    "defensive_distill": {"temperature": 10, "epochs": 1},
     "pca": {"components": 4, "epochs": 1},
     "select_features": {"drop": ["age"], "epochs": 1},
     "ica": {"components": 4, "epochs": 1, "max_iter": 50},

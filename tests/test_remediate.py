@@ -161,3 +161,27 @@ def test_remediated_pipelines_run_through_optimize_with_your_own_slices(tiny_art
     rows = json.loads((out / "summary.json").read_text())["artifacts"]
     assert [r["status"] for r in rows] == ["ok", "ok"], rows
     assert rows[0]["label"].startswith("reweighed-sex") and rows[1]["label"].startswith("thresholds-sex")
+
+
+def test_defensive_distillation_keeps_accuracy_and_flattens_gradients(fitted, adult_6k):
+    """The copy trained at T=10 and run at T=1 answers like the model, with saturated outputs:
+    for many rows the input gradient the white-box attacks follow is gone (what it is known for)."""
+    from edge_opt.attacks import FloatModel
+
+    root, ctx, out = fitted
+    fixed = get_pass("defensive_distill").apply(
+        root, {"temperature": 10, "epochs": 5, "learning_rate": 0.005}, out, ctx
+    )
+    x, y = adult_6k.x_val[:300].astype("float32"), adult_6k.y_val[:300]
+    (_, acc_before), (_, acc_after) = (
+        _parity(root.model_path, adult_6k, "val"),
+        _parity(fixed.model_path, adult_6k, "val"),
+    )
+    assert acc_after > acc_before - 0.03, (acc_before, acc_after)
+
+    def flat(path):  # the share of rows whose loss has no input gradient left in float32
+        grad = FloatModel.load(path).loss_gradient(x, y)[0]
+        return float(np.mean(np.abs(grad).max(axis=1) < 1e-7))
+
+    before, after = flat(root.model_path), flat(fixed.model_path)
+    assert before < 0.05 and after > 0.3, (before, after)

@@ -25,7 +25,7 @@ __all__ = ["app", "main"]
 
 #: The order of the commands in ``edge-opt --help`` (and in docs/commands.md); one not named here goes last.
 ORDER = ("run", "nas", "bench", "devices", "gate", "report", "compare", "optimize")
-ORDER += ("fairness", "robustness", "explain", "drift", "debug", "lineage", "targets")
+ORDER += ("fairness", "robustness", "explain", "drift", "debug", "card", "lineage", "targets")
 _RANK = {name: i for i, name in enumerate(ORDER)}
 app.registered_commands.sort(key=lambda command: _RANK.get(command.callback.__name__, len(ORDER)))
 

@@ -199,6 +199,24 @@ def lineage(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
 
 @app.command()
 @handled
+def card(
+    run_dir: Path = typer.Argument(..., help="A finished run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print model_card.json's cards instead of the Markdown."),
+) -> None:
+    """Print a run's model cards: per task and target, the file it ships, its lineage and sha256,
+    its metrics per slice, fairness, robustness and explanation stability against the float model,
+    the gate's verdict and the caveats (model_card.md, rebuilt from results.json)."""
+    import json
+
+    from edge_opt.report.card import card_markdown, run_cards
+    from edge_opt.store import load_run
+
+    cards = run_cards(run_dir, load_run(run_dir))
+    print(json.dumps({"cards": cards}, indent=2) if as_json else card_markdown(cards), end="" if not as_json else "\n")
+
+
+@app.command()
+@handled
 def targets(name: str = typer.Argument(None, help="Show one profile in full (a name or a YAML path).")) -> None:
     """List the target profiles, or validate and show one."""
     import yaml

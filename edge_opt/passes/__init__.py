@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "reweigh": "edge_opt.passes.remediate:ReweighPass",
     "fair_thresholds": "edge_opt.passes.remediate:FairThresholdsPass",
     "adversarial": "edge_opt.passes.remediate:AdversarialPass",
+    "defensive_distill": "edge_opt.passes.remediate:DefensiveDistillPass",
     "pca": "edge_opt.passes.reduce:PCAPass",
     "select_features": "edge_opt.passes.reduce:FeatureSelectPass",
     "ica": "edge_opt.passes.reduce:ICAPass",

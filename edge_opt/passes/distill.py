@@ -91,11 +91,13 @@ def distill_loss(y, teacher_logits, student_logits, alpha: float, temperature: f
     return tf().reduce_mean(alpha * hard + (1 - alpha) * soft_loss(teacher_logits, student_logits, temperature))
 
 
-def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0):
-    """Train a student of ``cfg.student`` from ``teacher``; returns (student, per-epoch mean loss)."""
+def distill(teacher, cfg: DistillConfig, data: Dataset, seed: int = 0, student=None):
+    """Train a student of ``cfg.student`` (or the given untrained ``student`` model, with
+    ``cfg.student``'s epochs, batch size and learning rate) from ``teacher``; returns (student,
+    per-epoch mean loss)."""
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(seed)
-    student = build(cfg.student, data.input_shape, data.n_classes)
+    student = build(cfg.student, data.input_shape, data.n_classes) if student is None else student
     teacher_logits, student_logits = logits_fn(teacher), logits_fn(student)
     variables = student.trainable_variables
     optimizer = k.optimizers.Adam(cfg.student.learning_rate)

@@ -12,6 +12,11 @@ the fixed model, and a run measures the fix on the file that ships.
   so each group's threshold here is the one that gives that group the selection rate fairlearn's
   mixture gives it on the held-out rows (said in the manifest). An attribute that is not an input
   of the model is refused: the threshold needs it at prediction time.
+* ``defensive_distill`` (Papernot et al., 2016; ART's ``DefensiveDistillation``): a fresh copy of
+  the model trained on the model's own outputs softened at temperature ``T`` (its logits over
+  ``T`` too), then deployed at temperature 1: its logits grow about ``T`` times, its softmax
+  saturates, and gradient attacks lose their gradient. That is gradient masking (Carlini &
+  Wagner, 2016): a black-box attack, which the robustness check runs too, is not fooled by it.
 * ``adversarial``: fine-tuning on batches in which a ``ratio`` of the rows is replaced by FGSM or
   PGD rows made on the model being trained (Madry et al., 2018; ART's ``AdversarialTrainer``),
   over the dataset's attackable features within their range: the robustness check's rule
@@ -36,6 +41,7 @@ from edge_opt.core.tfkeras import keras
 from edge_opt.datasets import Dataset
 from edge_opt.models import fit_classifier, label_array, load_keras, one_unit, predicted_labels
 from edge_opt.passes.base import Pass, PassConfig, PassContext
+from edge_opt.passes.distill import DistillConfig, distill
 from edge_opt.passes.tfmot import FineTuneConfig
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds", "equal_opportunity")
@@ -144,6 +150,9 @@ def kamiran_calders(groups: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, dict
 class FairThresholdsConfig(PassConfig):
     column: str = Field(min_length=1)
     constraint: Literal["demographic_parity", "equalized_odds", "equal_opportunity"] = "demographic_parity"
+    # fairlearn's tol: the constraint's metric may differ across groups by up to this much
+    # (cheaper in accuracy than exact parity); not for equalized_odds. None: exact.
+    tolerance: float | None = Field(default=None, gt=0, lt=1)
     # Per group, the input column (its index in a row) that is 1 for that group's rows; by default
     # the features named "<column>=<group>" (Adult's one-hot columns).
     inputs: dict[str, int] = Field(default_factory=dict)
@@ -161,13 +170,16 @@ class FairThresholdsPass(Pass):
     uses = ("data",)
 
     def label(self, cfg: FairThresholdsConfig) -> str:
-        return f"thresholds-{cfg.column}-{cfg.constraint.replace('_', '-')}"
+        tol = f"-tol{cfg.tolerance:g}" if cfg.tolerance is not None else ""
+        return f"thresholds-{cfg.column}-{cfg.constraint.replace('_', '-')}{tol}"
 
     def preflight(self, cfg: FairThresholdsConfig, data: Dataset, model=None) -> None:
         if model is not None:
             classifier_head(model, self.name)
         if data.n_classes != 2:
             raise ConfigError(f"pass '{self.name}': thresholds need a binary task; {data.name} has {data.n_classes}")
+        if cfg.tolerance is not None and cfg.constraint == "equalized_odds":
+            raise ConfigError(f"pass '{self.name}': fairlearn cannot relax equalized_odds; drop tolerance")
         groups = sensitive_groups(data, cfg.column, self.name, "val")
         group_columns(data, cfg, groups)
 
@@ -186,7 +198,7 @@ class FairThresholdsPass(Pass):
         groups = sensitive_groups(data, cfg.column, self.name, "val")
         columns = group_columns(data, cfg, groups)
         scores = model.predict(data.x_val, batch_size=1024, verbose=0)[:, 0]
-        rates = fairlearn_rates(scores, data.y_val, groups, cfg.constraint)
+        rates = fairlearn_rates(scores, data.y_val, groups, cfg.constraint, cfg.tolerance)
         thresholds = {g: _threshold_for_rate(scores[groups == g], rate) for g, rate in rates.items()}
         notes["before"] = _val_report(model, data, cfg.column)
         fixed = with_thresholds(model, head, {columns[g]: t for g, t in thresholds.items()})
@@ -223,7 +235,9 @@ def group_columns(data: Dataset, cfg: FairThresholdsConfig, groups: np.ndarray) 
     return {str(g): int(i) for g, i in columns.items()}
 
 
-def fairlearn_rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, constraint: str) -> dict:
+def fairlearn_rates(
+    scores: np.ndarray, y: np.ndarray, groups: np.ndarray, constraint: str, tolerance: float | None = None
+) -> dict:
     """Per group, the share of its rows fairlearn's fitted ThresholdOptimizer predicts positive
     (its expected value, the randomization averaged out)."""
     import pandas as pd
@@ -231,7 +245,7 @@ def fairlearn_rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, const
 
     opt = ThresholdOptimizer(
         estimator=_score_estimator(), constraints=_FAIRLEARN[constraint], objective="accuracy_score",
-        prefit=True, predict_method="predict",
+        prefit=True, predict_method="predict", tol=tolerance,
     )  # fmt: skip
     # fairlearn 0.15 with pandas 3 fails on float32 features: float64 throughout
     x = pd.DataFrame({"score": scores.astype(np.float64)})
@@ -375,3 +389,56 @@ def robust_report(model, data: Dataset, box: Box, cfg: AdversarialConfig, rows: 
         return round(float(np.mean(predicted_labels(model.predict(rows_, verbose=0), data.n_classes) == y)), 4)
 
     return {"val_accuracy": acc(x), f"val_{cfg.attack}_accuracy@{cfg.epsilon:g}": acc(attacked)}
+
+
+class DefensiveDistillConfig(FineTuneConfig):
+    temperature: float = Field(default=20.0, gt=1, le=1000)
+    epochs: int = Field(default=5, ge=1, le=10_000)
+
+
+class DefensiveDistillPass(Pass):
+    name = "defensive_distill"
+    Config = DefensiveDistillConfig
+    inputs = ("keras",)
+    output = "keras"
+    description = (
+        "Defensive distillation: a fresh copy of the model trained on its own outputs at a high temperature, "
+        "deployed at temperature 1 (masks gradients: read the black-box figures); needs training data"
+    )
+    uses = ("data",)
+
+    def label(self, cfg: DefensiveDistillConfig) -> str:
+        return f"defensive-distill-T{cfg.temperature:g}"
+
+    def preflight(self, cfg: DefensiveDistillConfig, data: Dataset, model=None) -> None:
+        if model is not None:
+            classifier_head(model, self.name)
+
+    def build(
+        self, parent: Artifact, cfg: DefensiveDistillConfig, model_path: Path, ctx: PassContext, notes: dict
+    ) -> None:
+        teacher = load_keras(parent.model_path, trust=ctx.trust_model)
+        classifier_head(teacher, self.name)
+        student = keras().models.clone_model(teacher)  # the same architecture, fresh weights
+        training = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate}
+        setting = DistillConfig(student=training, temperature=cfg.temperature, alpha=0.0)
+        # The targets are the model's own probabilities (temperature 1) and the student's softmax
+        # runs at T: a teacher whose logits are T times the model's gives exactly that.
+        student, history = distill(_scaled(teacher, cfg.temperature), setting, ctx.data, ctx.seed, student)
+        data = ctx.data
+        labels = predicted_labels(student.predict(data.x_val, batch_size=1024, verbose=0), data.n_classes)
+        notes.update(
+            val_accuracy=round(float(np.mean(labels == data.y_val)), 4),
+            loss=[round(v, 5) for v in history],
+            caveat="defensive distillation masks gradients; judge it by black-box accuracy",
+        )
+        student.save(str(model_path))
+
+
+def _scaled(model, factor: float):
+    """A copy of ``model`` whose last layer's logits are ``factor`` times larger."""
+    copy = keras().models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    head = copy.layers[-1]
+    head.set_weights([w * factor for w in head.get_weights()])
+    return copy

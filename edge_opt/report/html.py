@@ -59,6 +59,7 @@ SECTIONS = (
     "debug",
     "lineage",
     "gate",
+    "card",
     "trend",
     "nas",
 )
@@ -76,6 +77,7 @@ _PER_TARGET: dict[str, Callable[[Page, str, str], str]] = {
     "roofline": performance.roofline,
     "ops": performance.ops,
     "repair": performance.repair,
+    "card": trust.card,
 }
 _TRUST: dict[str, Callable[[Page, str], str]] = {
     "slices": trust.slices,

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_opt.report.charts import ARTIFACT_COLOR, FLOAT_COLOR, PALETTE, esc, section
+from edge_opt.report.card import card_rows, run_cards
+from edge_opt.report.charts import ARTIFACT_COLOR, FLOAT_COLOR, PALETTE, esc, section, table
 from edge_opt.report.page import Page
 
 _GAPS = ("demographic_parity_difference", "equalized_odds_difference", "equal_opportunity_difference")
@@ -229,3 +230,18 @@ def _debug_block(page: Page, entry: dict[str, Any], found: dict[str, Any]) -> st
     return f"<p>{esc(_checked_title(entry))}{esc(lost)} its worst layers first.</p>" + page.charts.svg(
         fig, f"per-layer error of {entry['label']} against the float model"
     )
+
+
+def card(page: Page, task: str, target: str) -> str:
+    """The model card's headline for the file this target ships (the whole card: model_card.md)."""
+    cards = page.memo(
+        "cards", lambda: {(c["task"], c["target"]): c for c in run_cards(page.view.run_dir, page.results)}
+    )
+    found = cards.get((task, target))
+    sid, title = page.sid("card", task, target), f"{target}: model card"
+    if found is None:
+        return section("card", sid, title, "<p>No card: the run has no record of this task on this target.</p>")
+    rows = [[esc(label), esc(value)] for label, value in card_rows(found)]
+    note = "<p>The whole card: <code>model_card.md</code> (and <code>.json</code>) in the run folder; "
+    note += "<code>edge-opt card RUN</code> prints it.</p>"
+    return section("card", sid, title, table(["", ""], rows) + note)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -248,6 +249,41 @@ def test_lineage_shows_the_tree_from_the_float_model(quick_run):
     assert "openvino-fp32 [cpu]" in lines[onnx + 1] and lines[onnx + 1].startswith("        └── ")
     assert "## Lineage" in (run_dir / "report.md").read_text()
     assert '"chosen": [' in (run_dir / "report.json").read_text()
+
+
+def test_a_run_writes_a_model_card_per_target_and_card_reprints_it(quick_run, tmp_path):
+    """Each target's card names the file the gate would ship, with its sha256 and lineage, its
+    accuracy per slice with intervals, and the trust checks; a target with nothing to ship (no
+    GPU here) says why; a run whose checks were removed says they did not run, with no figure."""
+    _, run_dir, _ = quick_run
+    cards = {(c["task"], c["target"]): c for c in json.loads((run_dir / "model_card.json").read_text())["cards"]}
+    results = json.loads((run_dir / "results.json").read_text())
+    assert {t for _, t in cards} == set(results["targets"])
+    cpu = next(c for (_, t), c in cards.items() if t == "cpu")
+    details = cpu["model_details"]
+    record = next(r for r in results["measurements"] if (r["artifact"] or {}).get("id") == details["artifact_id"])
+    assert details["sha256"] == record["artifact"]["sha256"] and details["lineage"][-1] == details["name"]
+    assert cpu["fairness"]["status"] == "ok" and "demographic_parity_difference" in cpu["fairness"]["summary"]
+    female = cpu["quantitative_analysis"]["per_slice"]["sex"]["Female"]
+    assert female["ci"][0] <= female["accuracy"] <= female["ci"][1]
+    gpu = next(c for (_, t), c in cards.items() if t == "gpu")
+    assert gpu["model_details"]["artifact_id"] is None and gpu["gate"]["verdict"] in ("SKIP", "FAIL")
+
+    proc = cli("card", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (run_dir / "model_card.md").read_text()
+    assert "### Accuracy per slice (95% interval)" in proc.stdout and "## adult-mlp · gpu: no file" in proc.stdout
+    assert "model card" in (run_dir / "report.html").read_text()
+
+    bare = tmp_path / "run"
+    shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("samples.npz", "artifacts"))
+    stripped = dict(results, checks={})
+    (bare / "results.json").write_text(json.dumps(stripped))
+    proc = cli("card", str(bare), "--json")
+    assert proc.returncode == 0, proc.stderr
+    for card in json.loads(proc.stdout)["cards"]:
+        for kind in ("fairness", "robustness", "explanations"):
+            assert card[kind]["status"] == "not run" and "summary" not in card[kind], card[kind]
 
 
 def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
