@@ -106,7 +106,8 @@ def _rows_for_choice(
     trust = [c for c in checks if c.trust]
     if not trust:
         return
-    checked = checked_record(results, target, chosen.get("task")) or chosen
+    # every candidate checked (checks: candidates: all): the chosen record carries its own checks
+    checked = chosen if chosen.get("checks") else (checked_record(results, target, chosen.get("task")) or chosen)
     same_file = (checked.get("artifact") or {}).get("sha256") == (chosen.get("artifact") or {}).get("sha256")
     note = (
         ""

@@ -185,3 +185,48 @@ def test_defensive_distillation_keeps_accuracy_and_flattens_gradients(fitted, ad
 
     before, after = flat(root.model_path), flat(fixed.model_path)
     assert before < 0.05 and after > 0.3, (before, after)
+
+
+def test_every_candidate_is_checked_and_trust_budgets_then_choose(fitted, adult_6k):
+    """``checks: candidates: all`` on real files: the plain int8 file, the reweighed one, and the
+    reweighed float model it came from are all checked; the fix shows on the float model and on
+    the file. A parity budget between the two files' gaps then picks the slower, fairer file,
+    and does not while one candidate is unchecked (the gate holds the chosen one to it later)."""
+    from edge_opt.analysis.checks import run_checks
+    from edge_opt.analysis.config import ChecksConfig
+    from edge_opt.budgets.choose import choose
+    from edge_opt.budgets.grammar import Check
+    from edge_opt.targets import load_profile
+
+    root, ctx, out = fitted
+    plain = get_pass("tflite").apply(root, {"precision": "int8"}, out, ctx)
+    fixed_float = get_pass("reweigh").apply(root, {"column": "sex", "epochs": 5}, out, ctx)
+    fixed = get_pass("tflite").apply(fixed_float, {"precision": "int8"}, out, ctx)
+
+    def record(art, p50):
+        runtime = {"name": "litert", "device": "cpu", "threads": 1}
+        latency = {"p50": p50, "median_ci": [p50, p50]}
+        return {"id": art.id[:12], "task": "t", "target": "mobile-fair", "artifact": art.summary(),
+                "runtime": runtime, "status": "ok", "latency_ms": latency, "accuracy_drop": 0.0}  # fmt: skip
+
+    records = [record(plain, 0.001), record(fixed, 0.002)]
+    cfg = ChecksConfig(
+        candidates="all",
+        fairness={"columns": ["sex"], "n_boot": 20},
+        robustness=None,
+        explain=None,
+        ops=None,
+        debug=None,
+    )
+    entries = run_checks(adult_6k, root, records, [load_profile("mobile-fair")], cfg)["artifacts"]
+    assert set(entries) == {plain.id, fixed.id, fixed_float.id}
+    assert entries[fixed.id]["own_float"] == fixed_float.id and entries[fixed_float.id]["float_of"] == [fixed.id]
+    gap = {k: e["summary"]["fairness"]["demographic_parity_difference"] for k, e in entries.items()}
+    assert gap[fixed_float.id] < gap[plain.id] - 0.05 and gap[fixed.id] < gap[plain.id] - 0.05, gap
+    kept = entries[fixed.id]["against_own_float"]["fairness"]["demographic_parity_difference"]
+    assert kept == pytest.approx(gap[fixed.id] - gap[fixed_float.id])  # what int8 did to the fix
+
+    budget = [Check.parse(f"fairness.demographic_parity_difference <= {(gap[plain.id] + gap[fixed.id]) / 2:.4f}")]
+    checked = [dict(r, checks=entries[r["artifact"]["id"]]["summary"]) for r in records]
+    assert choose("mobile-fair", checked, budget).chosen["artifact"]["id"] == fixed.id
+    assert choose("mobile-fair", [checked[0], records[1]], budget).chosen["artifact"]["id"] == plain.id

@@ -74,7 +74,14 @@ def run_checks(
     eval_data = EvalData.from_dataset(data, split="test", rows=rows)
     reference = Predictor(root.model_path)
     out: dict[str, Any] = {"float": {"id": root.id, "label": "float"}, "artifacts": {}, "robustness": None}
-    subjects = _subjects(picked, out)
+    pairs = list(picked.items())
+    if cfg.candidates == "all":
+        pairs += candidate_picks(records, targets, picked)
+    subjects = _subjects(pairs, out)
+    if cfg.candidates == "all":
+        subjects += _own_floats(
+            out, root, {pick["record"]["artifact"]["id"]: _folder(pick["record"]) for _, pick in pairs}
+        )
     inputs = CheckInputs(reference, root.model_path, eval_data, seed)
     for name in trust_check_names():
         check_cfg = getattr(cfg, name, None)
@@ -89,20 +96,58 @@ def run_checks(
         _edgetpu(out, records, profiles)
     for entry in out["artifacts"].values():
         entry["summary"] = _summaries(entry)
+    for entry in out["artifacts"].values():
+        own = out["artifacts"].get(entry.get("own_float"))
+        if own is not None:  # what the conversion kept of a fix: the file's figures minus its float model's
+            entry["against_own_float"] = _differences(entry["summary"], own["summary"])
     return out
 
 
-def _subjects(picked: dict[str, dict], out: dict[str, Any]) -> list:
-    """An entry in ``out["artifacts"]`` per distinct picked file, and a Subject per file that loads."""
+def _differences(file: dict[str, dict], float_model: dict[str, dict]) -> dict[str, dict]:
+    """Per check kind, each number the file's summary and its float model's share: file minus float."""
+    out = {}
+    for kind, values in file.items():
+        other = float_model.get(kind) or {}
+        diffs = {
+            k: v - other[k]
+            for k, v in values.items()
+            if isinstance(v, int | float) and isinstance(other.get(k), int | float) and not isinstance(v, bool)
+        }
+        if diffs:
+            out[kind] = diffs
+    return out
+
+
+def candidate_picks(records: list[dict], results_targets: dict, picked: dict[str, dict]) -> list[tuple[str, dict]]:
+    """(target, pick) for every other measured file of each target (``candidates: all``): its first record."""
+    out = []
+    for target in results_targets:
+        chosen = ((picked.get(target) or {}).get("record") or {}).get("artifact", {}).get("id")
+        seen = {chosen}
+        for rec in records:
+            art_id = rec["artifact"].get("id")
+            if rec.get("target") != target or not rec["artifact"].get("path") or art_id in seen:
+                continue
+            if rec.get("status") == "ok":
+                seen.add(art_id)
+                out.append((target, {"record": rec, "note": "candidate", "candidate": True}))
+    return out
+
+
+def _subjects(pairs: list[tuple[str, dict]], out: dict[str, Any]) -> list:
+    """An entry in ``out["artifacts"]`` per distinct file, and a Subject per file that loads. A
+    chosen file's entry says for which targets in ``picked``, another candidate's in ``candidate``."""
     by_file: dict[str, str] = {}  # model-file sha256 -> artifact id already checked
     subjects: list[Subject] = []
-    for target, pick in picked.items():
+    for target, pick in pairs:
         rec = pick["record"]
         art = load_artifact(_folder(rec))
         sha = art.manifest["files"][art.manifest["model_file"]]
+        role = "candidate" if pick.get("candidate") else "picked"
         if sha in by_file:  # the same bytes as another target's pick: checked once, covers both
-            out["artifacts"][by_file[sha]]["targets"].append(target)
-            out["artifacts"][by_file[sha]]["picked"][target] = rec["id"]
+            entry = out["artifacts"][by_file[sha]]
+            entry["targets"] = list(dict.fromkeys([*entry["targets"], target]))
+            entry.setdefault(role, {})[target] = rec["id"]
             continue
         runtime = rec["runtime"]["name"] if rec["runtime"].get("device") == "cpu" else DEFAULT_RUNTIME[art.format]
         by_file[sha] = art.id
@@ -114,7 +159,7 @@ def _subjects(picked: dict[str, dict], out: dict[str, Any]) -> list:
             "note": pick["note"],
             "sha256": sha,
             "record": rec["id"],  # the measurement whose file and runtime the checks ran on
-            "picked": {target: rec["id"]},  # per target, its record of this file (what the gate holds to)
+            role: {target: rec["id"]},  # per target, its record of this file (picked: what the gate holds to)
         }
         pred = _attempt(Predictor, art.model_path, runtime=runtime, precision=precision)
         if isinstance(pred, dict):
@@ -122,6 +167,45 @@ def _subjects(picked: dict[str, dict], out: dict[str, Any]) -> list:
             continue
         subjects.append(Subject(art.id, entry["label"], pred))
     return subjects
+
+
+def _own_floats(out: dict[str, Any], root: Artifact, folders: dict[str, Path]) -> list:
+    """For each checked file whose nearest Keras ancestor is not the task's float model (a
+    remediated or otherwise retrained model), that ancestor as a subject of its own, so the
+    checks show the fix on the float model beside what the converted file kept of it."""
+    subjects: list[Subject] = []
+    for art_id, entry in list(out["artifacts"].items()):
+        ancestor = _keras_ancestor(folders[art_id]) if art_id in folders else None
+        if ancestor is None or ancestor.id in (root.id, art_id):
+            continue
+        entry["own_float"] = ancestor.id
+        if ancestor.id in out["artifacts"]:
+            out["artifacts"][ancestor.id]["float_of"].append(art_id)
+            continue
+        out["artifacts"][ancestor.id] = {
+            "label": f"{ancestor.manifest['label']} (float)",
+            "targets": [],
+            "runtime": "keras",
+            "note": f"the float model {entry['label']} was converted from",
+            "sha256": ancestor.manifest["files"][ancestor.manifest["model_file"]],
+            "float_of": [art_id],
+        }
+        pred = _attempt(Predictor, ancestor.model_path)
+        if isinstance(pred, dict):
+            out["artifacts"][ancestor.id]["error"] = pred["error"]
+            continue
+        subjects.append(Subject(ancestor.id, out["artifacts"][ancestor.id]["label"], pred))
+    return subjects
+
+
+def _keras_ancestor(folder: Path) -> Artifact | None:
+    """The nearest Keras artifact above the one in ``folder`` (itself when it is Keras)."""
+    art = load_artifact(folder)
+    while art.format != "keras":
+        if not art.parent or not (folder.parent / art.parent).is_dir():
+            return None
+        art = load_artifact(folder.parent / art.parent)
+    return art
 
 
 def _run_check(out: dict[str, Any], name: str, check: Any, subjects: list, inputs: Any, check_cfg: Any) -> None:

@@ -58,3 +58,7 @@ class ChecksConfig(Strict):
     edgetpu: bool = True  # compatibility analysis of tflite files for profiles with an EdgeTPU runtime
     ops: OpsConfig | None = OpsConfig()  # the chosen artifacts' per-op profiles (record fields ops, ops_method...)
     debug: DebugConfig | None = DebugConfig()  # the worst layers of a chosen file whose accuracy dropped
+    # chosen: each target's chosen file only. all: every file of every target, and the float
+    # model a file came from when it is not the task's (a remediated model): trust budgets then
+    # take part in the choice, and the report draws the trade-offs across candidates.
+    candidates: Literal["chosen", "all"] = "chosen"

@@ -159,10 +159,13 @@ def choose(
     choice). ``reference=False``: the task has no float model, so a check against one cannot
     apply and rejects no one (unless ``strict``).
 
-    Trust-check budgets are left out here: those checks run on the chosen artifact, and the
-    gate then holds it to them.
+    Trust-check budgets are left out here when the checks ran on the chosen artifact only: the
+    gate then holds it to them. When every measured candidate was checked (``checks:
+    candidates: all``), they take part in the choice like any other budget.
     """
-    fits, rejected = _fits(records, [c for c in checks if not c.trust], reference, strict)
+    measured = [r for r in records if r.get("status") == "ok" and r.get("latency_ms")]
+    every_checked = bool(measured) and all(r.get("checks") for r in measured)
+    fits, rejected = _fits(records, [c for c in checks if every_checked or not c.trust], reference, strict)
     if not fits:
         return Selection(target, None, rejected, task=task)
     fits.sort(key=lambda r: (r["latency_ms"]["p50"], str(r.get("id"))))

@@ -282,7 +282,9 @@ def _search(
     per_layer = _per_layer_steps(root, base, r)
     if per_layer and not ranked.layers and len(trials) + len(candidates) <= budget.max_trials:
         ranked = _rank(trials[0].artifact, root, _kernels(root, r), r)
-    backoffs = [c for i, (cfg, layers) in per_layer.items() for c in _backoffs(base, i, cfg, layers, ranked.layers)]
+    backoffs = [
+        c for i, (cfg, layers) in per_layer.items() for c in backoff_candidates(base, i, cfg, layers, ranked.layers)
+    ]
     for candidate in (*candidates, *backoffs, *_relaxations(base)):
         if len(trials) > budget.max_trials:
             break
@@ -348,7 +350,7 @@ def _per_layer_steps(root: Artifact, steps: list[Step], r: Repairer) -> dict[int
     return out
 
 
-def _backoffs(steps: list[Step], i: int, cfg, layers: list[str], ranked: tuple[str, ...]) -> list[tuple]:
+def backoff_candidates(steps: list[Step], i: int, cfg, layers: list[str], ranked: tuple[str, ...]) -> list[tuple]:
     """Step ``i``'s layers each backed off one notch (``Pass.backoff``), the most sensitive first,
     accumulated: [(tried, steps)]."""
     p, out, done = get_pass(steps[i].pass_), [], []

@@ -55,6 +55,7 @@ SECTIONS = (
     "slices",
     "fairness",
     "robustness",
+    "trust-tradeoff",
     "attributions",
     "debug",
     "lineage",
@@ -83,6 +84,7 @@ _TRUST: dict[str, Callable[[Page, str], str]] = {
     "slices": trust.slices,
     "fairness": trust.fairness,
     "robustness": trust.robustness,
+    "trust-tradeoff": trust.tradeoffs,
     "attributions": trust.attributions,
     "debug": trust.debug,
 }

@@ -245,3 +245,59 @@ def card(page: Page, task: str, target: str) -> str:
     note = "<p>The whole card: <code>model_card.md</code> (and <code>.json</code>) in the run folder; "
     note += "<code>edge-opt card RUN</code> prints it.</p>"
     return section("card", sid, title, table(["", ""], rows) + note)
+
+
+def _tradeoff_points(page: Page, task: str) -> list[dict[str, Any]]:
+    """Per checked file or float model with a trust summary: its label, accuracy, largest parity
+    gap, clean and strongest-attack accuracy (None where its check did not run)."""
+    points = []
+    for entry in page.checked(task):
+        summary = entry.get("summary") or {}
+        fair, rob = summary.get("fairness") or {}, summary.get("robustness") or {}
+        worst = max(
+            (k for k in rob if k.startswith("robust_accuracy@")), key=lambda k: float(k.split("@")[1]), default=None
+        )
+        overall = ((entry.get("fairness") or {}).get("artifact") or {}).get("overall") or {}
+        points.append(
+            {
+                "label": entry["label"],
+                "float": bool(entry.get("float_of")),
+                "accuracy": overall.get("accuracy"),
+                "parity": fair.get("demographic_parity_difference"),
+                "clean": rob.get("clean_accuracy"),
+                "robust": rob.get(worst) if worst else None,
+                "epsilon": worst.split("@")[1] if worst else None,
+            }
+        )
+    return points
+
+
+def tradeoffs(page: Page, task: str) -> str:
+    """Accuracy against the parity gap, and clean against attacked accuracy, across every checked
+    candidate (``checks: candidates: all``): what each remediation bought and what it cost."""
+    sid, title = page.sid("trust-tradeoff", task), "Trade-offs across candidates: fairness and robustness"
+    points = _tradeoff_points(page, task)
+    if len(points) < 2:
+        body = "<p>One file was checked. With <code>checks: candidates: all</code> every candidate (and the float "
+        body += "model of each remediated one) is checked, and the trade-offs are drawn here.</p>"
+        return section("trust-tradeoff", sid, title, body)
+    charts = []
+    for x_key, y_key, x_label, y_label in (
+        ("parity", "accuracy", "demographic-parity difference (largest over the columns)", "accuracy"),
+        ("robust", "clean", "accuracy under the strongest PGD budget", "clean accuracy"),
+    ):
+        shown = [q for q in points if q[x_key] is not None and q[y_key] is not None]
+        if len(shown) < 2:
+            continue
+        fig, ax = page.charts.figure(6.5, 3.4)
+        for i, q in enumerate(shown):
+            color = FLOAT_COLOR if q["float"] else PALETTE[i % len(PALETTE)]
+            ax.scatter(q[x_key], q[y_key], s=40, color=color, marker="o" if not q["float"] else "s", zorder=3)
+            ax.annotate(q["label"][:38], (q[x_key], q[y_key]), fontsize=7, xytext=(4, 2), textcoords="offset points")
+        ax.set_xlabel(x_label + (f" (epsilon {shown[0]['epsilon']})" if x_key == "robust" else ""))
+        ax.set_ylabel(y_label)
+        ax.grid(alpha=0.3)
+        charts.append(page.charts.svg(fig, f"{y_label} against {x_label}"))
+    note = "<p>Squares: the float model a remediated file was converted from; the converted file beside it "
+    note += "shows what the conversion kept of the fix.</p>"
+    return section("trust-tradeoff", sid, title, "".join(charts) + note)

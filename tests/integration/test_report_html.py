@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 # The page of the quick suite (4 targets, 28 measurements, every trust check) stays under this.
 SIZE_BOUND = 2_000_000
 PER_TARGET = ("tradeoff", "latency", "size", "memory", "roofline", "ops", "repair", "card")
-PER_TASK = ("slices", "fairness", "robustness", "attributions", "debug", "trend")
+PER_TASK = ("slices", "fairness", "robustness", "trust-tradeoff", "attributions", "debug", "trend")
 PER_RUN = ("summary", "lineage", "gate")
 
 
