@@ -7,8 +7,8 @@ from edge_opt.run.suite import load_suite
 from edge_opt.targets import available_profiles, load_profile, save_profile
 
 
-def test_the_four_profiles_load():
-    assert available_profiles() == ["cpu", "edgetpu", "gpu", "mobile"]
+def test_the_shipped_profiles_load():
+    assert available_profiles() == ["cpu", "edgetpu", "gpu", "mobile", "mobile-fair"]
     for name in available_profiles():
         profile = load_profile(name)
         assert profile.name == name

@@ -307,6 +307,9 @@ class AdversarialConfig(FineTuneConfig):
     ratio: float = Field(default=0.5, gt=0, le=1)  # share of each batch replaced by attacked rows
     steps: int = Field(default=5, ge=1, le=100)  # PGD steps
     epochs: int = Field(default=3, ge=1, le=10_000)
+    # A slice column: rows weighed as ``reweigh`` weighs them, so one fine-tune keeps both fixes
+    # (a plain fine-tune after ``reweigh`` forgets the weights).
+    weigh_by: str | None = Field(default=None, min_length=1)
 
 
 class AdversarialPass(Pass):
@@ -321,11 +324,13 @@ class AdversarialPass(Pass):
     uses = ("data",)
 
     def label(self, cfg: AdversarialConfig) -> str:
-        return f"adversarial-{cfg.attack}-{cfg.epsilon:g}"
+        return f"adversarial-{cfg.attack}-{cfg.epsilon:g}" + (f"-weighed-{cfg.weigh_by}" if cfg.weigh_by else "")
 
     def preflight(self, cfg: AdversarialConfig, data: Dataset, model=None) -> None:
         if model is not None:
             classifier_head(model, self.name)
+        if cfg.weigh_by is not None:
+            sensitive_groups(data, cfg.weigh_by, self.name)
         box = Box.of_dataset(data)
         if box.movable == 0:
             raise ConfigError(f"pass '{self.name}': {data.name} has no feature an attack may move")
@@ -369,6 +374,9 @@ def adversarial_fit(model, data: Dataset, box: Box, cfg: AdversarialConfig, seed
     )
     attacker, rng = FloatModel(model), np.random.default_rng(seed)
     x_all, y_all = data.x_train.astype(np.float32), data.y_train
+    weights = None
+    if cfg.weigh_by is not None:
+        weights, _ = kamiran_calders(sensitive_groups(data, cfg.weigh_by, "adversarial"), y_all)
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(x_all))
         for i, start in enumerate(range(0, len(order), cfg.batch_size)):
@@ -377,7 +385,7 @@ def adversarial_fit(model, data: Dataset, box: Box, cfg: AdversarialConfig, seed
             hit = rng.random(len(rows)) < cfg.ratio
             if hit.any():
                 x[hit] = _attack(attacker, x[hit], y[hit], box, cfg, seed + epoch * 100_003 + i)
-            model.train_on_batch(x, label_array(y, binary))
+            model.train_on_batch(x, label_array(y, binary), sample_weight=None if weights is None else weights[rows])
 
 
 def robust_report(model, data: Dataset, box: Box, cfg: AdversarialConfig, rows: int = 500) -> dict:

@@ -106,7 +106,11 @@ def test_sdist_and_wheels_carry_profiles_and_suites(built):
         f"edge_opt/_builtin/benchmarks/{s}.yaml" for s in SUITES
     } | {f"edge_opt/_builtin/devices/{d}.yaml" for d in DEVICES}
     assert {f"devices/{d}.yaml" for d in DEVICES} <= members
-    assert PROFILES == ["cpu", "edgetpu", "gpu", "mobile"] and {"quick", "default"} <= set(SUITES)
+    assert PROFILES == ["cpu", "edgetpu", "gpu", "mobile", "mobile-fair"] and {
+        "quick",
+        "default",
+        "remediation",
+    } <= set(SUITES)
     assert {"edge_opt/schemas/results.schema.json", "edge_opt/schemas/report.schema.json"} <= names["wheel"]
 
 
