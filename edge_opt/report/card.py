@@ -124,12 +124,25 @@ def _performance(record: dict, checked: dict | None) -> dict:
 
 
 def _trust(checked: dict | None, kind: str) -> dict:
-    """The check's gate summary for the file (its deltas against the float model among them), or why none."""
+    """The check's gate summary for the file (its deltas against the float model among them), or
+    why none; for fairness also each column's gaps in the float model and their change in the file."""
     found = (checked or {}).get(kind)
     summary = ((checked or {}).get("summary") or {}).get(kind)
     if not isinstance(found, dict) or summary is None:
         return {"status": NOT_RUN, "why": _why_not(checked, kind)}
-    return {"status": "ok", "summary": summary}
+    out = {"status": "ok", "summary": summary}
+    if kind == "fairness" and "delta" in found:
+        out["columns"] = {
+            col: {
+                gap: {"float": (found["reference"]["columns"][col]["fairness"] or {}).get(gap), "delta": d}
+                for gap, d in (block.get("fairness") or {}).items()
+                if gap in ("demographic_parity_difference", "equalized_odds_difference")
+            }
+            for col, block in (found["delta"].get("columns") or {}).items()
+        }
+    if "against_own_float" in (checked or {}):
+        out["against_own_float"] = checked["against_own_float"].get(kind)
+    return out
 
 
 def _why_not(checked: dict | None, kind: str) -> str:
@@ -243,7 +256,20 @@ def _trust_lines(card: dict) -> list[str]:
             lines.append(f"- {NOT_RUN}: {section['why']}")
             continue
         lines += [f"- {k}: {_num(v)}" for k, v in section["summary"].items()]
+        for col, gaps in (section.get("columns") or {}).items():
+            lines += [
+                f"- {col}: {gap} {_num(v['float'])} in the float model, {v['delta']:+.4f} in this file"
+                for gap, v in gaps.items()
+                if v["float"] is not None
+            ]
+        if section.get("against_own_float"):
+            kept = ", ".join(f"{k} {_signed(v)}" for k, v in section["against_own_float"].items())
+            lines.append(f"- against the float model it was converted from: {kept}")
     return lines
+
+
+def _signed(value: float) -> str:
+    return f"{int(value):+d}" if float(value).is_integer() else f"{value:+.4f}"
 
 
 def _num(value: Any) -> str:

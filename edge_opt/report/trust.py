@@ -272,6 +272,37 @@ def _tradeoff_points(page: Page, task: str) -> list[dict[str, Any]]:
     return points
 
 
+def _float_point(page: Page, task: str) -> dict[str, Any] | None:
+    """The task's float model (every entry's reference) as a point of the trade-off charts."""
+    checks = (page.results.get("checks") or {}).get(task) or {}
+    fair = next(
+        (
+            e["fairness"]
+            for e in page.checked(task)
+            if isinstance(e.get("fairness"), dict) and "reference" in e["fairness"]
+        ),
+        None,
+    )
+    rob = (checks.get("robustness") or {}).get("float") or {}
+    pgd = (rob.get("curves") or {}).get("pgd") or {}
+    if fair is None and not pgd:
+        return None
+    gaps = [
+        (b.get("fairness") or {}).get("demographic_parity_difference")
+        for b in (fair or {}).get("reference", {}).get("columns", {}).values()
+    ]
+    gaps = [g for g in gaps if g is not None]
+    return {
+        "label": "float (unremediated)",
+        "float": True,
+        "accuracy": ((fair or {}).get("reference") or {}).get("overall", {}).get("accuracy"),
+        "parity": max(gaps) if gaps else None,
+        "clean": rob.get("clean_accuracy"),
+        "robust": pgd["accuracy"][-1] if pgd.get("accuracy") else None,
+        "epsilon": f"{pgd['epsilon'][-1]:g}" if pgd.get("epsilon") else None,
+    }
+
+
 def tradeoffs(page: Page, task: str) -> str:
     """Accuracy against the parity gap, and clean against attacked accuracy, across every checked
     candidate (``checks: candidates: all``): what each remediation bought and what it cost."""
@@ -281,6 +312,8 @@ def tradeoffs(page: Page, task: str) -> str:
         body = "<p>One file was checked. With <code>checks: candidates: all</code> every candidate (and the float "
         body += "model of each remediated one) is checked, and the trade-offs are drawn here.</p>"
         return section("trust-tradeoff", sid, title, body)
+    reference = _float_point(page, task)
+    points += [reference] if reference else []
     charts = []
     for x_key, y_key, x_label, y_label in (
         ("parity", "accuracy", "demographic-parity difference (largest over the columns)", "accuracy"),
@@ -298,6 +331,7 @@ def tradeoffs(page: Page, task: str) -> str:
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
         charts.append(page.charts.svg(fig, f"{y_label} against {x_label}"))
-    note = "<p>Squares: the float model a remediated file was converted from; the converted file beside it "
+    note = "<p>Squares: float models (the unremediated one, and the one each remediated file was converted "
+    note += "from); the converted file beside its float model "
     note += "shows what the conversion kept of the fix.</p>"
     return section("trust-tradeoff", sid, title, "".join(charts) + note)
