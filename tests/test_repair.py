@@ -216,20 +216,20 @@ def test_the_choice_among_candidates_weighs_size_then_latency():
     """The rule alone, on recorded trials (sizes in bytes, p50 in ms): within budget, the first that
     keeps both savings; else the fastest that keeps the size saving; else the smallest; else the
     one that lost least."""
-    from edge_opt.repair import Limits, RepairBudget, choose
+    from edge_opt.repair import Limits, RepairBudget, choose_trial
 
     budget, limits = RepairBudget(0.01), Limits(size=100, latency_ms=1.0, fp32_ms=2.0)
     first = _trial("as configured", 0.05, 60, 0.5)
     slow, big, slower = _trial("slow", 0.0, 90, 1.5), _trial("big", 0.0, 150, 0.4), _trial("slower", 0.0, 95, 1.9)
-    assert choose([_trial("as configured", 0.005, 60, 0.5), slow], budget, limits)[1] == "as configured"
-    chosen, why = choose([first, slower, big, slow], budget, limits)
+    assert choose_trial([_trial("as configured", 0.005, 60, 0.5), slow], budget, limits)[1] == "as configured"
+    chosen, why = choose_trial([first, slower, big, slow], budget, limits)
     assert chosen is slow and "fastest of those that kept the size saving" in why
     kept = _trial("kept", 0.008, 99, 0.9)
-    assert choose([first, slow, kept, big], budget, limits)[0] is kept
-    assert choose([first, big, _trial("bigger", 0.0, 200, 0.1)], budget, limits)[0] is big  # the smallest
+    assert choose_trial([first, slow, kept, big], budget, limits)[0] is kept
+    assert choose_trial([first, big, _trial("bigger", 0.0, 200, 0.1)], budget, limits)[0] is big  # the smallest
     worse = _trial("worse", 0.08, 50, 0.4)
-    assert choose([first, worse], budget, limits) == (first, "none within budget: the one that lost least")
-    assert choose([first, slow], budget, Limits(size=100))[0] is slow  # no latency known: size alone
+    assert choose_trial([first, worse], budget, limits) == (first, "none within budget: the one that lost least")
+    assert choose_trial([first, slow], budget, Limits(size=100))[0] is slow  # no latency known: size alone
 
 
 def test_pruning_backs_off_the_most_sensitive_layer_first(broken, tmp_path, adult_small):

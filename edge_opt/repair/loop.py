@@ -210,14 +210,14 @@ def repair(root: Artifact, steps: list[Step], budget: RepairBudget, r: Repairer)
     if trials[0].status == "ok" and not trials[0].within(budget):
         limits = _limits(root, trials[0], budget, r)
         ranked = _search(root, steps, budget, r, trials, limits)
-    chosen, why = choose(trials, budget, limits)
+    chosen, why = choose_trial(trials, budget, limits)
     seconds = time.perf_counter() - t0
     return RepairResult(
         pipeline_names(steps), budget, tuple(trials), chosen, seconds, ranked.layers, ranked.how, limits, why
     )
 
 
-def choose(trials: list[Trial], budget: RepairBudget, limits: Limits) -> tuple[Trial | None, str]:
+def choose_trial(trials: list[Trial], budget: RepairBudget, limits: Limits) -> tuple[Trial | None, str]:
     """The trial kept, and why."""
     within = [t for t in trials if t.within(budget)]
     if within and within[0] is trials[0]:
