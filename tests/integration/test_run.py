@@ -291,6 +291,10 @@ def test_lineage_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
     assert proc.returncode == 2 and "no artifacts/ folder" in proc.stderr
 
 
+def test_card_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
+    assert_clean_error(cli("card", str(tmp_path)), "no results.json here")
+
+
 def test_compare_runs_flags_a_slowdown_only_when_significant(quick_run, tmp_path):
     import shutil
 
