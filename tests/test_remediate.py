@@ -109,6 +109,23 @@ def test_adversarial_training_weighed_by_a_column_keeps_the_parity_fix(fitted, a
     assert weighed.manifest["notes"]["after"][key] > weighed.manifest["notes"]["before"][key] + 0.04
 
 
+def _optimize_with_slices(tiny_artifacts, adult_small, tmp_path, pipelines):
+    """``optimize`` of the tiny model with a cpu profile of ``pipelines`` and your own rows, their
+    ``slice_sex`` in --train: (the finished command, the out folder)."""
+    np.savez(
+        tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train, slice_sex=adult_small.slices_train["sex"]
+    )
+    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
+    profile.update(name="fix", pipelines=pipelines)
+    (tmp_path / "fix.yaml").write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    proc = cli(
+        "optimize", tiny_artifacts["keras"].model_path, "--target", tmp_path / "fix.yaml", "--out", out,
+        "--train", tmp_path / "train.npz", "--no-latency",
+    )  # fmt: skip
+    return proc, out
+
+
 @pytest.mark.parametrize(
     ("step", "fragment"),
     [
@@ -121,17 +138,7 @@ def test_adversarial_training_weighed_by_a_column_keeps_the_parity_fix(fitted, a
 )
 def test_bad_remediation_input_is_exit_2_before_any_training(tiny_artifacts, adult_small, tmp_path, step, fragment):
     """Through optimize with your own rows (``slice_sex`` in --train): one line, exit 2, nothing written."""
-    np.savez(
-        tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train, slice_sex=adult_small.slices_train["sex"]
-    )
-    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
-    profile.update(name="fix", pipelines=[[step, {"pass": "tflite"}]])
-    (tmp_path / "fix.yaml").write_text(yaml.safe_dump(profile))
-    out = tmp_path / "out"
-    proc = cli(
-        "optimize", tiny_artifacts["keras"].model_path, "--target", tmp_path / "fix.yaml", "--out", out,
-        "--train", tmp_path / "train.npz", "--no-latency",
-    )  # fmt: skip
+    proc, out = _optimize_with_slices(tiny_artifacts, adult_small, tmp_path, [[step, {"pass": "tflite"}]])
     assert_clean_error(proc, fragment)
     assert not (out / "summary.json").exists()
 
@@ -149,28 +156,16 @@ def test_a_model_without_probabilities_is_refused(tmp_path, adult_small):
 
 
 def test_remediated_pipelines_run_through_optimize_with_your_own_slices(tiny_artifacts, adult_small, tmp_path):
-    np.savez(
-        tmp_path / "train.npz", x=adult_small.x_train, y=adult_small.y_train, slice_sex=adult_small.slices_train["sex"]
-    )
-    profile = yaml.safe_load((ROOT / "targets" / "cpu.yaml").read_text())
     columns = {
         "Female": adult_small.feature_names.index("sex=Female"),
         "Male": adult_small.feature_names.index("sex=Male"),
     }
     thresholds = {"pass": "fair_thresholds", "column": "sex", "inputs": columns}
-    profile.update(
-        name="fix",
-        pipelines=[
-            [{"pass": "reweigh", "column": "sex", "epochs": 1}, {"pass": "tflite"}],
-            [thresholds, {"pass": "tflite"}],
-        ],
-    )
-    (tmp_path / "fix.yaml").write_text(yaml.safe_dump(profile))
-    out = tmp_path / "out"
-    proc = cli(
-        "optimize", tiny_artifacts["keras"].model_path, "--target", tmp_path / "fix.yaml", "--out", out,
-        "--train", tmp_path / "train.npz", "--no-latency",
-    )  # fmt: skip
+    pipelines = [
+        [{"pass": "reweigh", "column": "sex", "epochs": 1}, {"pass": "tflite"}],
+        [thresholds, {"pass": "tflite"}],
+    ]
+    proc, out = _optimize_with_slices(tiny_artifacts, adult_small, tmp_path, pipelines)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((out / "summary.json").read_text())["artifacts"]
     assert [r["status"] for r in rows] == ["ok", "ok"], rows

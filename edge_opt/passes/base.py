@@ -147,11 +147,14 @@ class Pass:
         is exit 2 at once."""
 
     def check(self, artifact: Artifact, cfg: PassConfig, ctx: PassContext) -> None:
-        """Raise UnsupportedTargetError (or ConfigError) when the pass cannot apply, before any work."""
+        """Raise UnsupportedTargetError (or ConfigError) when the pass cannot apply, before any work
+        (``preflight`` on the training data among it)."""
         if "data" in self.uses and ctx.data is None:
             raise UnsupportedTargetError(
                 f"pass '{self.name}' needs labelled training data, and no data was given (optimize: --train FILE)"
             )
+        if ctx.data is not None:
+            self.preflight(cfg, ctx.data)
 
     def build(self, parent: Artifact, cfg: PassConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         """Write the output model to ``model_path`` (other files beside it); facts go into ``notes``."""

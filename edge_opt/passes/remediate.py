@@ -113,10 +113,6 @@ class ReweighPass(Pass):
         if model is not None:
             classifier_head(model, self.name)
 
-    def check(self, artifact: Artifact, cfg: ReweighConfig, ctx: PassContext) -> None:
-        super().check(artifact, cfg, ctx)
-        self.preflight(cfg, ctx.data)
-
     def build(self, parent: Artifact, cfg: ReweighConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
         model = load_keras(parent.model_path, trust=ctx.trust_model)
@@ -182,10 +178,6 @@ class FairThresholdsPass(Pass):
             raise ConfigError(f"pass '{self.name}': fairlearn cannot relax equalized_odds; drop tolerance")
         groups = sensitive_groups(data, cfg.column, self.name, "val")
         group_columns(data, cfg, groups)
-
-    def check(self, artifact: Artifact, cfg: FairThresholdsConfig, ctx: PassContext) -> None:
-        super().check(artifact, cfg, ctx)
-        self.preflight(cfg, ctx.data)
 
     def build(
         self, parent: Artifact, cfg: FairThresholdsConfig, model_path: Path, ctx: PassContext, notes: dict
@@ -340,10 +332,6 @@ class AdversarialPass(Pass):
                 f"pass '{self.name}': epsilon {cfg.epsilon:g} is outside the features' range "
                 f"(the widest attackable feature spans {span:.3g} in {data.name})"
             )
-
-    def check(self, artifact: Artifact, cfg: AdversarialConfig, ctx: PassContext) -> None:
-        super().check(artifact, cfg, ctx)
-        self.preflight(cfg, ctx.data)
 
     def build(self, parent: Artifact, cfg: AdversarialConfig, model_path: Path, ctx: PassContext, notes: dict) -> None:
         data = ctx.data
